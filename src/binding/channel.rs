@@ -1,0 +1,296 @@
+//! `NativeFileChannel`: the protocol core's `Channel` as a JavaScript class. The public
+//! `FileChannel` (index.js) wraps it, turning payloads into JSON text and adding events.
+
+use super::bridge::{Bridge, DeliveryBatch, WaitMode};
+use super::convert::{invalid, parse_payload, parse_timeout, to_js_error, ChannelMessage, Code};
+use crate::protocol::channel::{self, Channel, Listening, Role};
+use crate::protocol::error::ChannelError;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+
+/// Options of a channel. Every field is optional; the defaults are the reference's.
+#[napi(object)]
+#[derive(Default)]
+pub struct ChannelOptions {
+    /// Messages kept in our outbox; older ones are dropped when it is full. Default 100.
+    pub max_messages: Option<u32>,
+    /// How long a send waits for the outbox lock before failing with `ELOCKED`. Default 500.
+    pub lock_timeout_ms: Option<u32>,
+    /// A lock file older than this is left by a dead writer and is taken over. Default 5000.
+    pub stale_lock_ms: Option<u32>,
+    /// An inbox larger than this is refused with `EFBIG` without being read. Default 64 MiB.
+    pub max_file_bytes: Option<f64>,
+    /// Watch the directory for changes (default `true`); `false` polls every `pollIntervalMs`.
+    pub watch: Option<bool>,
+    /// Polling period without a watcher, and the safety re-read period with one. Default 100.
+    pub poll_interval_ms: Option<u32>,
+    /// Messages kept for `recv()` when nobody takes them; beyond this the oldest are dropped
+    /// and reported with `ELOST`. Default 10000.
+    pub max_queued: Option<u32>,
+    /// Permission bits of files this channel creates. Default `0o600`.
+    pub mode: Option<u32>,
+    /// Permission bits of directories this channel creates. Default `0o700`.
+    pub dir_mode: Option<u32>,
+}
+
+impl ChannelOptions {
+    fn into_core(self) -> Result<channel::ChannelOptions, Code> {
+        let mut core = channel::ChannelOptions::default();
+        if let Some(max) = self.max_messages {
+            if max == 0 {
+                return Err(invalid("options.maxMessages must be at least 1"));
+            }
+            core.max_messages = max as usize;
+        }
+        if let Some(ms) = self.lock_timeout_ms {
+            core.lock_timeout = Duration::from_millis(ms.into());
+        }
+        if let Some(ms) = self.stale_lock_ms {
+            core.stale_lock = Duration::from_millis(ms.into());
+        }
+        if let Some(bytes) = self.max_file_bytes {
+            if !(bytes.is_finite() && bytes >= 2.0) {
+                return Err(invalid(format!("options.maxFileBytes must be a number >= 2, got {bytes}")));
+            }
+            core.max_file_bytes = bytes as u64;
+        }
+        if let Some(watch) = self.watch {
+            core.watch = watch;
+        }
+        if let Some(ms) = self.poll_interval_ms {
+            if ms == 0 {
+                return Err(invalid("options.pollIntervalMs must be at least 1"));
+            }
+            core.poll_interval = Duration::from_millis(ms.into());
+        }
+        if let Some(max) = self.max_queued {
+            core.max_queued = max.max(1) as usize;
+        }
+        for (value, target, name) in [
+            (self.mode, &mut core.file_mode, "options.mode"),
+            (self.dir_mode, &mut core.dir_mode, "options.dirMode"),
+        ] {
+            if let Some(mode) = value {
+                if mode > 0o777 {
+                    return Err(invalid(format!("{name} must be permission bits (0 to 0o777), got {mode:#o}")));
+                }
+                *target = mode;
+            }
+        }
+        Ok(core)
+    }
+}
+
+/// The native half of `FileChannel`. Payload arguments are JSON text; use `FileChannel`.
+#[napi]
+pub struct NativeFileChannel {
+    channel: Arc<Channel>,
+    bridge: Arc<Bridge>,
+}
+
+#[napi]
+impl NativeFileChannel {
+    /// Opens or creates the channel in `dir` as `role` (`"frontend"` or `"backend"`).
+    /// `onDelivery` receives messages for listeners and problems for `'error'`.
+    #[napi(
+        constructor,
+        ts_args_type = "dir: string, role: 'frontend' | 'backend', onDelivery: (batch: { messages: ChannelMessage[]; errors: Error[] }) => void, options?: ChannelOptions | undefined | null"
+    )]
+    pub fn new(
+        env: Env,
+        dir: String,
+        role: String,
+        on_delivery: Function<'_, DeliveryBatch, Unknown<'static>>,
+        options: Option<ChannelOptions>,
+    ) -> Result<Self, Code> {
+        let role = match role.as_str() {
+            "frontend" => Role::Frontend,
+            "backend" => Role::Backend,
+            other => return Err(invalid(format!("role must be \"frontend\" or \"backend\", got {other:?}"))),
+        };
+        if dir.is_empty() {
+            return Err(invalid("dir must be a non-empty path"));
+        }
+        let options = options.unwrap_or_default().into_core()?;
+        let channel = Channel::open(&PathBuf::from(dir), role, options).map_err(to_js_error)?;
+        let bridge = Arc::new(Bridge::default());
+        bridge
+            .connect(&env, on_delivery)
+            .map_err(|e| invalid(format!("onDelivery: {}", e.reason)))?;
+        channel.set_sink(bridge.clone());
+        Ok(NativeFileChannel { channel, bridge })
+    }
+
+    /// The channel directory, as given.
+    #[napi(getter)]
+    pub fn dir(&self) -> String {
+        self.channel.dir().to_string_lossy().into_owned()
+    }
+
+    /// `"frontend"` or `"backend"`.
+    #[napi(getter, ts_return_type = "'frontend' | 'backend'")]
+    pub fn role(&self) -> &'static str {
+        self.channel.role().as_str()
+    }
+
+    /// Whether `close()` was called.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.channel.is_closed()
+    }
+
+    /// Number of `waitResponse`/`request` promises not yet settled.
+    #[napi(getter)]
+    pub fn pending_waits(&self) -> u32 {
+        self.channel.pending_waits() as u32
+    }
+
+    /// Sends a request; returns its id.
+    #[napi]
+    pub fn send_request(&self, method: String, params_json: Option<String>) -> Result<String, Code> {
+        let params = parse_payload(params_json, "params")?;
+        self.channel.send_request(&method, params).map_err(to_js_error)
+    }
+
+    /// Sends the response to request `requestId`.
+    #[napi]
+    pub fn send_response(&self, request_id: String, result_json: Option<String>) -> Result<(), Code> {
+        let result = parse_payload(result_json, "result")?;
+        self.channel.send_response(&request_id, result).map_err(to_js_error)
+    }
+
+    /// Sends an error response to request `requestId`.
+    #[napi]
+    pub fn send_error(&self, request_id: String, message: String) -> Result<(), Code> {
+        self.channel.send_error(&request_id, &message).map_err(to_js_error)
+    }
+
+    /// Sends an event.
+    #[napi]
+    pub fn send_event(&self, name: String, payload_json: Option<String>) -> Result<(), Code> {
+        let payload = parse_payload(payload_json, "payload")?;
+        self.channel.send_event(&name, payload).map_err(to_js_error)
+    }
+
+    /// New messages not taken by a wait or a listener, oldest first, at most `max`.
+    #[napi]
+    pub fn recv(&self, max: Option<u32>) -> Result<Vec<ChannelMessage>, Code> {
+        let limit = max.map_or(usize::MAX, |m| m as usize);
+        let messages = self.channel.recv(limit).map_err(to_js_error)?;
+        Ok(messages.into_iter().map(ChannelMessage::from).collect())
+    }
+
+    /// Resolves with the response to `requestId` (an error response too), or rejects with
+    /// `ETIMEDOUT` after `timeoutMs` (default 30000).
+    #[napi(ts_return_type = "Promise<ChannelMessage>")]
+    pub fn wait_response(&self, env: Env, request_id: String, timeout_ms: Option<f64>) -> Result<Unknown<'_>, Code> {
+        let timeout = parse_timeout(timeout_ms, DEFAULT_TIMEOUT_MS, "timeoutMs")?;
+        self.start_wait(&env, WaitMode::Message, |channel| {
+            channel.wait_response(&request_id, timeout).map(|token| ((), token))
+        })
+        .map(|(promise, ())| promise)
+    }
+
+    /// Sends a request with its wait registered first. Returns `{ id, response }` where
+    /// `response` resolves with the result payload or rejects (`EREMOTE`, `ETIMEDOUT`, ...).
+    #[napi(ts_return_type = "{ id: string; response: Promise<any> }")]
+    pub fn begin_request(
+        &self,
+        env: Env,
+        method: String,
+        params_json: Option<String>,
+        timeout_ms: Option<f64>,
+    ) -> Result<Object<'_>, Code> {
+        let params = parse_payload(params_json, "params")?;
+        let timeout = parse_timeout(timeout_ms, DEFAULT_TIMEOUT_MS, "timeoutMs")?;
+        let (promise, id) = self.start_wait(&env, WaitMode::Payload, |channel| {
+            channel.begin_request(&method, params, timeout)
+        })?;
+        let mut result = Object::new(&env).map_err(|e| invalid(e.reason))?;
+        result.set("id", id).map_err(|e| invalid(e.reason))?;
+        result.set("response", promise).map_err(|e| invalid(e.reason))?;
+        Ok(result)
+    }
+
+    /// Rejects the pending waits for `requestId` with `code` and `message`; returns how many.
+    #[napi]
+    pub fn cancel_wait(&self, env: Env, request_id: String, code: String, message: String) -> u32 {
+        let tokens = self.channel.cancel_wait(&request_id);
+        for token in &tokens {
+            self.bridge.reject(env.raw(), *token, &code, &message);
+        }
+        tokens.len() as u32
+    }
+
+    /// Tells which kinds of message have listeners (they then bypass `recv()`) and whether
+    /// problems have an `'error'` listener.
+    #[napi]
+    pub fn set_listening(&self, env: Env, requests: bool, responses: bool, events: bool, errors: bool) -> Result<(), Code> {
+        let listening = Listening {
+            requests,
+            responses,
+            events,
+            errors,
+        };
+        self.channel.set_listening(listening).map_err(to_js_error)?;
+        self.bridge.set_listening(env.raw(), requests || responses || events || errors);
+        Ok(())
+    }
+
+    /// Keep the process alive while something waits or listens (the default).
+    #[napi(js_name = "ref")]
+    pub fn keep_alive(&self, env: Env) {
+        self.bridge.set_unref(env.raw(), false);
+    }
+
+    /// Let the process exit even while something waits or listens.
+    #[napi]
+    pub fn unref(&self, env: Env) {
+        self.bridge.set_unref(env.raw(), true);
+    }
+
+    /// Empties both message files (each under its writer's lock).
+    #[napi]
+    pub fn clear(&self) -> Result<(), Code> {
+        self.channel.clear().map_err(to_js_error)
+    }
+
+    /// Rejects pending waits with `ECLOSED`, stops watching and releases every native callback.
+    /// Idempotent.
+    #[napi]
+    pub fn close(&self, env: Env) {
+        let closed = ChannelError::Closed;
+        for token in self.channel.close() {
+            self.bridge.reject(env.raw(), token, closed.code(), &closed.to_string());
+        }
+        self.bridge.disconnect(env.raw());
+    }
+
+    fn start_wait<T>(
+        &self,
+        env: &Env,
+        mode: WaitMode,
+        register: impl FnOnce(&Arc<Channel>) -> crate::protocol::error::Result<(T, u64)>,
+    ) -> Result<(Unknown<'_>, T), Code> {
+        let (value, token) = register(&self.channel).map_err(to_js_error)?;
+        let promise = self.bridge.add_wait(env, token, mode).map_err(|e| {
+            self.channel.cancel_token(token);
+            invalid(e.reason)
+        })?;
+        let promise = unsafe { Unknown::from_napi_value(env.raw(), promise) }.map_err(|e| invalid(e.reason))?;
+        Ok((promise, value))
+    }
+}
+
+impl Drop for NativeFileChannel {
+    fn drop(&mut self) {
+        // Collected without close(): stop the dispatcher. Pending waits cannot be rejected
+        // here (no JS thread context), but none can exist: they keep the object reachable.
+        self.channel.close();
+    }
+}

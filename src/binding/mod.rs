@@ -1,0 +1,6 @@
+//! The Node-API layer: converts arguments, results and errors, and nothing else. All protocol
+//! behaviour lives in `crate::protocol`.
+
+mod bridge;
+mod channel;
+mod convert;

@@ -1,0 +1,643 @@
+//! One end of a channel: our outbox, the peer's outbox as our inbox, and the routing of every
+//! incoming message to exactly one place: the wait for it, else the listeners, else the queue
+//! that `recv()` drains.
+
+use super::error::{ChannelError, Result};
+use super::files::{create_new_with, stat, FileIdentity};
+use super::inbox::{InboxReader, ReadOutcome};
+use super::lock::LockTiming;
+use super::message::{depth, Message, MessageType, MAX_PAYLOAD_DEPTH};
+use super::outbox::{Outbox, OutboxSettings};
+use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub const BACKEND_OUTBOX: &str = "backend_to_frontend.json";
+pub const FRONTEND_OUTBOX: &str = "frontend_to_backend.json";
+pub const CHANNEL_INFO: &str = ".channel_info";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Frontend,
+    Backend,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Frontend => "frontend",
+            Role::Backend => "backend",
+        }
+    }
+
+    fn outbox_and_inbox(self) -> (&'static str, &'static str) {
+        match self {
+            Role::Frontend => (FRONTEND_OUTBOX, BACKEND_OUTBOX),
+            Role::Backend => (BACKEND_OUTBOX, FRONTEND_OUTBOX),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ChannelOptions {
+    pub max_messages: usize,
+    pub lock_timeout: Duration,
+    pub stale_lock: Duration,
+    pub max_file_bytes: u64,
+    /// Use change notifications; otherwise poll every `poll_interval`.
+    pub watch: bool,
+    /// Polling period without a watcher, and the safety re-read period with one.
+    pub poll_interval: Duration,
+    /// Messages kept for `recv()` before the oldest are dropped (and reported).
+    pub max_queued: usize,
+    pub file_mode: u32,
+    pub dir_mode: u32,
+}
+
+impl Default for ChannelOptions {
+    fn default() -> Self {
+        ChannelOptions {
+            max_messages: 100,
+            lock_timeout: Duration::from_millis(500),
+            stale_lock: Duration::from_millis(5000),
+            max_file_bytes: 64 << 20,
+            watch: true,
+            poll_interval: Duration::from_millis(100),
+            max_queued: 10_000,
+            file_mode: 0o600,
+            dir_mode: 0o700,
+        }
+    }
+}
+
+impl ChannelOptions {
+    fn outbox_settings(&self) -> OutboxSettings {
+        OutboxSettings {
+            max_messages: self.max_messages,
+            lock: LockTiming {
+                timeout: self.lock_timeout,
+                stale_after: self.stale_lock,
+            },
+            max_file_bytes: self.max_file_bytes,
+            file_mode: self.file_mode,
+        }
+    }
+}
+
+/// Which kinds of incoming message have listeners, and whether problems do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Listening {
+    pub requests: bool,
+    pub responses: bool,
+    pub events: bool,
+    pub errors: bool,
+}
+
+impl Listening {
+    fn wants(&self, kind: MessageType) -> bool {
+        match kind {
+            MessageType::Request => self.requests,
+            MessageType::Response => self.responses,
+            MessageType::Event => self.events,
+        }
+    }
+
+    fn any_messages(&self) -> bool {
+        self.requests || self.responses || self.events
+    }
+}
+
+/// What the channel hands to its owner (the JS binding) from whichever thread found it.
+#[derive(Debug)]
+pub enum Delivery {
+    Resolved { token: u64, message: Message },
+    Expired { token: u64, error: ChannelError },
+    Messages(Vec<Message>),
+    Problems(Vec<ChannelError>),
+}
+
+pub trait DeliverySink: Send + Sync {
+    /// Returns false once the receiving side is gone for good.
+    fn deliver(&self, batch: Vec<Delivery>) -> bool;
+}
+
+struct Waiter {
+    token: u64,
+    started: Instant,
+    deadline: Instant,
+}
+
+struct State {
+    reader: InboxReader,
+    queue: VecDeque<Message>,
+    waiters: HashMap<String, Vec<Waiter>>,
+    listening: Listening,
+    /// Problems found while nobody listens for them; `recv()` throws them one at a time.
+    problems: VecDeque<ChannelError>,
+    closed: bool,
+    dispatcher_running: bool,
+}
+
+pub struct Channel {
+    dir: PathBuf,
+    role: Role,
+    options: ChannelOptions,
+    outbox: Mutex<Outbox>,
+    inbox_path: PathBuf,
+    state: Mutex<State>,
+    wake: Mutex<Option<mpsc::Sender<()>>>,
+    sink: Mutex<Option<Arc<dyn DeliverySink>>>,
+    next_token: AtomicU64,
+}
+
+const MAX_PENDING_PROBLEMS: usize = 64;
+
+impl Channel {
+    /// Opens or creates the channel as the reference does: the directory, `.channel_info`, and
+    /// both message files as `[]` when missing.
+    pub fn open(dir: &Path, role: Role, options: ChannelOptions) -> Result<Arc<Channel>> {
+        if options.max_messages == 0 {
+            return Err(ChannelError::Invalid("maxMessages must be at least 1".into()));
+        }
+        create_channel_dir(dir, options.dir_mode)?;
+        let info = format!(
+            "{{\n  \"created\": {},\n  \"protocol\": \"file-ipc\",\n  \"version\": \"1.0\"\n}}",
+            super::message::now_ms()
+        );
+        create_if_missing(&dir.join(CHANNEL_INFO), info.as_bytes(), options.file_mode)?;
+        let (outbox_name, inbox_name) = role.outbox_and_inbox();
+        for name in [outbox_name, inbox_name] {
+            create_if_missing(&dir.join(name), b"[]", options.file_mode)?;
+        }
+        let inbox_path = dir.join(inbox_name);
+        let reader = InboxReader::new(inbox_path.clone(), options.max_file_bytes, options.max_messages);
+        Ok(Arc::new(Channel {
+            dir: dir.to_path_buf(),
+            role,
+            outbox: Mutex::new(Outbox::new(dir.join(outbox_name), options.outbox_settings())),
+            inbox_path,
+            options,
+            state: Mutex::new(State {
+                reader,
+                queue: VecDeque::new(),
+                waiters: HashMap::new(),
+                listening: Listening::default(),
+                problems: VecDeque::new(),
+                closed: false,
+                dispatcher_running: false,
+            }),
+            wake: Mutex::new(None),
+            sink: Mutex::new(None),
+            next_token: AtomicU64::new(1),
+        }))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn inbox_path(&self) -> &Path {
+        &self.inbox_path
+    }
+
+    pub fn set_sink(&self, sink: Arc<dyn DeliverySink>) {
+        *lock(&self.sink) = Some(sink);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        lock(&self.state).closed
+    }
+
+    // ---- sending ----
+
+    pub fn send(&self, message: &Message) -> Result<()> {
+        self.check_open()?;
+        if depth(&message.payload) > MAX_PAYLOAD_DEPTH {
+            return Err(ChannelError::Invalid(format!(
+                "payload is nested deeper than {MAX_PAYLOAD_DEPTH} levels, which the reference reader cannot read"
+            )));
+        }
+        lock(&self.outbox).append(&[message]).map(|_| ())
+    }
+
+    pub fn send_request(&self, method: &str, params: Value) -> Result<String> {
+        let message = Message::request(method, params);
+        self.send(&message)?;
+        Ok(message.id)
+    }
+
+    pub fn send_response(&self, request_id: &str, result: Value) -> Result<()> {
+        self.send(&Message::response(request_id, result))
+    }
+
+    pub fn send_error(&self, request_id: &str, error: &str) -> Result<()> {
+        self.send(&Message::error_response(request_id, error))
+    }
+
+    pub fn send_event(&self, name: &str, payload: Value) -> Result<()> {
+        self.send(&Message::event(name, payload))
+    }
+
+    /// Empties both files. Unlike the reference, each under its writer's lock and by rename.
+    pub fn clear(&self) -> Result<()> {
+        self.check_open()?;
+        lock(&self.outbox).clear()?;
+        Outbox::new(self.inbox_path.clone(), self.options.outbox_settings()).clear()?;
+        let mut state = lock(&self.state);
+        state.queue.clear();
+        let outcome = state.reader.read_new();
+        drop(state);
+        drop(outcome);
+        Ok(())
+    }
+
+    // ---- receiving ----
+
+    /// New messages not claimed by a wait or the listeners. A pending problem (a malformed
+    /// inbox, loss) is returned first, once; the messages stay queued for the next call.
+    pub fn recv(&self, limit: usize) -> Result<Vec<Message>> {
+        let mut state = self.lock_open()?;
+        let mut deliveries = Vec::new();
+        let outcome = state.reader.read_new();
+        self.route(&mut state, outcome, &mut deliveries);
+        let result = match state.problems.pop_front() {
+            Some(problem) => Err(problem),
+            None => {
+                let take = limit.min(state.queue.len());
+                Ok(state.queue.drain(..take).collect())
+            }
+        };
+        drop(state);
+        self.dispatch(deliveries);
+        result
+    }
+
+    /// Registers a wait for the response to `request_id`; the response is delivered as
+    /// `Delivery::Resolved` with the returned token, or `Expired` after `timeout`.
+    pub fn wait_response(self: &Arc<Self>, request_id: &str, timeout: Duration) -> Result<u64> {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.lock_open()?;
+        let mut deliveries = Vec::new();
+        let queued = state
+            .queue
+            .iter()
+            .position(|m| m.kind == MessageType::Response && m.reply_to.as_deref() == Some(request_id));
+        match queued.and_then(|index| state.queue.remove(index)) {
+            Some(message) => deliveries.push(Delivery::Resolved { token, message }),
+            None => {
+                let started = Instant::now();
+                let waiter = Waiter {
+                    token,
+                    started,
+                    deadline: started + timeout,
+                };
+                state.waiters.entry(request_id.to_owned()).or_default().push(waiter);
+                let outcome = state.reader.read_new();
+                self.route(&mut state, outcome, &mut deliveries);
+            }
+        }
+        drop(state);
+        self.dispatch(deliveries);
+        self.ensure_dispatcher();
+        Ok(token)
+    }
+
+    /// Sends a request with its wait already registered, so no listener can take the response.
+    pub fn begin_request(
+        self: &Arc<Self>,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<(String, u64)> {
+        let message = Message::request(method, params);
+        let token = self.wait_response(&message.id, timeout)?;
+        if let Err(error) = self.send(&message) {
+            self.cancel_token(token);
+            return Err(error);
+        }
+        Ok((message.id, token))
+    }
+
+    /// Drops the waits for `request_id`; returns their tokens.
+    pub fn cancel_wait(&self, request_id: &str) -> Vec<u64> {
+        let mut state = lock(&self.state);
+        let removed = state.waiters.remove(request_id).unwrap_or_default();
+        removed.into_iter().map(|w| w.token).collect()
+    }
+
+    pub fn cancel_token(&self, token: u64) -> bool {
+        let mut state = lock(&self.state);
+        let mut found = false;
+        state.waiters.retain(|_, waiters| {
+            waiters.retain(|w| {
+                let matches = w.token == token;
+                found |= matches;
+                !matches
+            });
+            !waiters.is_empty()
+        });
+        found
+    }
+
+    pub fn pending_waits(&self) -> usize {
+        lock(&self.state).waiters.values().map(Vec::len).sum()
+    }
+
+    /// Says which listeners exist. Queued messages the new listeners want are handed to them.
+    pub fn set_listening(self: &Arc<Self>, listening: Listening) -> Result<()> {
+        let mut state = self.lock_open()?;
+        state.listening = listening;
+        let mut deliveries = Vec::new();
+        let (wanted, kept): (VecDeque<Message>, VecDeque<Message>) =
+            state.queue.drain(..).partition(|m| listening.wants(m.kind));
+        state.queue = kept;
+        if !wanted.is_empty() {
+            deliveries.push(Delivery::Messages(wanted.into()));
+        }
+        if listening.errors && !state.problems.is_empty() {
+            deliveries.push(Delivery::Problems(state.problems.drain(..).collect()));
+        }
+        drop(state);
+        self.dispatch(deliveries);
+        self.ensure_dispatcher();
+        Ok(())
+    }
+
+    /// Reads the inbox now and delivers what is new (the dispatcher does this on every change).
+    pub fn poll(&self) -> Result<()> {
+        let mut state = self.lock_open()?;
+        let mut deliveries = Vec::new();
+        let outcome = state.reader.read_new();
+        self.route(&mut state, outcome, &mut deliveries);
+        drop(state);
+        self.dispatch(deliveries);
+        Ok(())
+    }
+
+    /// Closes the channel: returns the tokens of the waits still pending, which the owner rejects.
+    pub fn close(&self) -> Vec<u64> {
+        let mut state = lock(&self.state);
+        if state.closed {
+            return Vec::new();
+        }
+        state.closed = true;
+        state.queue.clear();
+        let tokens = state.waiters.drain().flat_map(|(_, ws)| ws).map(|w| w.token).collect();
+        drop(state);
+        if let Some(wake) = lock(&self.wake).take() {
+            let _ = wake.send(());
+        }
+        lock(&self.sink).take();
+        tokens
+    }
+
+    // ---- internals ----
+
+    fn check_open(&self) -> Result<()> {
+        self.lock_open().map(|_| ())
+    }
+
+    fn lock_open(&self) -> Result<MutexGuard<'_, State>> {
+        let state = lock(&self.state);
+        if state.closed {
+            return Err(ChannelError::Closed);
+        }
+        Ok(state)
+    }
+
+    fn route(&self, state: &mut State, outcome: ReadOutcome, deliveries: &mut Vec<Delivery>) {
+        let mut for_listeners = Vec::new();
+        let mut dropped = 0u64;
+        for message in outcome.messages {
+            if message.kind == MessageType::Response {
+                let waiters = message.reply_to.as_ref().and_then(|id| state.waiters.remove(id));
+                if let Some(mut waiters) = waiters {
+                    let last = waiters.pop().expect("waiter lists are never empty");
+                    for waiter in waiters {
+                        let message = message.clone();
+                        deliveries.push(Delivery::Resolved { token: waiter.token, message });
+                    }
+                    deliveries.push(Delivery::Resolved { token: last.token, message });
+                    continue;
+                }
+            }
+            if state.listening.wants(message.kind) {
+                for_listeners.push(message);
+            } else {
+                state.queue.push_back(message);
+                if state.queue.len() > self.options.max_queued {
+                    state.queue.pop_front();
+                    dropped += 1;
+                }
+            }
+        }
+        if !for_listeners.is_empty() {
+            deliveries.push(Delivery::Messages(for_listeners));
+        }
+        let mut problems = outcome.problems;
+        if dropped > 0 {
+            problems.push(ChannelError::QueueOverflow {
+                count: dropped,
+                limit: self.options.max_queued,
+            });
+        }
+        self.report(state, problems, deliveries);
+    }
+
+    fn report(&self, state: &mut State, problems: Vec<ChannelError>, deliveries: &mut Vec<Delivery>) {
+        if problems.is_empty() {
+            return;
+        }
+        if state.listening.errors {
+            deliveries.push(Delivery::Problems(problems));
+        } else {
+            state.problems.extend(problems);
+            let excess = state.problems.len().saturating_sub(MAX_PENDING_PROBLEMS);
+            state.problems.drain(..excess);
+        }
+    }
+
+    fn dispatch(&self, deliveries: Vec<Delivery>) {
+        if deliveries.is_empty() {
+            return;
+        }
+        let sink = lock(&self.sink).clone();
+        if let Some(sink) = sink {
+            if !sink.deliver(deliveries) {
+                self.close();
+            }
+        }
+    }
+
+    /// One round of the dispatcher: read, route, expire. Returns the next deadline and whether
+    /// the dispatcher is still needed (if not, it is marked stopped under the same lock).
+    fn tick(&self, deliveries: &mut Vec<Delivery>) -> (bool, Option<Instant>) {
+        let mut state = lock(&self.state);
+        if state.closed {
+            state.dispatcher_running = false;
+            return (false, None);
+        }
+        let outcome = state.reader.read_new();
+        self.route(&mut state, outcome, deliveries);
+        let now = Instant::now();
+        let mut next_deadline: Option<Instant> = None;
+        state.waiters.retain(|request_id, waiters| {
+            waiters.retain(|w| {
+                if w.deadline <= now {
+                    let error = ChannelError::Timeout {
+                        request_id: request_id.clone(),
+                        waited_ms: (now - w.started).as_millis() as u64,
+                    };
+                    deliveries.push(Delivery::Expired { token: w.token, error });
+                    false
+                } else {
+                    next_deadline = Some(next_deadline.map_or(w.deadline, |d| d.min(w.deadline)));
+                    true
+                }
+            });
+            !waiters.is_empty()
+        });
+        let needed = !state.waiters.is_empty() || state.listening.any_messages() || state.listening.errors;
+        if !needed {
+            state.dispatcher_running = false;
+        }
+        (needed, next_deadline)
+    }
+
+    fn ensure_dispatcher(self: &Arc<Self>) {
+        let mut state = lock(&self.state);
+        let needed = !state.waiters.is_empty() || state.listening.any_messages() || state.listening.errors;
+        if state.closed || state.dispatcher_running || !needed {
+            return;
+        }
+        state.dispatcher_running = true;
+        let (wake_tx, wake_rx) = mpsc::channel();
+        *lock(&self.wake) = Some(wake_tx.clone());
+        drop(state);
+        let channel = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("ipckit-dispatch".into())
+            .spawn(move || channel.run_dispatcher(wake_tx, wake_rx));
+        if spawned.is_err() {
+            lock(&self.state).dispatcher_running = false;
+        }
+    }
+
+    fn run_dispatcher(self: Arc<Self>, wake_tx: mpsc::Sender<()>, wake_rx: mpsc::Receiver<()>) {
+        let mut watch = DirWatch::default();
+        if self.options.watch {
+            if let Err(reason) = watch.start(&self.dir, &self.inbox_path, &wake_tx) {
+                let problem = ChannelError::Watch {
+                    dir: self.dir.clone(),
+                    reason,
+                    poll_ms: self.options.poll_interval.as_millis() as u64,
+                };
+                let mut deliveries = Vec::new();
+                let mut state = lock(&self.state);
+                self.report(&mut state, vec![problem], &mut deliveries);
+                drop(state);
+                self.dispatch(deliveries);
+            }
+        }
+        loop {
+            let mut deliveries = Vec::new();
+            let (needed, next_deadline) = self.tick(&mut deliveries);
+            self.dispatch(deliveries);
+            if !needed {
+                return;
+            }
+            let now = Instant::now();
+            let wait = next_deadline
+                .map_or(self.options.poll_interval, |d| d.saturating_duration_since(now))
+                .min(self.options.poll_interval);
+            match wake_rx.recv_timeout(wait) {
+                Ok(()) => while wake_rx.try_recv().is_ok() {},
+                Err(RecvTimeoutError::Timeout) => {
+                    // The watch dies with its directory; re-arm it when the directory is back.
+                    if self.options.watch && watch.is_stale(&self.dir) {
+                        let _ = watch.start(&self.dir, &self.inbox_path, &wake_tx);
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+}
+
+/// A watch on the channel directory (the files themselves are replaced by rename, so watching
+/// them would lose track after the first write). Events are only hints to re-read the inbox.
+#[derive(Default)]
+struct DirWatch {
+    watcher: Option<notify::RecommendedWatcher>,
+    dir_identity: Option<FileIdentity>,
+}
+
+impl DirWatch {
+    fn start(&mut self, dir: &Path, inbox: &Path, wake: &mpsc::Sender<()>) -> std::result::Result<(), String> {
+        use notify::{RecursiveMode, Watcher};
+        self.watcher = None;
+        self.dir_identity = stat(dir).ok().flatten().map(|identity| identity.without_times());
+        let inbox_name = inbox.file_name().map(|n| n.to_os_string());
+        let wake = wake.clone();
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let relevant = match &event {
+                Ok(event) => {
+                    event.need_rescan()
+                        || event.paths.is_empty()
+                        || event.paths.iter().any(|p| p.file_name().map(|n| n.to_os_string()) == inbox_name)
+                }
+                Err(_) => true,
+            };
+            if relevant {
+                let _ = wake.send(());
+            }
+        })
+        .map_err(|e| e.to_string())?;
+        watcher
+            .watch(dir, RecursiveMode::NonRecursive)
+            .map_err(|e| e.to_string())?;
+        self.watcher = Some(watcher);
+        Ok(())
+    }
+
+    fn is_stale(&self, dir: &Path) -> bool {
+        let current = stat(dir).ok().flatten().map(|identity| identity.without_times());
+        current.is_some() && (self.watcher.is_none() || current != self.dir_identity)
+    }
+}
+
+fn create_channel_dir(dir: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .map_err(|e| ChannelError::io("creating directory", dir, e))?;
+    if !dir.is_dir() {
+        let not_dir = io::Error::from_raw_os_error(libc::ENOTDIR);
+        return Err(ChannelError::io("opening channel", dir, not_dir));
+    }
+    Ok(())
+}
+
+fn create_if_missing(path: &Path, content: &[u8], mode: u32) -> Result<()> {
+    match create_new_with(path, content, mode) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(ChannelError::io("creating", path, e)),
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind, still usable.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,170 @@
+//! Errors of the file-channel core. Each variant maps to a stable `code` that the binding exposes
+//! to JavaScript unchanged, and each message names the file or argument at fault.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Every failure of the protocol core.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("timed out after {waited_ms} ms waiting for the response to request {request_id}")]
+    Timeout { request_id: String, waited_ms: u64 },
+
+    #[error(
+        "lock {} is held by {} (waited {waited_ms} ms); it is taken over once older than the stale-lock age",
+        path.display(),
+        holder_text(*holder)
+    )]
+    Locked {
+        path: PathBuf,
+        holder: Option<u32>,
+        waited_ms: u64,
+    },
+
+    #[error("lock {} cannot be used: {reason}", path.display())]
+    BadLock { path: PathBuf, reason: String },
+
+    #[error("{}: {reason}", path.display())]
+    BadFile { path: PathBuf, reason: String },
+
+    #[error("{}: message {index}{}: {reason}", path.display(), id_text(id))]
+    BadMessage {
+        path: PathBuf,
+        index: usize,
+        id: Option<String>,
+        reason: String,
+    },
+
+    #[error("{}: {size} bytes is larger than the {limit}-byte limit (maxFileBytes)", path.display())]
+    TooLarge { path: PathBuf, size: u64, limit: u64 },
+
+    #[error("{}: {}", path.display(), lost_text(*count))]
+    Lost { path: PathBuf, count: Option<u64> },
+
+    #[error("cannot watch {} for changes ({reason}); polling every {poll_ms} ms instead", dir.display())]
+    Watch {
+        dir: PathBuf,
+        reason: String,
+        poll_ms: u64,
+    },
+
+    #[error("{count} queued messages were dropped: more than {limit} were waiting for recv() (maxQueued)")]
+    QueueOverflow { count: u64, limit: usize },
+
+    #[error("the channel is closed")]
+    Closed,
+
+    #[error("{0}")]
+    Invalid(String),
+
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn holder_text(holder: Option<u32>) -> String {
+    match holder {
+        Some(pid) => format!("process {pid}"),
+        None => "an unknown process".to_string(),
+    }
+}
+
+fn id_text(id: &Option<String>) -> String {
+    match id {
+        Some(id) => format!(" (id {id})"),
+        None => String::new(),
+    }
+}
+
+fn lost_text(count: Option<u64>) -> String {
+    match count {
+        Some(1) => "1 message was dropped by the writer's cap before it was read".to_string(),
+        Some(n) => format!("{n} messages were dropped by the writer's cap before they were read"),
+        None => "messages were dropped by the writer's cap before they were read".to_string(),
+    }
+}
+
+impl ChannelError {
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        ChannelError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The stable code JavaScript sees as `error.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChannelError::Timeout { .. } => "ETIMEDOUT",
+            ChannelError::Locked { .. } | ChannelError::BadLock { .. } => "ELOCKED",
+            ChannelError::BadFile { .. } | ChannelError::BadMessage { .. } => "EBADMSG",
+            ChannelError::TooLarge { .. } => "EFBIG",
+            ChannelError::Lost { .. } | ChannelError::QueueOverflow { .. } => "ELOST",
+            ChannelError::Watch { .. } => "EWATCH",
+            ChannelError::Closed => "ECLOSED",
+            ChannelError::Invalid(_) => "EINVAL",
+            ChannelError::Io { source, .. } => io_code(source),
+        }
+    }
+}
+
+/// The POSIX name of an I/O error, as Node's own `fs` errors carry it.
+pub fn io_code(error: &io::Error) -> &'static str {
+    match error.raw_os_error() {
+        Some(libc::ENOENT) => "ENOENT",
+        Some(libc::EACCES) => "EACCES",
+        Some(libc::EPERM) => "EPERM",
+        Some(libc::ENOTDIR) => "ENOTDIR",
+        Some(libc::EISDIR) => "EISDIR",
+        Some(libc::EEXIST) => "EEXIST",
+        Some(libc::ENOSPC) => "ENOSPC",
+        Some(libc::EROFS) => "EROFS",
+        Some(libc::EBUSY) => "EBUSY",
+        Some(libc::ELOOP) => "ELOOP",
+        Some(libc::EMFILE) => "EMFILE",
+        Some(libc::ENAMETOOLONG) => "ENAMETOOLONG",
+        _ => match error.kind() {
+            io::ErrorKind::NotFound => "ENOENT",
+            io::ErrorKind::PermissionDenied => "EACCES",
+            io::ErrorKind::AlreadyExists => "EEXIST",
+            io::ErrorKind::TimedOut => "ETIMEDOUT",
+            _ => "EIO",
+        },
+    }
+}
+
+pub type Result<T, E = ChannelError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_carry_posix_codes_and_the_path() {
+        let error = ChannelError::io(
+            "reading",
+            "/x/inbox.json",
+            io::Error::from_raw_os_error(libc::ENOTDIR),
+        );
+        assert_eq!(error.code(), "ENOTDIR");
+        assert!(error.to_string().starts_with("reading /x/inbox.json: "));
+    }
+
+    #[test]
+    fn locked_names_the_lock_file_and_the_holder() {
+        let error = ChannelError::Locked {
+            path: "/c/frontend_to_backend.lock".into(),
+            holder: Some(4242),
+            waited_ms: 500,
+        };
+        assert_eq!(error.code(), "ELOCKED");
+        let text = error.to_string();
+        assert!(text.contains("/c/frontend_to_backend.lock"), "{text}");
+        assert!(text.contains("process 4242"), "{text}");
+    }
+}

@@ -1,0 +1,354 @@
+//! The message record and its exact on-disk form.
+//!
+//! The reference writer is `serde_json::to_string_pretty(&Vec<FileMessage>)`. We reproduce it by
+//! serializing each message once, at the indentation it has inside the array, and joining those
+//! texts; the cached text of a message is then reused for every later rewrite of the outbox.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Deepest payload nesting the reference reader can still parse inside a message file: its
+/// `serde_json` stops at 128 levels, and the array and the message object take two of them.
+pub const MAX_PAYLOAD_DEPTH: usize = 125;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageType {
+    Request,
+    Response,
+    Event,
+}
+
+impl MessageType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageType::Request => "request",
+            MessageType::Response => "response",
+            MessageType::Event => "event",
+        }
+    }
+}
+
+/// One message, with its fields in on-disk order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: String,
+    pub timestamp: u64,
+    #[serde(rename = "type")]
+    pub kind: MessageType,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reply_to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub method: Option<String>,
+    pub payload: Value,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+}
+
+impl Message {
+    fn new(kind: MessageType, method: Option<&str>, reply_to: Option<&str>, payload: Value) -> Self {
+        Message {
+            id: uuid::Uuid::new_v4().to_string(),
+            timestamp: now_ms(),
+            kind,
+            reply_to: reply_to.map(str::to_owned),
+            method: method.map(str::to_owned),
+            payload,
+            error: None,
+        }
+    }
+
+    pub fn request(method: &str, params: Value) -> Self {
+        Self::new(MessageType::Request, Some(method), None, params)
+    }
+
+    pub fn response(request_id: &str, result: Value) -> Self {
+        Self::new(MessageType::Response, None, Some(request_id), result)
+    }
+
+    pub fn error_response(request_id: &str, error: &str) -> Self {
+        let mut message = Self::new(MessageType::Response, None, Some(request_id), Value::Null);
+        message.error = Some(error.to_owned());
+        message
+    }
+
+    pub fn event(name: &str, payload: Value) -> Self {
+        Self::new(MessageType::Event, Some(name), None, payload)
+    }
+
+    /// The message as it appears inside a pretty-printed array: indented by one level, without
+    /// the surrounding brackets and separators.
+    pub fn encode(&self) -> String {
+        let array = serde_json::to_string_pretty(std::slice::from_ref(self))
+            .expect("a Message always serializes: its payload is a Value");
+        strip_array_brackets(array)
+    }
+}
+
+/// A JSON value pretty-printed at array-element indentation (used for entries we keep but cannot
+/// read as messages, so that rewriting the file never destroys them).
+pub fn encode_value(value: &Value) -> String {
+    let array = serde_json::to_string_pretty(std::slice::from_ref(value))
+        .expect("a Value always serializes");
+    strip_array_brackets(array)
+}
+
+fn strip_array_brackets(mut array: String) -> String {
+    // "[\n" + element + "\n]"
+    array.truncate(array.len() - 2);
+    array.split_off(2)
+}
+
+/// Joins element texts from [`Message::encode`] into the exact file content.
+pub fn encode_file<'a>(entries: impl IntoIterator<Item = &'a str>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4096);
+    out.push(b'[');
+    let mut empty = true;
+    for entry in entries {
+        out.extend_from_slice(if empty { b"\n" } else { b",\n" });
+        out.extend_from_slice(entry.as_bytes());
+        empty = false;
+    }
+    if !empty {
+        out.push(b'\n');
+    }
+    out.push(b']');
+    out
+}
+
+/// One element of a message file as read from disk.
+#[derive(Debug)]
+pub enum Entry {
+    Valid(Message),
+    /// An element that is JSON but not a message the reference would accept.
+    Invalid {
+        id: Option<String>,
+        reason: String,
+        value: Option<Value>,
+    },
+}
+
+/// Splits a message file into its elements. `Err` when the file as a whole is not a JSON array.
+/// An empty or all-whitespace file counts as `[]`, as the reference reads it.
+pub fn decode_file(bytes: &[u8]) -> Result<Vec<Entry>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not valid UTF-8 ({e})"))?;
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let elements: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| {
+        if text.trim_start().starts_with('[') {
+            format!("not a valid JSON array ({e})")
+        } else {
+            format!("not a JSON array ({e})")
+        }
+    })?;
+    Ok(elements.into_iter().map(decode_entry).collect())
+}
+
+fn decode_entry(raw: &RawValue) -> Entry {
+    match serde_json::from_str::<Message>(raw.get()) {
+        Ok(message) if depth(&message.payload) > MAX_PAYLOAD_DEPTH => Entry::Invalid {
+            id: Some(message.id),
+            reason: format!("payload nested deeper than {MAX_PAYLOAD_DEPTH} levels"),
+            value: None,
+        },
+        Ok(message) => Entry::Valid(message),
+        Err(error) => {
+            let value = serde_json::from_str::<Value>(raw.get()).ok();
+            let id = value
+                .as_ref()
+                .and_then(|v| v.get("id"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            Entry::Invalid {
+                id,
+                reason: describe_entry_error(&error, value.as_ref()),
+                value,
+            }
+        }
+    }
+}
+
+fn describe_entry_error(error: &serde_json::Error, value: Option<&Value>) -> String {
+    let Some(value) = value else {
+        return format!("unreadable ({error})");
+    };
+    let Some(object) = value.as_object() else {
+        return "not a JSON object".to_string();
+    };
+    for field in ["id", "timestamp", "type", "payload"] {
+        if !object.contains_key(field) {
+            return format!("missing field `{field}`");
+        }
+    }
+    // serde's text names the field and the expectation; the position is meaningless here.
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(cut) => text[..cut].to_string(),
+        None => text,
+    }
+}
+
+/// Nesting depth of a JSON value: scalars are 0, `[]` and `{}` are 1.
+pub fn depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn reference_of(message: &Message) -> ipckit::FileMessage {
+        serde_json::from_str(&serde_json::to_string(message).unwrap()).unwrap()
+    }
+
+    fn assert_same_bytes_as_reference(messages: &[Message]) {
+        let ours = encode_file(messages.iter().map(|m| m.encode()).collect::<Vec<_>>().iter().map(String::as_str));
+        let theirs: Vec<ipckit::FileMessage> = messages.iter().map(reference_of).collect();
+        let theirs = serde_json::to_string_pretty(&theirs).unwrap();
+        assert_eq!(String::from_utf8(ours).unwrap(), theirs);
+    }
+
+    #[test]
+    fn empty_file_is_two_brackets() {
+        assert_eq!(encode_file(std::iter::empty()), b"[]");
+        assert_same_bytes_as_reference(&[]);
+    }
+
+    #[test]
+    fn bytes_match_reference_for_plain_payloads() {
+        let mut request = Message::request("ping", json!({"b": "x", "a": 1}));
+        request.id = "7b050898-0934-40e7-92b5-f2c4cc9805ed".into();
+        request.timestamp = 1795551882081;
+        let text = String::from_utf8(encode_file([request.encode().as_str()])).unwrap();
+        assert_eq!(text.len(), 190, "the example of PROTOCOL.md is 190 bytes");
+        assert!(text.contains("\"a\": 1,\n      \"b\": \"x\""));
+        assert_same_bytes_as_reference(&[
+            request,
+            Message::response("abc", json!(true)),
+            Message::error_response("abc", "it broke"),
+            Message::event("tick", Value::Null),
+        ]);
+    }
+
+    #[test]
+    fn bytes_match_reference_for_unicode() {
+        assert_same_bytes_as_reference(&[Message::event(
+            "名前",
+            json!({"text": "héllo ✓ 🚀 \u{0001}\u{001f}\t\n\r\"\\ \u{2028}", "κλειδί": "値"}),
+        )]);
+    }
+
+    #[test]
+    fn bytes_match_reference_for_nested_payloads() {
+        let mut deep = json!("leaf");
+        for level in 0..40 {
+            deep = if level % 2 == 0 { json!([deep, {}]) } else { json!({"z": deep, "a": []}) };
+        }
+        assert_same_bytes_as_reference(&[Message::request("nest", deep)]);
+    }
+
+    #[test]
+    fn bytes_match_reference_for_big_integers_and_floats() {
+        assert_same_bytes_as_reference(&[Message::request(
+            "numbers",
+            json!({
+                "max_u64": u64::MAX, "min_i64": i64::MIN, "max_i64": i64::MAX,
+                "floats": [0.1, 1e308, 1e-7, -0.0, 123.456, 5e-324, 1.7976931348623157e308, 2.5e15, 1e21]
+            }),
+        )]);
+    }
+
+    #[test]
+    fn reads_what_the_reference_writes_including_extras_and_nulls() {
+        let file = br#"[
+  {"id": "a", "timestamp": 1, "type": "request", "method": "m", "payload": {}, "extra": [1, 2]},
+  {"id": "b", "timestamp": 2, "type": "response", "reply_to": "a", "method": null, "payload": null, "error": null}
+]"#;
+        let entries = decode_file(file).unwrap();
+        match &entries[..] {
+            [Entry::Valid(a), Entry::Valid(b)] => {
+                assert_eq!(a.method.as_deref(), Some("m"));
+                assert_eq!(b.reply_to.as_deref(), Some("a"));
+                assert_eq!(b.error, None);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bad_element_is_isolated_and_described() {
+        let file = br#"[
+  {"id": "a", "timestamp": 1, "type": "request", "payload": 1},
+  {"id": "b", "timestamp": 2, "type": "Request", "payload": 1},
+  {"id": "c", "timestamp": 3, "type": "event"},
+  {"id": "d", "timestamp": -4, "type": "event", "payload": 1},
+  7,
+  {"id": "e", "timestamp": 5, "type": "event", "payload": 1}
+]"#;
+        let entries = decode_file(file).unwrap();
+        let reasons: Vec<String> = entries
+            .iter()
+            .map(|entry| match entry {
+                Entry::Valid(m) => format!("ok {}", m.id),
+                Entry::Invalid { id, reason, .. } => format!("bad {id:?} {reason}"),
+            })
+            .collect();
+        assert_eq!(reasons[0], "ok a");
+        assert!(reasons[1].starts_with("bad Some(\"b\") unknown variant `Request`"), "{}", reasons[1]);
+        assert_eq!(reasons[2], "bad Some(\"c\") missing field `payload`");
+        assert!(reasons[3].starts_with("bad Some(\"d\") invalid value"), "{}", reasons[3]);
+        assert_eq!(reasons[4], "bad None not a JSON object");
+        assert_eq!(reasons[5], "ok e");
+    }
+
+    #[test]
+    fn whole_file_errors_are_described() {
+        assert!(decode_file(b"").unwrap().is_empty());
+        assert!(decode_file(b"  \n").unwrap().is_empty());
+        assert!(decode_file(b"[").unwrap_err().starts_with("not a valid JSON array"));
+        assert!(decode_file(b"{}").unwrap_err().starts_with("not a JSON array"));
+        assert!(decode_file(b"null").unwrap_err().starts_with("not a JSON array"));
+        assert!(decode_file(b"\xEF\xBB\xBF[]").unwrap_err().starts_with("not a JSON array"));
+        assert!(decode_file(b"[\"\xff\"]").unwrap_err().starts_with("not valid UTF-8"));
+    }
+
+    #[test]
+    fn depth_limit_is_the_reference_readers() {
+        fn nested(levels: usize) -> Value {
+            (0..levels).fold(json!(1), |inner, _| json!([inner]))
+        }
+        let file_with = |levels: usize| {
+            String::from_utf8(encode_file([Message::request("d", nested(levels)).encode().as_str()])).unwrap()
+        };
+        assert_eq!(depth(&nested(MAX_PAYLOAD_DEPTH)), MAX_PAYLOAD_DEPTH);
+        let readable: Result<Vec<ipckit::FileMessage>, _> = serde_json::from_str(&file_with(MAX_PAYLOAD_DEPTH));
+        assert!(readable.is_ok(), "reference must read depth {MAX_PAYLOAD_DEPTH}");
+        let unreadable: Result<Vec<ipckit::FileMessage>, _> = serde_json::from_str(&file_with(MAX_PAYLOAD_DEPTH + 1));
+        assert!(unreadable.is_err(), "reference must fail one level deeper");
+        // Our reader isolates the too-deep element instead of failing the file.
+        let entries = decode_file(file_with(MAX_PAYLOAD_DEPTH + 1).as_bytes()).unwrap();
+        assert!(matches!(&entries[..], [Entry::Invalid { reason, .. }] if reason.contains("deeper than 125")));
+    }
+
+    #[test]
+    fn very_deep_input_is_an_error_not_a_crash() {
+        let text = format!("[{}{}, 1]", "[".repeat(100_000), "]".repeat(100_000));
+        let entries = decode_file(text.as_bytes()).unwrap();
+        assert!(matches!(&entries[..], [Entry::Invalid { id: None, .. }, Entry::Invalid { .. }]));
+    }
+}

@@ -1,0 +1,203 @@
+//! The writer side: append a message to our outbox under the reference's lock.
+//!
+//! The reference re-reads, re-parses and re-serializes the whole outbox for every send. We keep
+//! the bytes we last wrote and the text of each message; when the file still holds exactly those
+//! bytes, the send only appends one pre-serialized text. The bytes on disk are the same either way.
+
+use super::error::{ChannelError, Result};
+use super::files::{read_message_file, replace_file, FileIdentity};
+use super::lock::{LockGuard, LockTiming};
+use super::message::{decode_file, encode_file, encode_value, Entry, Message};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct OutboxSettings {
+    pub max_messages: usize,
+    pub lock: LockTiming,
+    pub max_file_bytes: u64,
+    pub file_mode: u32,
+}
+
+#[derive(Debug)]
+pub struct Outbox {
+    path: PathBuf,
+    lock_path: PathBuf,
+    tmp_path: PathBuf,
+    settings: OutboxSettings,
+    written: Option<WrittenFile>,
+}
+
+#[derive(Debug)]
+struct WrittenFile {
+    bytes: Vec<u8>,
+    entries: VecDeque<String>,
+}
+
+impl Outbox {
+    pub fn new(path: PathBuf, settings: OutboxSettings) -> Self {
+        Outbox {
+            lock_path: path.with_extension("lock"),
+            tmp_path: path.with_extension("tmp"),
+            path,
+            settings,
+            written: None,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends messages in order, keeping the newest `max_messages`.
+    pub fn append(&mut self, messages: &[&Message]) -> Result<FileIdentity> {
+        let texts: Vec<String> = messages.iter().map(|m| m.encode()).collect();
+        let _lock = LockGuard::acquire(&self.lock_path, self.settings.lock, self.settings.file_mode)?;
+        let mut entries = self.current_entries()?;
+        entries.extend(texts);
+        let excess = entries.len().saturating_sub(self.settings.max_messages);
+        entries.drain(..excess);
+        self.write_locked(entries)
+    }
+
+    /// Empties the outbox (under the lock, by rename, unlike the reference's plain write).
+    pub fn clear(&mut self) -> Result<FileIdentity> {
+        let _lock = LockGuard::acquire(&self.lock_path, self.settings.lock, self.settings.file_mode)?;
+        self.write_locked(VecDeque::new())
+    }
+
+    fn write_locked(&mut self, entries: VecDeque<String>) -> Result<FileIdentity> {
+        let bytes = encode_file(entries.iter().map(String::as_str));
+        self.written = None;
+        let identity = replace_file(&self.tmp_path, &self.path, &bytes, self.settings.file_mode)?;
+        self.written = Some(WrittenFile { bytes, entries });
+        Ok(identity)
+    }
+
+    /// The outbox's entries as element texts. Another writer of the same role may have changed
+    /// the file since our last write, so the file is read; it is parsed only if it differs.
+    fn current_entries(&mut self) -> Result<VecDeque<String>> {
+        let written = self.written.take();
+        let bytes = match read_message_file(&self.path, self.settings.max_file_bytes) {
+            Ok(Some((bytes, _))) => bytes,
+            Ok(None) => return Ok(VecDeque::new()),
+            // Content nobody can read is replaced rather than blocking every later send.
+            Err(ChannelError::TooLarge { .. } | ChannelError::BadFile { .. }) => {
+                return Ok(VecDeque::new())
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(written) = written {
+            if written.bytes == bytes {
+                return Ok(written.entries);
+            }
+        }
+        let Ok(entries) = decode_file(&bytes) else {
+            return Ok(VecDeque::new());
+        };
+        Ok(entries
+            .into_iter()
+            .filter_map(|entry| match entry {
+                Entry::Valid(message) => Some(message.encode()),
+                // Keep what the peer wrote even if it is not a message: its reader reports it.
+                Entry::Invalid { value, .. } => value.as_ref().map(encode_value),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::fs;
+    use std::time::Duration;
+
+    fn settings(max_messages: usize) -> OutboxSettings {
+        OutboxSettings {
+            max_messages,
+            lock: LockTiming {
+                timeout: Duration::from_millis(500),
+                stale_after: Duration::from_secs(5),
+            },
+            max_file_bytes: 64 << 20,
+            file_mode: 0o600,
+        }
+    }
+
+    fn read_reference(path: &Path) -> Vec<ipckit::FileMessage> {
+        serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn appends_keep_the_newest_up_to_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut outbox = Outbox::new(dir.path().join("out.json"), settings(100));
+        for i in 0..150 {
+            outbox.append(&[&Message::event("n", json!(i))]).unwrap();
+        }
+        let on_disk = read_reference(outbox.path());
+        assert_eq!(on_disk.len(), 100);
+        assert_eq!(on_disk[0].payload, json!(50));
+        assert_eq!(on_disk[99].payload, json!(149));
+        assert!(!dir.path().join("out.lock").exists());
+        assert!(!dir.path().join("out.tmp").exists());
+    }
+
+    #[test]
+    fn interleaves_with_the_reference_writer_without_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let reference = ipckit::FileChannel::frontend(dir.path()).unwrap();
+        let mut ours = Outbox::new(dir.path().join("frontend_to_backend.json"), settings(100));
+        for i in 0..20 {
+            ours.append(&[&Message::event("ours", json!(i))]).unwrap();
+            reference.send_event("theirs", json!(i)).unwrap();
+        }
+        let on_disk = read_reference(ours.path());
+        assert_eq!(on_disk.len(), 40);
+        let methods: Vec<_> = on_disk.iter().map(|m| m.method.clone().unwrap()).collect();
+        assert_eq!(methods[..4], ["ours", "theirs", "ours", "theirs"]);
+        // The reference's bytes and ours agree: re-serializing what is on disk changes nothing.
+        assert_eq!(fs::read_to_string(ours.path()).unwrap(), serde_json::to_string_pretty(&on_disk).unwrap());
+    }
+
+    #[test]
+    fn concurrent_writers_in_threads_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.json");
+        let handles: Vec<_> = (0..3)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let mut outbox = Outbox::new(path, settings(1000));
+                    for i in 0..100 {
+                        outbox.append(&[&Message::event("w", json!([w, i]))]).unwrap();
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().for_each(|h| h.join().unwrap());
+        assert_eq!(read_reference(&path).len(), 300);
+    }
+
+    #[test]
+    fn a_corrupt_outbox_does_not_block_sending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.json");
+        fs::write(&path, "{ garbage").unwrap();
+        let mut outbox = Outbox::new(path.clone(), settings(100));
+        outbox.append(&[&Message::event("ok", json!(1))]).unwrap();
+        assert_eq!(read_reference(&path).len(), 1);
+    }
+
+    #[test]
+    fn foreign_non_message_entries_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.json");
+        fs::write(&path, r#"[{"id": "x", "weird": true}]"#).unwrap();
+        let mut outbox = Outbox::new(path.clone(), settings(100));
+        outbox.append(&[&Message::event("ok", json!(1))]).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("[\n  {\n    \"id\": \"x\",\n    \"weird\": true\n  },\n  {\n"), "{text}");
+    }
+}
