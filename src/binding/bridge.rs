@@ -39,24 +39,53 @@ pub struct DeliveryBatch {
 impl ToNapiValue for DeliveryBatch {
     unsafe fn to_napi_value(env: sys::napi_env, batch: Self) -> Result<sys::napi_value> {
         let mut messages = ptr::null_mut();
-        check_status!(sys::napi_create_array_with_length(env, batch.messages.len(), &mut messages))?;
+        check_status!(sys::napi_create_array_with_length(
+            env,
+            batch.messages.len(),
+            &mut messages
+        ))?;
         for (index, message) in batch.messages.into_iter().enumerate() {
-            check_status!(sys::napi_set_element(env, messages, index as u32, message_value(env, message)?))?;
+            check_status!(sys::napi_set_element(
+                env,
+                messages,
+                index as u32,
+                message_value(env, message)?
+            ))?;
         }
         let mut errors = ptr::null_mut();
-        check_status!(sys::napi_create_array_with_length(env, batch.problems.len(), &mut errors))?;
+        check_status!(sys::napi_create_array_with_length(
+            env,
+            batch.problems.len(),
+            &mut errors
+        ))?;
         for (index, problem) in batch.problems.iter().enumerate() {
-            check_status!(sys::napi_set_element(env, errors, index as u32, channel_error_value(env, problem)?))?;
+            check_status!(sys::napi_set_element(
+                env,
+                errors,
+                index as u32,
+                channel_error_value(env, problem)?
+            ))?;
         }
         let mut object = ptr::null_mut();
         check_status!(sys::napi_create_object(env, &mut object))?;
-        check_status!(sys::napi_set_named_property(env, object, c"messages".as_ptr(), messages))?;
-        check_status!(sys::napi_set_named_property(env, object, c"errors".as_ptr(), errors))?;
+        check_status!(sys::napi_set_named_property(
+            env,
+            object,
+            c"messages".as_ptr(),
+            messages
+        ))?;
+        check_status!(sys::napi_set_named_property(
+            env,
+            object,
+            c"errors".as_ptr(),
+            errors
+        ))?;
         Ok(object)
     }
 }
 
-pub type DeliveryFunction = ThreadsafeFunction<Vec<Delivery>, Unknown<'static>, DeliveryBatch, Status, false>;
+pub type DeliveryFunction =
+    ThreadsafeFunction<Vec<Delivery>, Unknown<'static>, DeliveryBatch, Status, false>;
 
 #[derive(Default)]
 struct RefState {
@@ -76,7 +105,9 @@ impl DeliverySink for Bridge {
     fn deliver(&self, batch: Vec<Delivery>) -> bool {
         let function = lock(&self.function).clone();
         match function {
-            Some(function) => function.call(batch, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok,
+            Some(function) => {
+                function.call(batch, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok
+            }
             None => false,
         }
     }
@@ -85,7 +116,11 @@ impl DeliverySink for Bridge {
 impl Bridge {
     /// Wraps the JS delivery callback. The threadsafe function starts unreferenced: an idle
     /// channel does not keep the process alive.
-    pub fn connect(self: &Arc<Self>, env: &Env, callback: Function<'_, DeliveryBatch, Unknown<'static>>) -> Result<()> {
+    pub fn connect(
+        self: &Arc<Self>,
+        env: &Env,
+        callback: Function<'_, DeliveryBatch, Unknown<'static>>,
+    ) -> Result<()> {
         let bridge: Weak<Bridge> = Arc::downgrade(self);
         let function = callback
             .build_threadsafe_function::<Vec<Delivery>>()
@@ -98,7 +133,9 @@ impl Bridge {
                 let env = ctx.env.raw();
                 for delivery in ctx.value {
                     match delivery {
-                        Delivery::Resolved { token, message } => bridge.settle(env, token, Ok(message)),
+                        Delivery::Resolved { token, message } => {
+                            bridge.settle(env, token, Ok(message))
+                        }
                         Delivery::Expired { token, error } => bridge.settle(env, token, Err(error)),
                         Delivery::Messages(messages) => batch.messages.extend(messages),
                         Delivery::Problems(problems) => batch.problems.extend(problems),
@@ -123,7 +160,12 @@ impl Bridge {
     }
 
     /// Settles one pending promise; unknown tokens (already settled) are ignored.
-    pub fn settle(&self, env: sys::napi_env, token: u64, outcome: std::result::Result<Message, ChannelError>) {
+    pub fn settle(
+        &self,
+        env: sys::napi_env,
+        token: u64,
+        outcome: std::result::Result<Message, ChannelError>,
+    ) {
         let Some(wait) = lock(&self.pending).remove(&token) else {
             return;
         };
@@ -131,14 +173,18 @@ impl Bridge {
             (Ok(message), WaitMode::Message) => message_value(env, message).map(|v| (true, v)),
             (Ok(message), WaitMode::Payload) => match message.error {
                 Some(text) => create_error(env, "EREMOTE", &text).map(|v| (false, v)),
-                None => unsafe { serde_json::Value::to_napi_value(env, message.payload) }.map(|v| (true, v)),
+                None => unsafe { serde_json::Value::to_napi_value(env, message.payload) }
+                    .map(|v| (true, v)),
             },
             (Err(error), _) => channel_error_value(env, &error).map(|v| (false, v)),
         };
         // If building the value failed, the promise still settles, with that failure.
         let (resolve, value) = settled.unwrap_or_else(|error| {
             let text = format!("cannot convert the response: {}", error.reason);
-            (false, create_error(env, "EINVAL", &text).unwrap_or(ptr::null_mut()))
+            (
+                false,
+                create_error(env, "EINVAL", &text).unwrap_or(ptr::null_mut()),
+            )
         });
         unsafe {
             if resolve {
@@ -206,5 +252,7 @@ impl Bridge {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -36,6 +36,19 @@ pub struct ChannelOptions {
     pub mode: Option<u32>,
     /// Permission bits of directories this channel creates. Default `0o700`.
     pub dir_mode: Option<u32>,
+    /// Open a directory owned by another user or writable by group or others (refused with
+    /// `EPERM` by default, as ssh refuses a loose `~/.ssh`). Default `false`.
+    pub allow_insecure: Option<bool>,
+    /// Lossless delivery between ipckit-for-Node peers (see PROTOCOL-EXTENSIONS.md): as a reader,
+    /// publish how far we have read; as a writer, keep what live readers have not read.
+    /// Default `true`; the Python reference is unaffected either way.
+    pub acknowledge: Option<bool>,
+    /// An acknowledging reader silent for longer than this stops holding messages back.
+    /// Default 10000.
+    pub ack_timeout_ms: Option<u32>,
+    /// Most messages our outbox may hold for slow acknowledging readers; beyond it a send
+    /// throws `ENOBUFS` (`sendAsync` and `request` wait instead). Default 5000.
+    pub max_backlog: Option<u32>,
 }
 
 impl ChannelOptions {
@@ -55,7 +68,9 @@ impl ChannelOptions {
         }
         if let Some(bytes) = self.max_file_bytes {
             if !(bytes.is_finite() && bytes >= 2.0) {
-                return Err(invalid(format!("options.maxFileBytes must be a number >= 2, got {bytes}")));
+                return Err(invalid(format!(
+                    "options.maxFileBytes must be a number >= 2, got {bytes}"
+                )));
             }
             core.max_file_bytes = bytes as u64;
         }
@@ -68,6 +83,16 @@ impl ChannelOptions {
             }
             core.poll_interval = Duration::from_millis(ms.into());
         }
+        core.allow_insecure = self.allow_insecure.unwrap_or(false);
+        if let Some(acknowledge) = self.acknowledge {
+            core.acknowledge = acknowledge;
+        }
+        if let Some(ms) = self.ack_timeout_ms {
+            core.ack_timeout = Duration::from_millis(ms.into());
+        }
+        if let Some(max) = self.max_backlog {
+            core.max_backlog = max as usize;
+        }
         if let Some(max) = self.max_queued {
             core.max_queued = max.max(1) as usize;
         }
@@ -77,7 +102,9 @@ impl ChannelOptions {
         ] {
             if let Some(mode) = value {
                 if mode > 0o777 {
-                    return Err(invalid(format!("{name} must be permission bits (0 to 0o777), got {mode:#o}")));
+                    return Err(invalid(format!(
+                        "{name} must be permission bits (0 to 0o777), got {mode:#o}"
+                    )));
                 }
                 *target = mode;
             }
@@ -111,7 +138,11 @@ impl NativeFileChannel {
         let role = match role.as_str() {
             "frontend" => Role::Frontend,
             "backend" => Role::Backend,
-            other => return Err(invalid(format!("role must be \"frontend\" or \"backend\", got {other:?}"))),
+            other => {
+                return Err(invalid(format!(
+                    "role must be \"frontend\" or \"backend\", got {other:?}"
+                )))
+            }
         };
         if dir.is_empty() {
             return Err(invalid("dir must be a non-empty path"));
@@ -152,22 +183,36 @@ impl NativeFileChannel {
 
     /// Sends a request; returns its id.
     #[napi]
-    pub fn send_request(&self, method: String, params_json: Option<String>) -> Result<String, Code> {
+    pub fn send_request(
+        &self,
+        method: String,
+        params_json: Option<String>,
+    ) -> Result<String, Code> {
         let params = parse_payload(params_json, "params")?;
-        self.channel.send_request(&method, params).map_err(to_js_error)
+        self.channel
+            .send_request(&method, params)
+            .map_err(to_js_error)
     }
 
     /// Sends the response to request `requestId`.
     #[napi]
-    pub fn send_response(&self, request_id: String, result_json: Option<String>) -> Result<(), Code> {
+    pub fn send_response(
+        &self,
+        request_id: String,
+        result_json: Option<String>,
+    ) -> Result<(), Code> {
         let result = parse_payload(result_json, "result")?;
-        self.channel.send_response(&request_id, result).map_err(to_js_error)
+        self.channel
+            .send_response(&request_id, result)
+            .map_err(to_js_error)
     }
 
     /// Sends an error response to request `requestId`.
     #[napi]
     pub fn send_error(&self, request_id: String, message: String) -> Result<(), Code> {
-        self.channel.send_error(&request_id, &message).map_err(to_js_error)
+        self.channel
+            .send_error(&request_id, &message)
+            .map_err(to_js_error)
     }
 
     /// Sends an event.
@@ -188,10 +233,17 @@ impl NativeFileChannel {
     /// Resolves with the response to `requestId` (an error response too), or rejects with
     /// `ETIMEDOUT` after `timeoutMs` (default 30000).
     #[napi(ts_return_type = "Promise<ChannelMessage>")]
-    pub fn wait_response(&self, env: Env, request_id: String, timeout_ms: Option<f64>) -> Result<Unknown<'_>, Code> {
+    pub fn wait_response(
+        &self,
+        env: Env,
+        request_id: String,
+        timeout_ms: Option<f64>,
+    ) -> Result<Unknown<'_>, Code> {
         let timeout = parse_timeout(timeout_ms, DEFAULT_TIMEOUT_MS, "timeoutMs")?;
         self.start_wait(&env, WaitMode::Message, |channel| {
-            channel.wait_response(&request_id, timeout).map(|token| ((), token))
+            channel
+                .wait_response(&request_id, timeout)
+                .map(|token| ((), token))
         })
         .map(|(promise, ())| promise)
     }
@@ -213,7 +265,9 @@ impl NativeFileChannel {
         })?;
         let mut result = Object::new(&env).map_err(|e| invalid(e.reason))?;
         result.set("id", id).map_err(|e| invalid(e.reason))?;
-        result.set("response", promise).map_err(|e| invalid(e.reason))?;
+        result
+            .set("response", promise)
+            .map_err(|e| invalid(e.reason))?;
         Ok(result)
     }
 
@@ -230,7 +284,14 @@ impl NativeFileChannel {
     /// Tells which kinds of message have listeners (they then bypass `recv()`) and whether
     /// problems have an `'error'` listener.
     #[napi]
-    pub fn set_listening(&self, env: Env, requests: bool, responses: bool, events: bool, errors: bool) -> Result<(), Code> {
+    pub fn set_listening(
+        &self,
+        env: Env,
+        requests: bool,
+        responses: bool,
+        events: bool,
+        errors: bool,
+    ) -> Result<(), Code> {
         let listening = Listening {
             requests,
             responses,
@@ -238,7 +299,8 @@ impl NativeFileChannel {
             errors,
         };
         self.channel.set_listening(listening).map_err(to_js_error)?;
-        self.bridge.set_listening(env.raw(), requests || responses || events || errors);
+        self.bridge
+            .set_listening(env.raw(), requests || responses || events || errors);
         Ok(())
     }
 
@@ -266,7 +328,8 @@ impl NativeFileChannel {
     pub fn close(&self, env: Env) {
         let closed = ChannelError::Closed;
         for token in self.channel.close() {
-            self.bridge.reject(env.raw(), token, closed.code(), &closed.to_string());
+            self.bridge
+                .reject(env.raw(), token, closed.code(), &closed.to_string());
         }
         self.bridge.disconnect(env.raw());
     }
@@ -282,7 +345,8 @@ impl NativeFileChannel {
             self.channel.cancel_token(token);
             invalid(e.reason)
         })?;
-        let promise = unsafe { Unknown::from_napi_value(env.raw(), promise) }.map_err(|e| invalid(e.reason))?;
+        let promise = unsafe { Unknown::from_napi_value(env.raw(), promise) }
+            .map_err(|e| invalid(e.reason))?;
         Ok((promise, value))
     }
 }

@@ -106,11 +106,17 @@ pub fn parse_payload(json: Option<String>, argument: &str) -> JsResult<serde_jso
 }
 
 /// A timeout argument in milliseconds: finite, not negative, at most what `setTimeout` allows.
-pub fn parse_timeout(value: Option<f64>, default_ms: u64, argument: &str) -> JsResult<std::time::Duration> {
+pub fn parse_timeout(
+    value: Option<f64>,
+    default_ms: u64,
+    argument: &str,
+) -> JsResult<std::time::Duration> {
     const MAX_MS: f64 = 2_147_483_647.0;
     let ms = value.unwrap_or(default_ms as f64);
     if !ms.is_finite() || ms < 0.0 {
-        return Err(invalid(format!("{argument} must be a finite number of milliseconds >= 0, got {ms}")));
+        return Err(invalid(format!(
+            "{argument} must be a finite number of milliseconds >= 0, got {ms}"
+        )));
     }
     Ok(std::time::Duration::from_millis(ms.min(MAX_MS) as u64))
 }

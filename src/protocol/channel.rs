@@ -2,12 +2,13 @@
 //! incoming message to exactly one place: the wait for it, else the listeners, else the queue
 //! that `recv()` drains.
 
+use super::ack::AckPublisher;
 use super::error::{ChannelError, Result};
 use super::files::{create_new_with, stat, FileIdentity};
 use super::inbox::{InboxReader, ReadOutcome};
 use super::lock::LockTiming;
 use super::message::{depth, Message, MessageType, MAX_PAYLOAD_DEPTH};
-use super::outbox::{Outbox, OutboxSettings};
+use super::outbox::{AckSettings, Outbox, OutboxSettings};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -57,6 +58,14 @@ pub struct ChannelOptions {
     pub max_queued: usize,
     pub file_mode: u32,
     pub dir_mode: u32,
+    /// Accept a directory owned by another user or writable by group or others.
+    pub allow_insecure: bool,
+    /// Publish acknowledgements as a reader and honour them as a writer (see `ack`).
+    pub acknowledge: bool,
+    /// An acknowledging reader silent for longer than this no longer holds messages back.
+    pub ack_timeout: Duration,
+    /// Most messages our outbox holds for slow acknowledging readers before sends are refused.
+    pub max_backlog: usize,
 }
 
 impl Default for ChannelOptions {
@@ -71,6 +80,10 @@ impl Default for ChannelOptions {
             max_queued: 10_000,
             file_mode: 0o600,
             dir_mode: 0o700,
+            allow_insecure: false,
+            acknowledge: true,
+            ack_timeout: Duration::from_secs(10),
+            max_backlog: 5000,
         }
     }
 }
@@ -85,6 +98,10 @@ impl ChannelOptions {
             },
             max_file_bytes: self.max_file_bytes,
             file_mode: self.file_mode,
+            acknowledgements: self.acknowledge.then_some(AckSettings {
+                reader_timeout: self.ack_timeout,
+                max_backlog: self.max_backlog,
+            }),
         }
     }
 }
@@ -139,6 +156,8 @@ struct State {
     listening: Listening,
     /// Problems found while nobody listens for them; `recv()` throws them one at a time.
     problems: VecDeque<ChannelError>,
+    /// Our published read position, when acknowledgements are on.
+    ack: Option<AckPublisher>,
     closed: bool,
     dispatcher_running: bool,
 }
@@ -162,9 +181,14 @@ impl Channel {
     /// both message files as `[]` when missing.
     pub fn open(dir: &Path, role: Role, options: ChannelOptions) -> Result<Arc<Channel>> {
         if options.max_messages == 0 {
-            return Err(ChannelError::Invalid("maxMessages must be at least 1".into()));
+            return Err(ChannelError::Invalid(
+                "maxMessages must be at least 1".into(),
+            ));
         }
         create_channel_dir(dir, options.dir_mode)?;
+        if !options.allow_insecure {
+            check_dir_is_private(dir)?;
+        }
         let info = format!(
             "{{\n  \"created\": {},\n  \"protocol\": \"file-ipc\",\n  \"version\": \"1.0\"\n}}",
             super::message::now_ms()
@@ -175,11 +199,32 @@ impl Channel {
             create_if_missing(&dir.join(name), b"[]", options.file_mode)?;
         }
         let inbox_path = dir.join(inbox_name);
-        let reader = InboxReader::new(inbox_path.clone(), options.max_file_bytes, options.max_messages);
+        let reader = InboxReader::new(
+            inbox_path.clone(),
+            options.max_file_bytes,
+            options.max_messages,
+        );
+        let ack = options.acknowledge.then(|| {
+            let reader_id = uuid::Uuid::new_v4().simple().to_string();
+            AckPublisher::new(
+                &inbox_path,
+                &reader_id,
+                options.ack_timeout,
+                options.file_mode,
+            )
+        });
+        let mut ack = ack;
+        if let Some(publisher) = &mut ack {
+            // From now on the writer keeps what we have not read.
+            publisher.flush(Instant::now())?;
+        }
         Ok(Arc::new(Channel {
             dir: dir.to_path_buf(),
             role,
-            outbox: Mutex::new(Outbox::new(dir.join(outbox_name), options.outbox_settings())),
+            outbox: Mutex::new(Outbox::new(
+                dir.join(outbox_name),
+                options.outbox_settings(),
+            )),
             inbox_path,
             options,
             state: Mutex::new(State {
@@ -188,6 +233,7 @@ impl Channel {
                 waiters: HashMap::new(),
                 listening: Listening::default(),
                 problems: VecDeque::new(),
+                ack,
                 closed: false,
                 dispatcher_running: false,
             }),
@@ -287,10 +333,9 @@ impl Channel {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let mut state = self.lock_open()?;
         let mut deliveries = Vec::new();
-        let queued = state
-            .queue
-            .iter()
-            .position(|m| m.kind == MessageType::Response && m.reply_to.as_deref() == Some(request_id));
+        let queued = state.queue.iter().position(|m| {
+            m.kind == MessageType::Response && m.reply_to.as_deref() == Some(request_id)
+        });
         match queued.and_then(|index| state.queue.remove(index)) {
             Some(message) => deliveries.push(Delivery::Resolved { token, message }),
             None => {
@@ -300,7 +345,11 @@ impl Channel {
                     started,
                     deadline: started + timeout,
                 };
-                state.waiters.entry(request_id.to_owned()).or_default().push(waiter);
+                state
+                    .waiters
+                    .entry(request_id.to_owned())
+                    .or_default()
+                    .push(waiter);
                 let outcome = state.reader.read_new();
                 self.route(&mut state, outcome, &mut deliveries);
             }
@@ -391,7 +440,15 @@ impl Channel {
         }
         state.closed = true;
         state.queue.clear();
-        let tokens = state.waiters.drain().flat_map(|(_, ws)| ws).map(|w| w.token).collect();
+        if let Some(ack) = state.ack.take() {
+            ack.remove();
+        }
+        let tokens = state
+            .waiters
+            .drain()
+            .flat_map(|(_, ws)| ws)
+            .map(|w| w.token)
+            .collect();
         drop(state);
         if let Some(wake) = lock(&self.wake).take() {
             let _ = wake.send(());
@@ -419,14 +476,23 @@ impl Channel {
         let mut dropped = 0u64;
         for message in outcome.messages {
             if message.kind == MessageType::Response {
-                let waiters = message.reply_to.as_ref().and_then(|id| state.waiters.remove(id));
+                let waiters = message
+                    .reply_to
+                    .as_ref()
+                    .and_then(|id| state.waiters.remove(id));
                 if let Some(mut waiters) = waiters {
                     let last = waiters.pop().expect("waiter lists are never empty");
                     for waiter in waiters {
                         let message = message.clone();
-                        deliveries.push(Delivery::Resolved { token: waiter.token, message });
+                        deliveries.push(Delivery::Resolved {
+                            token: waiter.token,
+                            message,
+                        });
                     }
-                    deliveries.push(Delivery::Resolved { token: last.token, message });
+                    deliveries.push(Delivery::Resolved {
+                        token: last.token,
+                        message,
+                    });
                     continue;
                 }
             }
@@ -444,6 +510,12 @@ impl Channel {
             deliveries.push(Delivery::Messages(for_listeners));
         }
         let mut problems = outcome.problems;
+        if let Some(ack) = &mut state.ack {
+            ack.note_consumed(state.reader.last_consumed());
+            if let Err(problem) = ack.flush_if_due(Instant::now()) {
+                problems.push(problem);
+            }
+        }
         if dropped > 0 {
             problems.push(ChannelError::QueueOverflow {
                 count: dropped,
@@ -453,7 +525,12 @@ impl Channel {
         self.report(state, problems, deliveries);
     }
 
-    fn report(&self, state: &mut State, problems: Vec<ChannelError>, deliveries: &mut Vec<Delivery>) {
+    fn report(
+        &self,
+        state: &mut State,
+        problems: Vec<ChannelError>,
+        deliveries: &mut Vec<Delivery>,
+    ) {
         if problems.is_empty() {
             return;
         }
@@ -497,7 +574,10 @@ impl Channel {
                         request_id: request_id.clone(),
                         waited_ms: (now - w.started).as_millis() as u64,
                     };
-                    deliveries.push(Delivery::Expired { token: w.token, error });
+                    deliveries.push(Delivery::Expired {
+                        token: w.token,
+                        error,
+                    });
                     false
                 } else {
                     next_deadline = Some(next_deadline.map_or(w.deadline, |d| d.min(w.deadline)));
@@ -506,7 +586,8 @@ impl Channel {
             });
             !waiters.is_empty()
         });
-        let needed = !state.waiters.is_empty() || state.listening.any_messages() || state.listening.errors;
+        let needed =
+            !state.waiters.is_empty() || state.listening.any_messages() || state.listening.errors;
         if !needed {
             state.dispatcher_running = false;
         }
@@ -515,7 +596,8 @@ impl Channel {
 
     fn ensure_dispatcher(self: &Arc<Self>) {
         let mut state = lock(&self.state);
-        let needed = !state.waiters.is_empty() || state.listening.any_messages() || state.listening.errors;
+        let needed =
+            !state.waiters.is_empty() || state.listening.any_messages() || state.listening.errors;
         if state.closed || state.dispatcher_running || !needed {
             return;
         }
@@ -557,7 +639,9 @@ impl Channel {
             }
             let now = Instant::now();
             let wait = next_deadline
-                .map_or(self.options.poll_interval, |d| d.saturating_duration_since(now))
+                .map_or(self.options.poll_interval, |d| {
+                    d.saturating_duration_since(now)
+                })
                 .min(self.options.poll_interval);
             match wake_rx.recv_timeout(wait) {
                 Ok(()) => while wake_rx.try_recv().is_ok() {},
@@ -582,26 +666,38 @@ struct DirWatch {
 }
 
 impl DirWatch {
-    fn start(&mut self, dir: &Path, inbox: &Path, wake: &mpsc::Sender<()>) -> std::result::Result<(), String> {
+    fn start(
+        &mut self,
+        dir: &Path,
+        inbox: &Path,
+        wake: &mpsc::Sender<()>,
+    ) -> std::result::Result<(), String> {
         use notify::{RecursiveMode, Watcher};
         self.watcher = None;
-        self.dir_identity = stat(dir).ok().flatten().map(|identity| identity.without_times());
+        self.dir_identity = stat(dir)
+            .ok()
+            .flatten()
+            .map(|identity| identity.without_times());
         let inbox_name = inbox.file_name().map(|n| n.to_os_string());
         let wake = wake.clone();
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            let relevant = match &event {
-                Ok(event) => {
-                    event.need_rescan()
-                        || event.paths.is_empty()
-                        || event.paths.iter().any(|p| p.file_name().map(|n| n.to_os_string()) == inbox_name)
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                let relevant = match &event {
+                    Ok(event) => {
+                        event.need_rescan()
+                            || event.paths.is_empty()
+                            || event
+                                .paths
+                                .iter()
+                                .any(|p| p.file_name().map(|n| n.to_os_string()) == inbox_name)
+                    }
+                    Err(_) => true,
+                };
+                if relevant {
+                    let _ = wake.send(());
                 }
-                Err(_) => true,
-            };
-            if relevant {
-                let _ = wake.send(());
-            }
-        })
-        .map_err(|e| e.to_string())?;
+            })
+            .map_err(|e| e.to_string())?;
         watcher
             .watch(dir, RecursiveMode::NonRecursive)
             .map_err(|e| e.to_string())?;
@@ -610,7 +706,10 @@ impl DirWatch {
     }
 
     fn is_stale(&self, dir: &Path) -> bool {
-        let current = stat(dir).ok().flatten().map(|identity| identity.without_times());
+        let current = stat(dir)
+            .ok()
+            .flatten()
+            .map(|identity| identity.without_times());
         current.is_some() && (self.watcher.is_none() || current != self.dir_identity)
     }
 }
@@ -629,6 +728,34 @@ fn create_channel_dir(dir: &Path, mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a directory that other local users could write to or that belongs to someone else,
+/// the way ssh treats `~/.ssh`: they could inject messages or swap our files.
+fn check_dir_is_private(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(dir).map_err(|e| ChannelError::io("checking", dir, e))?;
+    let our_uid = unsafe { libc::geteuid() };
+    let problem = if metadata.uid() != our_uid && our_uid != 0 {
+        Some(format!(
+            "is owned by uid {}, not by this process (uid {our_uid})",
+            metadata.uid()
+        ))
+    } else if metadata.mode() & 0o022 != 0 {
+        Some(format!(
+            "is writable by group or others (mode {:o})",
+            metadata.mode() & 0o777
+        ))
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(reason) => Err(ChannelError::Insecure {
+            path: dir.to_path_buf(),
+            reason,
+        }),
+    }
+}
+
 fn create_if_missing(path: &Path, content: &[u8], mode: u32) -> Result<()> {
     match create_new_with(path, content, mode) {
         Ok(_) => Ok(()),
@@ -639,5 +766,238 @@ fn create_if_missing(path: &Path, content: &[u8], mode: u32) -> Result<()> {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain data behind, still usable.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::Mutex as StdMutex;
+
+    #[derive(Default)]
+    struct Collect(StdMutex<Vec<Delivery>>);
+
+    impl DeliverySink for Collect {
+        fn deliver(&self, batch: Vec<Delivery>) -> bool {
+            self.0.lock().unwrap().extend(batch);
+            true
+        }
+    }
+
+    fn open(dir: &Path, role: Role) -> Arc<Channel> {
+        Channel::open(dir, role, ChannelOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn open_creates_what_the_reference_creates_privately() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("a/b/chan");
+        open(&dir, Role::Frontend);
+        assert_eq!(
+            std::fs::read_to_string(dir.join(FRONTEND_OUTBOX)).unwrap(),
+            "[]"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join(BACKEND_OUTBOX)).unwrap(),
+            "[]"
+        );
+        let info: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(CHANNEL_INFO)).unwrap())
+                .unwrap();
+        assert_eq!(info["protocol"], "file-ipc");
+        assert_eq!(info["version"], "1.0");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(FRONTEND_OUTBOX)), 0o600);
+        // The reference opens what we created.
+        let mut reference = ipckit::FileChannel::backend(&dir).unwrap();
+        assert!(reference.recv().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_directory_others_can_write_is_refused_unless_allowed() {
+        let base = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let error = Channel::open(base.path(), Role::Backend, ChannelOptions::default())
+            .err()
+            .unwrap();
+        assert_eq!(error.code(), "EPERM");
+        assert!(error
+            .to_string()
+            .contains("writable by group or others (mode 777)"));
+        let allowed = ChannelOptions {
+            allow_insecure: true,
+            ..ChannelOptions::default()
+        };
+        assert!(Channel::open(base.path(), Role::Backend, allowed).is_ok());
+    }
+
+    #[test]
+    fn responses_go_to_their_wait_and_the_rest_to_recv() {
+        let dir = tempfile::tempdir().unwrap();
+        let front = open(dir.path(), Role::Frontend);
+        let back = open(dir.path(), Role::Backend);
+        let sink = Arc::new(Collect::default());
+        front.set_sink(sink.clone());
+        let (id, token) = front
+            .begin_request("m", json!(1), Duration::from_secs(5))
+            .unwrap();
+        let request = back.recv(usize::MAX).unwrap().pop().unwrap();
+        assert_eq!(request.id, id);
+        back.send_event("before", json!(null)).unwrap();
+        back.send_response(&id, json!("answer")).unwrap();
+        back.send_event("after", json!(null)).unwrap();
+        let rest = front.recv(usize::MAX).unwrap();
+        let names: Vec<_> = rest.iter().map(|m| m.method.clone().unwrap()).collect();
+        assert_eq!(names, ["before", "after"]);
+        let delivered = sink.0.lock().unwrap();
+        assert!(delivered.iter().any(|d| matches!(d, Delivery::Resolved { token: t, message } if *t == token && message.payload == json!("answer"))));
+        front.close();
+    }
+
+    #[test]
+    fn a_response_already_queued_is_found_by_a_later_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let front = open(dir.path(), Role::Frontend);
+        let back = open(dir.path(), Role::Backend);
+        let sink = Arc::new(Collect::default());
+        front.set_sink(sink.clone());
+        let id = front.send_request("m", json!(1)).unwrap();
+        back.send_response(&id, json!(2)).unwrap();
+        back.send_event("other", json!(3)).unwrap();
+        // A poll queues both before anyone waits.
+        front.poll().unwrap();
+        let token = front.wait_response(&id, Duration::from_secs(5)).unwrap();
+        assert!(
+            matches!(&sink.0.lock().unwrap()[..], [Delivery::Resolved { token: t, .. }] if *t == token)
+        );
+        assert_eq!(front.recv(usize::MAX).unwrap().len(), 1);
+        front.close();
+    }
+
+    #[test]
+    fn waits_expire_and_close_hands_back_pending_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let front = open(dir.path(), Role::Frontend);
+        let sink = Arc::new(Collect::default());
+        front.set_sink(sink.clone());
+        let quick = front
+            .wait_response("nobody", Duration::from_millis(30))
+            .unwrap();
+        let slow = front
+            .wait_response("nobody-either", Duration::from_secs(60))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(sink.0.lock().unwrap().iter().any(|d| matches!(d, Delivery::Expired { token, error } if *token == quick && error.code() == "ETIMEDOUT")));
+        assert_eq!(front.close(), vec![slow]);
+        assert_eq!(
+            front.send_event("x", json!(1)).unwrap_err().code(),
+            "ECLOSED"
+        );
+    }
+
+    #[test]
+    fn too_deep_payloads_are_refused_at_send_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let front = open(dir.path(), Role::Frontend);
+        let nested = |levels: usize| (0..levels).fold(json!(0), |inner, _| json!([inner]));
+        assert!(front.send_event("ok", nested(MAX_PAYLOAD_DEPTH)).is_ok());
+        assert_eq!(
+            front
+                .send_event("deep", nested(MAX_PAYLOAD_DEPTH + 1))
+                .unwrap_err()
+                .code(),
+            "EINVAL"
+        );
+    }
+
+    #[test]
+    fn acknowledging_readers_lose_nothing_beyond_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let back = open(dir.path(), Role::Backend);
+        let front = open(dir.path(), Role::Frontend);
+        for i in 0..250 {
+            back.send_event("e", json!(i)).unwrap();
+        }
+        let text = std::fs::read_to_string(dir.path().join(BACKEND_OUTBOX)).unwrap();
+        let on_disk: Vec<ipckit::FileMessage> = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            on_disk.len(),
+            250,
+            "the unread messages are kept for the acknowledging reader"
+        );
+        let got: Vec<i64> = front
+            .recv(usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|m| m.payload.as_i64().unwrap())
+            .collect();
+        assert_eq!(got, (0..250).collect::<Vec<_>>());
+        std::thread::sleep(Duration::from_millis(30));
+        front.recv(usize::MAX).unwrap();
+        back.send_event("e", json!(250)).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(BACKEND_OUTBOX)).unwrap();
+        let on_disk: Vec<ipckit::FileMessage> = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            on_disk.len(),
+            100,
+            "once read, the reference cap applies again"
+        );
+    }
+
+    #[test]
+    fn a_full_backlog_refuses_sends_with_enobufs() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = ChannelOptions {
+            max_backlog: 150,
+            ..ChannelOptions::default()
+        };
+        let back = Channel::open(dir.path(), Role::Backend, options).unwrap();
+        let _front = open(dir.path(), Role::Frontend);
+        for i in 0..150 {
+            back.send_event("e", json!(i)).unwrap();
+        }
+        let error = back.send_event("e", json!(150)).unwrap_err();
+        assert_eq!(error.code(), "ENOBUFS");
+        assert!(
+            error.to_string().contains("backend_to_frontend.json"),
+            "{error}"
+        );
+        // Nothing was written by the refused send.
+        let text = std::fs::read_to_string(dir.path().join(BACKEND_OUTBOX)).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Vec<Value>>(&text).unwrap().len(),
+            150
+        );
+    }
+
+    #[test]
+    fn without_acknowledging_readers_the_reference_cap_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let back = open(dir.path(), Role::Backend);
+        let quiet = ChannelOptions {
+            acknowledge: false,
+            ..ChannelOptions::default()
+        };
+        let front = Channel::open(dir.path(), Role::Frontend, quiet).unwrap();
+        let mut reference = ipckit::FileChannel::frontend(dir.path()).unwrap();
+        for i in 0..150 {
+            back.send_event("e", json!(i)).unwrap();
+        }
+        assert_eq!(reference.recv().unwrap().len(), 100);
+        assert_eq!(front.recv(usize::MAX).unwrap().len(), 100);
+        // The closed reader's acknowledgement is gone, so it holds nothing back either.
+        let acked = open(dir.path(), Role::Frontend);
+        acked.close();
+        back.send_event("e", json!(150)).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(BACKEND_OUTBOX)).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Vec<Value>>(&text).unwrap().len(),
+            100
+        );
+    }
 }

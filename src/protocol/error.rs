@@ -36,7 +36,11 @@ pub enum ChannelError {
     },
 
     #[error("{}: {size} bytes is larger than the {limit}-byte limit (maxFileBytes)", path.display())]
-    TooLarge { path: PathBuf, size: u64, limit: u64 },
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
 
     #[error("{}: {}", path.display(), lost_text(*count))]
     Lost { path: PathBuf, count: Option<u64> },
@@ -50,6 +54,22 @@ pub enum ChannelError {
 
     #[error("{count} queued messages were dropped: more than {limit} were waiting for recv() (maxQueued)")]
     QueueOverflow { count: u64, limit: usize },
+
+    #[error(
+        "{} {reason}: other local users could read, inject or replace messages; fix the permissions or pass allowInsecure: true",
+        path.display()
+    )]
+    Insecure { path: PathBuf, reason: String },
+
+    #[error(
+        "{}: the readers have not consumed {held} messages and the backlog limit is {limit} (maxBacklog); wait for them (sendAsync) or raise the limit",
+        path.display()
+    )]
+    Backlog {
+        path: PathBuf,
+        held: usize,
+        limit: usize,
+    },
 
     #[error("the channel is closed")]
     Closed,
@@ -107,6 +127,8 @@ impl ChannelError {
             ChannelError::Lost { .. } | ChannelError::QueueOverflow { .. } => "ELOST",
             ChannelError::Watch { .. } => "EWATCH",
             ChannelError::Closed => "ECLOSED",
+            ChannelError::Insecure { .. } => "EPERM",
+            ChannelError::Backlog { .. } => "ENOBUFS",
             ChannelError::Invalid(_) => "EINVAL",
             ChannelError::Io { source, .. } => io_code(source),
         }

@@ -139,8 +139,22 @@ pub fn remove_if_exists(path: &Path) -> io::Result<()> {
 /// is retried briefly.
 pub fn replace_file(tmp: &Path, target: &Path, bytes: &[u8], mode: u32) -> Result<FileIdentity> {
     remove_if_exists(tmp).map_err(|e| ChannelError::io("removing", tmp, e))?;
-    let file = create_new_with(tmp, bytes, mode).map_err(|e| ChannelError::io("writing", tmp, e))?;
+    let file =
+        create_new_with(tmp, bytes, mode).map_err(|e| ChannelError::io("writing", tmp, e))?;
+    let written = file
+        .metadata()
+        .map_err(|e| ChannelError::io("writing", tmp, e))?;
     drop(file);
+    // Rename only the file we wrote: someone may have swapped the temp path for a link.
+    let about_to_rename =
+        fs::symlink_metadata(tmp).map_err(|e| ChannelError::io("checking", tmp, e))?;
+    if !about_to_rename.file_type().is_file() || about_to_rename.ino() != written.ino() {
+        return Err(ChannelError::BadFile {
+            path: tmp.into(),
+            reason: "was replaced by another file or link while we wrote it; not renaming it"
+                .into(),
+        });
+    }
     rename_with_retry(tmp, target, |from, to| fs::rename(from, to))?;
     stat(target)?.ok_or_else(|| {
         ChannelError::io("checking", target, io::Error::from(io::ErrorKind::NotFound))
@@ -186,7 +200,10 @@ mod tests {
         std::os::unix::fs::symlink(&victim, &tmp).unwrap();
         replace_file(&tmp, &dir.path().join("out.json"), b"[]", 0o600).unwrap();
         assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
-        assert_eq!(fs::read_to_string(dir.path().join("out.json")).unwrap(), "[]");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("out.json")).unwrap(),
+            "[]"
+        );
     }
 
     #[test]
@@ -199,7 +216,9 @@ mod tests {
         let link = dir.path().join("link.json");
         std::os::unix::fs::symlink(&big, &link).unwrap();
         assert_eq!(read_message_file(&link, 4096).unwrap_err().code(), "ELOOP");
-        assert!(read_message_file(&dir.path().join("none"), 10).unwrap().is_none());
+        assert!(read_message_file(&dir.path().join("none"), 10)
+            .unwrap()
+            .is_none());
     }
 
     #[test]
@@ -218,8 +237,10 @@ mod tests {
         })
         .unwrap();
         assert_eq!(fs::read_to_string(&to).unwrap(), "new");
-        let err = rename_with_retry(&to, &from, |_: &Path, _: &Path| Err(io::Error::from_raw_os_error(libc::EACCES)))
-            .unwrap_err();
+        let err = rename_with_retry(&to, &from, |_: &Path, _: &Path| {
+            Err(io::Error::from_raw_os_error(libc::EACCES))
+        })
+        .unwrap_err();
         assert_eq!(err.code(), "EACCES");
     }
 }

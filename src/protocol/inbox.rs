@@ -32,6 +32,8 @@ pub struct InboxReader {
 
 #[derive(Debug, Default)]
 struct Snapshot {
+    /// Id of the newest entry: everything up to it is consumed once read.
+    last_id: Option<String>,
     identity: Option<FileIdentity>,
     settled: bool,
     bytes: Vec<u8>,
@@ -54,13 +56,19 @@ impl InboxReader {
         &self.path
     }
 
+    /// Id of the newest message read so far: this reader has consumed it and all before it.
+    pub fn last_consumed(&self) -> Option<String> {
+        self.seen.last_id.clone()
+    }
+
     /// Reads whatever is new. Cheap when the file has not changed: one `stat`. A broken file is
     /// reported once per version, not once per read.
     pub fn read_new(&mut self) -> ReadOutcome {
         let mut outcome = ReadOutcome::default();
         match self.read_into(&mut outcome) {
             Ok(()) => self.reported = None,
-            Err((version, problem)) => {
+            Err(broken) => {
+                let BrokenVersion(version, problem) = *broken;
                 if self.reported != Some(version) {
                     self.reported = Some(version);
                     outcome.problems.push(problem);
@@ -70,8 +78,8 @@ impl InboxReader {
         outcome
     }
 
-    fn read_into(&mut self, outcome: &mut ReadOutcome) -> Result<(), (Option<FileIdentity>, ChannelError)> {
-        let identity = stat(&self.path).map_err(|e| (None, e))?;
+    fn read_into(&mut self, outcome: &mut ReadOutcome) -> Result<(), Box<BrokenVersion>> {
+        let identity = stat(&self.path).map_err(|e| BrokenVersion::boxed(None, e))?;
         if identity.is_some() && identity == self.seen.identity && self.seen.settled {
             return Ok(());
         }
@@ -80,9 +88,12 @@ impl InboxReader {
             Ok(Some(found)) => found,
             Ok(None) => {
                 let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
-                return Err((None, ChannelError::io("reading", &self.path, missing)));
+                return Err(BrokenVersion::boxed(
+                    None,
+                    ChannelError::io("reading", &self.path, missing),
+                ));
             }
-            Err(e) => return Err((identity, e)),
+            Err(e) => return Err(BrokenVersion::boxed(identity, e)),
         };
         let settled = identity.is_settled(read_at);
         if bytes == self.seen.bytes {
@@ -92,16 +103,22 @@ impl InboxReader {
         }
         let entries = decode_file(&bytes).map_err(|reason| {
             let path = self.path.clone();
-            (Some(identity), ChannelError::BadFile { path, reason })
+            BrokenVersion::boxed(Some(identity), ChannelError::BadFile { path, reason })
         })?;
 
         let mut keys = HashSet::with_capacity(entries.len());
         let mut fresh_from = None;
+        let last_id = entries.last().and_then(|entry| match entry {
+            Entry::Valid(message) => Some(message.id.clone()),
+            Entry::Invalid { id, .. } => id.clone(),
+        });
         for (index, entry) in entries.into_iter().enumerate() {
             let key = match &entry {
                 Entry::Valid(message) => message.id.clone(),
                 Entry::Invalid { id: Some(id), .. } => id.clone(),
-                Entry::Invalid { id: None, value, .. } => anonymous_key(index, value),
+                Entry::Invalid {
+                    id: None, value, ..
+                } => anonymous_key(index, value),
             };
             let already_seen = self.seen.keys.contains(&key);
             if !keys.insert(key) || already_seen {
@@ -110,12 +127,14 @@ impl InboxReader {
             fresh_from.get_or_insert(index);
             match entry {
                 Entry::Valid(message) => outcome.messages.push(message),
-                Entry::Invalid { id, reason, .. } => outcome.problems.push(ChannelError::BadMessage {
-                    path: self.path.clone(),
-                    index,
-                    id,
-                    reason,
-                }),
+                Entry::Invalid { id, reason, .. } => {
+                    outcome.problems.push(ChannelError::BadMessage {
+                        path: self.path.clone(),
+                        index,
+                        id,
+                        reason,
+                    })
+                }
             }
         }
         let len = keys.len();
@@ -132,6 +151,7 @@ impl InboxReader {
             });
         }
         self.seen = Snapshot {
+            last_id,
             identity: Some(identity),
             settled,
             bytes,
@@ -139,6 +159,15 @@ impl InboxReader {
             len,
         };
         Ok(())
+    }
+}
+
+/// A problem with one version of the inbox (`None`: the file is missing or unreachable).
+struct BrokenVersion(Option<FileIdentity>, ChannelError);
+
+impl BrokenVersion {
+    fn boxed(version: Option<FileIdentity>, error: ChannelError) -> Box<Self> {
+        Box::new(BrokenVersion(version, error))
     }
 }
 
@@ -171,12 +200,17 @@ mod tests {
                 },
                 max_file_bytes: 64 << 20,
                 file_mode: 0o600,
+                acknowledgements: None,
             },
         )
     }
 
     fn payloads(outcome: &ReadOutcome) -> Vec<i64> {
-        outcome.messages.iter().map(|m| m.payload.as_i64().unwrap()).collect()
+        outcome
+            .messages
+            .iter()
+            .map(|m| m.payload.as_i64().unwrap())
+            .collect()
     }
 
     #[test]
@@ -206,7 +240,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let backend = ipckit::FileChannel::backend(dir.path()).unwrap();
         let mut reference_reader = ipckit::FileChannel::frontend(dir.path()).unwrap();
-        let mut reader = InboxReader::new(dir.path().join("backend_to_frontend.json"), 64 << 20, 100);
+        let mut reader =
+            InboxReader::new(dir.path().join("backend_to_frontend.json"), 64 << 20, 100);
         let (mut ours, mut theirs) = (0, 0);
         for i in 0..30 {
             backend.send_event("e", json!(i)).unwrap();

@@ -68,7 +68,8 @@ fn take_over_if_stale(path: &Path, stale_after: Duration) -> Result<bool> {
     if !metadata.file_type().is_file() {
         return Err(ChannelError::BadLock {
             path: path.to_path_buf(),
-            reason: "it is not a regular file (a directory or a link is in the way); remove it".into(),
+            reason: "it is not a regular file (a directory or a link is in the way); remove it"
+                .into(),
         });
     }
     let age = metadata
@@ -122,7 +123,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.lock");
         let guard = LockGuard::acquire(&path, QUICK, 0o600).unwrap();
-        assert_eq!(fs::read_to_string(&path).unwrap(), format!("{}\n", std::process::id()));
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!("{}\n", std::process::id())
+        );
         drop(guard);
         assert!(!path.exists());
     }
@@ -137,7 +141,10 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(100));
         assert_eq!(err.code(), "ELOCKED");
         let text = err.to_string();
-        assert!(text.contains("x.lock") && text.contains("process 4242"), "{text}");
+        assert!(
+            text.contains("x.lock") && text.contains("process 4242"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -146,9 +153,17 @@ mod tests {
         let path = dir.path().join("x.lock");
         fs::write(&path, "1\n").unwrap();
         let old = SystemTime::now() - Duration::from_secs(60);
-        fs::File::options().write(true).open(&path).unwrap().set_modified(old).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         let guard = LockGuard::acquire(&path, QUICK, 0o600).unwrap();
-        assert_eq!(fs::read_to_string(&path).unwrap(), format!("{}\n", std::process::id()));
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!("{}\n", std::process::id())
+        );
         drop(guard);
     }
 
@@ -158,8 +173,15 @@ mod tests {
         let path = dir.path().join("x.lock");
         fs::create_dir(&path).unwrap();
         let started = Instant::now();
-        let err = LockGuard::acquire(&path, LockTiming { timeout: Duration::from_secs(30), ..QUICK }, 0o600)
-            .unwrap_err();
+        let err = LockGuard::acquire(
+            &path,
+            LockTiming {
+                timeout: Duration::from_secs(30),
+                ..QUICK
+            },
+            0o600,
+        )
+        .unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(1));
         assert_eq!(err.code(), "ELOCKED");
         assert!(err.to_string().contains("not a regular file"));
@@ -175,7 +197,10 @@ mod tests {
                 let (path, inside) = (path.clone(), inside.clone());
                 std::thread::spawn(move || {
                     for _ in 0..50 {
-                        let timing = LockTiming { timeout: Duration::from_secs(10), ..QUICK };
+                        let timing = LockTiming {
+                            timeout: Duration::from_secs(10),
+                            ..QUICK
+                        };
                         let _guard = LockGuard::acquire(&path, timing, 0o600).unwrap();
                         assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0);
                         std::thread::yield_now();

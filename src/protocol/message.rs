@@ -48,7 +48,12 @@ pub struct Message {
 }
 
 impl Message {
-    fn new(kind: MessageType, method: Option<&str>, reply_to: Option<&str>, payload: Value) -> Self {
+    fn new(
+        kind: MessageType,
+        method: Option<&str>,
+        reply_to: Option<&str>,
+        payload: Value,
+    ) -> Self {
         Message {
             id: uuid::Uuid::new_v4().to_string(),
             timestamp: now_ms(),
@@ -217,7 +222,14 @@ mod tests {
     }
 
     fn assert_same_bytes_as_reference(messages: &[Message]) {
-        let ours = encode_file(messages.iter().map(|m| m.encode()).collect::<Vec<_>>().iter().map(String::as_str));
+        let ours = encode_file(
+            messages
+                .iter()
+                .map(|m| m.encode())
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str),
+        );
         let theirs: Vec<ipckit::FileMessage> = messages.iter().map(reference_of).collect();
         let theirs = serde_json::to_string_pretty(&theirs).unwrap();
         assert_eq!(String::from_utf8(ours).unwrap(), theirs);
@@ -257,7 +269,11 @@ mod tests {
     fn bytes_match_reference_for_nested_payloads() {
         let mut deep = json!("leaf");
         for level in 0..40 {
-            deep = if level % 2 == 0 { json!([deep, {}]) } else { json!({"z": deep, "a": []}) };
+            deep = if level % 2 == 0 {
+                json!([deep, {}])
+            } else {
+                json!({"z": deep, "a": []})
+            };
         }
         assert_same_bytes_as_reference(&[Message::request("nest", deep)]);
     }
@@ -309,9 +325,17 @@ mod tests {
             })
             .collect();
         assert_eq!(reasons[0], "ok a");
-        assert!(reasons[1].starts_with("bad Some(\"b\") unknown variant `Request`"), "{}", reasons[1]);
+        assert!(
+            reasons[1].starts_with("bad Some(\"b\") unknown variant `Request`"),
+            "{}",
+            reasons[1]
+        );
         assert_eq!(reasons[2], "bad Some(\"c\") missing field `payload`");
-        assert!(reasons[3].starts_with("bad Some(\"d\") invalid value"), "{}", reasons[3]);
+        assert!(
+            reasons[3].starts_with("bad Some(\"d\") invalid value"),
+            "{}",
+            reasons[3]
+        );
         assert_eq!(reasons[4], "bad None not a JSON object");
         assert_eq!(reasons[5], "ok e");
     }
@@ -320,11 +344,21 @@ mod tests {
     fn whole_file_errors_are_described() {
         assert!(decode_file(b"").unwrap().is_empty());
         assert!(decode_file(b"  \n").unwrap().is_empty());
-        assert!(decode_file(b"[").unwrap_err().starts_with("not a valid JSON array"));
-        assert!(decode_file(b"{}").unwrap_err().starts_with("not a JSON array"));
-        assert!(decode_file(b"null").unwrap_err().starts_with("not a JSON array"));
-        assert!(decode_file(b"\xEF\xBB\xBF[]").unwrap_err().starts_with("not a JSON array"));
-        assert!(decode_file(b"[\"\xff\"]").unwrap_err().starts_with("not valid UTF-8"));
+        assert!(decode_file(b"[")
+            .unwrap_err()
+            .starts_with("not a valid JSON array"));
+        assert!(decode_file(b"{}")
+            .unwrap_err()
+            .starts_with("not a JSON array"));
+        assert!(decode_file(b"null")
+            .unwrap_err()
+            .starts_with("not a JSON array"));
+        assert!(decode_file(b"\xEF\xBB\xBF[]")
+            .unwrap_err()
+            .starts_with("not a JSON array"));
+        assert!(decode_file(b"[\"\xff\"]")
+            .unwrap_err()
+            .starts_with("not valid UTF-8"));
     }
 
     #[test]
@@ -333,22 +367,35 @@ mod tests {
             (0..levels).fold(json!(1), |inner, _| json!([inner]))
         }
         let file_with = |levels: usize| {
-            String::from_utf8(encode_file([Message::request("d", nested(levels)).encode().as_str()])).unwrap()
+            String::from_utf8(encode_file([Message::request("d", nested(levels))
+                .encode()
+                .as_str()]))
+            .unwrap()
         };
         assert_eq!(depth(&nested(MAX_PAYLOAD_DEPTH)), MAX_PAYLOAD_DEPTH);
-        let readable: Result<Vec<ipckit::FileMessage>, _> = serde_json::from_str(&file_with(MAX_PAYLOAD_DEPTH));
-        assert!(readable.is_ok(), "reference must read depth {MAX_PAYLOAD_DEPTH}");
-        let unreadable: Result<Vec<ipckit::FileMessage>, _> = serde_json::from_str(&file_with(MAX_PAYLOAD_DEPTH + 1));
+        let readable: Result<Vec<ipckit::FileMessage>, _> =
+            serde_json::from_str(&file_with(MAX_PAYLOAD_DEPTH));
+        assert!(
+            readable.is_ok(),
+            "reference must read depth {MAX_PAYLOAD_DEPTH}"
+        );
+        let unreadable: Result<Vec<ipckit::FileMessage>, _> =
+            serde_json::from_str(&file_with(MAX_PAYLOAD_DEPTH + 1));
         assert!(unreadable.is_err(), "reference must fail one level deeper");
         // Our reader isolates the too-deep element instead of failing the file.
         let entries = decode_file(file_with(MAX_PAYLOAD_DEPTH + 1).as_bytes()).unwrap();
-        assert!(matches!(&entries[..], [Entry::Invalid { reason, .. }] if reason.contains("deeper than 125")));
+        assert!(
+            matches!(&entries[..], [Entry::Invalid { reason, .. }] if reason.contains("deeper than 125"))
+        );
     }
 
     #[test]
     fn very_deep_input_is_an_error_not_a_crash() {
         let text = format!("[{}{}, 1]", "[".repeat(100_000), "]".repeat(100_000));
         let entries = decode_file(text.as_bytes()).unwrap();
-        assert!(matches!(&entries[..], [Entry::Invalid { id: None, .. }, Entry::Invalid { .. }]));
+        assert!(matches!(
+            &entries[..],
+            [Entry::Invalid { id: None, .. }, Entry::Invalid { .. }]
+        ));
     }
 }

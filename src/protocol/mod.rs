@@ -1,9 +1,10 @@
 //! The file-channel protocol core: plain Rust, no Node-API.
 
-pub mod error;
-pub mod message;
-pub mod files;
-pub mod lock;
-pub mod inbox;
-pub mod outbox;
+pub mod ack;
 pub mod channel;
+pub mod error;
+pub mod files;
+pub mod inbox;
+pub mod lock;
+pub mod message;
+pub mod outbox;

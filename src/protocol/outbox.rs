@@ -4,6 +4,7 @@
 //! the bytes we last wrote and the text of each message; when the file still holds exactly those
 //! bytes, the send only appends one pre-serialized text. The bytes on disk are the same either way.
 
+use super::ack::{backlog_full, live_positions};
 use super::error::{ChannelError, Result};
 use super::files::{read_message_file, replace_file, FileIdentity};
 use super::lock::{LockGuard, LockTiming};
@@ -17,7 +18,19 @@ pub struct OutboxSettings {
     pub lock: LockTiming,
     pub max_file_bytes: u64,
     pub file_mode: u32,
+    /// Honour our readers' acknowledgements: keep what a live reader has not consumed, up to
+    /// `max_backlog` messages.
+    pub acknowledgements: Option<AckSettings>,
 }
+
+#[derive(Debug, Clone, Copy)]
+pub struct AckSettings {
+    pub reader_timeout: std::time::Duration,
+    pub max_backlog: usize,
+}
+
+/// One element of the outbox: the message id (when it has one) and its text.
+type Element = (Option<String>, String);
 
 #[derive(Debug)]
 pub struct Outbox {
@@ -31,7 +44,15 @@ pub struct Outbox {
 #[derive(Debug)]
 struct WrittenFile {
     bytes: Vec<u8>,
-    entries: VecDeque<String>,
+    entries: VecDeque<Element>,
+}
+
+impl WrittenFile {
+    /// Keeps the cache valid after a refused send: the file still holds exactly these entries.
+    fn unchanged(entries: VecDeque<Element>) -> Self {
+        let bytes = encode_file(entries.iter().map(|(_, text)| text.as_str()));
+        WrittenFile { bytes, entries }
+    }
 }
 
 impl Outbox {
@@ -49,25 +70,55 @@ impl Outbox {
         &self.path
     }
 
-    /// Appends messages in order, keeping the newest `max_messages`.
+    /// Appends messages in order, keeping the newest `max_messages`, and, with
+    /// acknowledgements, every message a live reader has not consumed yet.
     pub fn append(&mut self, messages: &[&Message]) -> Result<FileIdentity> {
-        let texts: Vec<String> = messages.iter().map(|m| m.encode()).collect();
-        let _lock = LockGuard::acquire(&self.lock_path, self.settings.lock, self.settings.file_mode)?;
+        let new: Vec<Element> = messages
+            .iter()
+            .map(|m| (Some(m.id.clone()), m.encode()))
+            .collect();
+        let _lock =
+            LockGuard::acquire(&self.lock_path, self.settings.lock, self.settings.file_mode)?;
         let mut entries = self.current_entries()?;
-        entries.extend(texts);
-        let excess = entries.len().saturating_sub(self.settings.max_messages);
-        entries.drain(..excess);
+        let excess = (entries.len() + new.len()).saturating_sub(self.settings.max_messages);
+        let mut drop = excess.min(entries.len() + new.len());
+        if let (Some(acks), true) = (self.settings.acknowledgements, excess > 0) {
+            drop = drop.min(self.first_unconsumed(&entries, acks));
+            let kept = entries.len() + new.len() - drop;
+            if kept > acks.max_backlog.max(self.settings.max_messages) {
+                self.written = Some(WrittenFile::unchanged(entries));
+                return Err(backlog_full(&self.path, kept, acks.max_backlog));
+            }
+        }
+        entries.extend(new);
+        entries.drain(..drop);
         self.write_locked(entries)
+    }
+
+    /// Index of the oldest element some live reader has not consumed (`len` if none).
+    fn first_unconsumed(&self, entries: &VecDeque<Element>, acks: AckSettings) -> usize {
+        live_positions(&self.path, acks.reader_timeout)
+            .into_iter()
+            .map(|last_id| match last_id {
+                None => 0,
+                Some(last_id) => entries
+                    .iter()
+                    .rposition(|(id, _)| id.as_deref() == Some(last_id.as_str()))
+                    .map_or(0, |index| index + 1),
+            })
+            .min()
+            .unwrap_or(entries.len())
     }
 
     /// Empties the outbox (under the lock, by rename, unlike the reference's plain write).
     pub fn clear(&mut self) -> Result<FileIdentity> {
-        let _lock = LockGuard::acquire(&self.lock_path, self.settings.lock, self.settings.file_mode)?;
+        let _lock =
+            LockGuard::acquire(&self.lock_path, self.settings.lock, self.settings.file_mode)?;
         self.write_locked(VecDeque::new())
     }
 
-    fn write_locked(&mut self, entries: VecDeque<String>) -> Result<FileIdentity> {
-        let bytes = encode_file(entries.iter().map(String::as_str));
+    fn write_locked(&mut self, entries: VecDeque<Element>) -> Result<FileIdentity> {
+        let bytes = encode_file(entries.iter().map(|(_, text)| text.as_str()));
         self.written = None;
         let identity = replace_file(&self.tmp_path, &self.path, &bytes, self.settings.file_mode)?;
         self.written = Some(WrittenFile { bytes, entries });
@@ -76,7 +127,7 @@ impl Outbox {
 
     /// The outbox's entries as element texts. Another writer of the same role may have changed
     /// the file since our last write, so the file is read; it is parsed only if it differs.
-    fn current_entries(&mut self) -> Result<VecDeque<String>> {
+    fn current_entries(&mut self) -> Result<VecDeque<Element>> {
         let written = self.written.take();
         let bytes = match read_message_file(&self.path, self.settings.max_file_bytes) {
             Ok(Some((bytes, _))) => bytes,
@@ -98,9 +149,9 @@ impl Outbox {
         Ok(entries
             .into_iter()
             .filter_map(|entry| match entry {
-                Entry::Valid(message) => Some(message.encode()),
+                Entry::Valid(message) => Some((Some(message.id.clone()), message.encode())),
                 // Keep what the peer wrote even if it is not a message: its reader reports it.
-                Entry::Invalid { value, .. } => value.as_ref().map(encode_value),
+                Entry::Invalid { id, value, .. } => value.as_ref().map(|v| (id, encode_value(v))),
             })
             .collect())
     }
@@ -122,6 +173,7 @@ mod tests {
             },
             max_file_bytes: 64 << 20,
             file_mode: 0o600,
+            acknowledgements: None,
         }
     }
 
@@ -158,7 +210,10 @@ mod tests {
         let methods: Vec<_> = on_disk.iter().map(|m| m.method.clone().unwrap()).collect();
         assert_eq!(methods[..4], ["ours", "theirs", "ours", "theirs"]);
         // The reference's bytes and ours agree: re-serializing what is on disk changes nothing.
-        assert_eq!(fs::read_to_string(ours.path()).unwrap(), serde_json::to_string_pretty(&on_disk).unwrap());
+        assert_eq!(
+            fs::read_to_string(ours.path()).unwrap(),
+            serde_json::to_string_pretty(&on_disk).unwrap()
+        );
     }
 
     #[test]
@@ -171,7 +226,9 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut outbox = Outbox::new(path, settings(1000));
                     for i in 0..100 {
-                        outbox.append(&[&Message::event("w", json!([w, i]))]).unwrap();
+                        outbox
+                            .append(&[&Message::event("w", json!([w, i]))])
+                            .unwrap();
                     }
                 })
             })
@@ -198,6 +255,9 @@ mod tests {
         let mut outbox = Outbox::new(path.clone(), settings(100));
         outbox.append(&[&Message::event("ok", json!(1))]).unwrap();
         let text = fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with("[\n  {\n    \"id\": \"x\",\n    \"weird\": true\n  },\n  {\n"), "{text}");
+        assert!(
+            text.starts_with("[\n  {\n    \"id\": \"x\",\n    \"weird\": true\n  },\n  {\n"),
+            "{text}"
+        );
     }
 }
