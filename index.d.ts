@@ -15,7 +15,7 @@ export type JsonValue = null | boolean | number | string | JsonValue[] | { [key:
 export interface IpcError extends Error {
   /**
    * `ETIMEDOUT`, `ELOCKED`, `EBADMSG`, `ECLOSED`, `EREMOTE`, `EINVAL`, `EFBIG`, `ELOST`, `EWATCH`,
-   * `ABORT_ERR`, or an OS code such as `ENOENT`, `EACCES`, `ENOTDIR`.
+   * `ENOBUFS`, `EPERM`, `ABORT_ERR`, or an OS code such as `ENOENT`, `EACCES`, `ENOTDIR`.
    */
   code: string
 }
@@ -78,6 +78,15 @@ export declare class FileChannel implements AsyncDisposable {
   sendError(requestId: string, message: string | Error): void
   /** Sends an event (no response expected). */
   sendEvent(name: string, payload?: unknown): void
+  /**
+   * The sends above, but when slow acknowledging readers have filled the backlog the promise
+   * waits for room instead of throwing `ENOBUFS`; rejects `ETIMEDOUT` or `AbortError`.
+   * `target` is the method (request), the request id (response, error) or the event name.
+   * Resolves with the new id for a request.
+   */
+  sendAsync(kind: 'request', target: string, payload?: unknown, options?: RequestOptions): Promise<string>
+  sendAsync(kind: 'response' | 'event', target: string, payload?: unknown, options?: RequestOptions): Promise<void>
+  sendAsync(kind: 'error', target: string, message: string | Error, options?: RequestOptions): Promise<void>
 
   /** The new messages since the last call, each exactly once, in order. Throws a pending problem (`EBADMSG`, `ELOST`) once; the messages stay queued. */
   recv(): ChannelMessage[]

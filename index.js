@@ -5,11 +5,30 @@
 // EventEmitter, async iteration, AbortSignal and request handlers.
 
 const { EventEmitter } = require('node:events')
-const { NativeFileChannel } = require('./binding.js')
+const { setTimeout: sleep } = require('node:timers/promises')
+const { NativeFileChannel } = loadNative()
+
+function loadNative() {
+  try {
+    return require('./binding.js')
+  } catch (cause) {
+    const target = `${process.platform}-${process.arch}`
+    const error = new Error(
+      `ipckit has no native binary for ${target} (Node ${process.versions.node}). ` +
+        `Install the package that matches this platform (npm installs ipckit-${target}-* ` +
+        `automatically unless optional dependencies were omitted or the lock file was made on ` +
+        `another platform), or build it from source: install Rust (https://rustup.rs), then ` +
+        `run "npm rebuild ipckit --build-from-source" or "npm run build" in the package.`,
+      { cause },
+    )
+    error.code = 'ERR_IPCKIT_NATIVE_MISSING'
+    throw error
+  }
+}
 
 /** Deepest payload nesting the reference (Python) reader can still parse. */
 const MAX_PAYLOAD_DEPTH = 125
-const MESSAGE_EVENTS = ['message', 'request', 'response', 'event']
+const DEFAULT_TIMEOUT_MS = 30000
 
 function codedError(code, message, ErrorClass = Error) {
   const error = new ErrorClass(message)
@@ -175,15 +194,33 @@ class FileChannel {
 
   request(method, params, options = {}) {
     requireString(method, 'method')
-    const { timeoutMs, signal } = options
+    const { timeoutMs = DEFAULT_TIMEOUT_MS, signal } = options
     if (signal?.aborted) return Promise.reject(abortError(signal))
     let started
     try {
       started = this.#native.beginRequest(method, toJsonText(params, 'params'), timeoutMs)
     } catch (error) {
-      return Promise.reject(error)
+      if (error.code !== 'ENOBUFS') return Promise.reject(error)
+      return this.#requestWhenRoom(method, params, timeoutMs, signal)
     }
     return signal ? this.#cancelOnAbort(started.id, started.response, signal) : started.response
+  }
+
+  /**
+   * Like the synchronous sends, but when slow acknowledging readers have filled the backlog
+   * (`ENOBUFS`) it waits for room instead of throwing. Resolves with the id for requests.
+   * @param {'request' | 'response' | 'error' | 'event'} kind
+   */
+  async sendAsync(kind, target, payload, options = {}) {
+    const send = {
+      request: () => this.sendRequest(target, payload),
+      response: () => this.sendResponse(target, payload),
+      error: () => this.sendError(target, payload),
+      event: () => this.sendEvent(target, payload),
+    }[kind]
+    if (!send) throw codedError('EINVAL', `kind must be request, response, error or event, got ${describe(kind)}`)
+    const { timeoutMs = DEFAULT_TIMEOUT_MS, signal } = options
+    return this.#whenRoom(send, Date.now() + timeoutMs, signal)
   }
 
   /**
@@ -326,6 +363,32 @@ class FileChannel {
 
   [Symbol.for('nodejs.util.inspect.custom')]() {
     return `FileChannel { role: '${this.role}', dir: '${this.dir}', closed: ${this.closed} }`
+  }
+
+  async #requestWhenRoom(method, params, timeoutMs, signal) {
+    const deadline = Date.now() + timeoutMs
+    const started = await this.#whenRoom(
+      () => this.#native.beginRequest(method, toJsonText(params, 'params'), Math.max(0, deadline - Date.now())),
+      deadline,
+      signal,
+    )
+    return signal ? this.#cancelOnAbort(started.id, started.response, signal) : started.response
+  }
+
+  // Retries `send` while the backlog is full; readers acknowledge within tens of milliseconds.
+  async #whenRoom(send, deadline, signal) {
+    for (let pause = 1; ; pause = Math.min(pause * 2, 25)) {
+      if (signal?.aborted) throw abortError(signal)
+      try {
+        return send()
+      } catch (error) {
+        if (error.code !== 'ENOBUFS') throw error
+        if (Date.now() >= deadline) {
+          throw codedError('ETIMEDOUT', `timed out waiting for room in the backlog: ${error.message}`)
+        }
+      }
+      await sleep(pause, undefined, { signal }).catch(() => {})
+    }
   }
 
   #cancelOnAbort(requestId, response, signal) {

@@ -104,7 +104,7 @@ fn lost_text(count: Option<u64>) -> String {
     match count {
         Some(1) => "1 message was dropped by the writer's cap before it was read".to_string(),
         Some(n) => format!("{n} messages were dropped by the writer's cap before they were read"),
-        None => "messages were dropped by the writer's cap before they were read".to_string(),
+        None => "messages may have been dropped by the writer's cap before they were read (more than the cap arrived between two reads)".to_string(),
     }
 }
 

@@ -138,9 +138,9 @@ impl InboxReader {
             }
         }
         let len = keys.len();
-        // Everything we saw is gone and the file is full: the writer's cap may have dropped
-        // messages between our last read and the first one now in the file.
-        let lost = self.seen.len > 0
+        // We read this file before, nothing we saw is left, and it is full: the writer's cap may
+        // have dropped messages between our last read and the first one now in the file.
+        let lost = self.seen.identity.is_some()
             && fresh_from == Some(0)
             && len >= self.cap
             && !self.seen.keys.iter().any(|k| keys.contains(k));

@@ -95,7 +95,9 @@ impl Outbox {
         self.write_locked(entries)
     }
 
-    /// Index of the oldest element some live reader has not consumed (`len` if none).
+    /// Index of the oldest element to keep for the live readers (`len` if none): each reader's
+    /// last consumed message and everything after it. Keeping that one message lets the reader
+    /// tell a trim it allowed from a loss (it still sees a message it knows).
     fn first_unconsumed(&self, entries: &VecDeque<Element>, acks: AckSettings) -> usize {
         live_positions(&self.path, acks.reader_timeout)
             .into_iter()
@@ -104,7 +106,7 @@ impl Outbox {
                 Some(last_id) => entries
                     .iter()
                     .rposition(|(id, _)| id.as_deref() == Some(last_id.as_str()))
-                    .map_or(0, |index| index + 1),
+                    .unwrap_or(0),
             })
             .min()
             .unwrap_or(entries.len())

@@ -1,0 +1,113 @@
+'use strict'
+// Lossless delivery between our peers (acknowledgements and backpressure).
+const { spawn } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const readline = require('node:readline')
+const { FileChannel } = require('../index.js')
+
+const channels = []
+let dir
+
+function open(role, options) {
+  const channel = FileChannel[role](dir, options)
+  channels.push(channel)
+  return channel
+}
+
+function outboxLength(name) {
+  return JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8')).length
+}
+
+function startSlowReader(expect, intervalMs, timeoutMs) {
+  const child = spawn(process.execPath, [path.join(__dirname, 'peer/slow_reader.js'), dir, expect, intervalMs, timeoutMs])
+  const lines = readline.createInterface({ input: child.stdout })
+  const next = () => new Promise((resolve, reject) => {
+    lines.once('line', (line) => resolve(JSON.parse(line)))
+    child.once('exit', (code) => reject(new Error(`slow reader exited with ${code}`)))
+  })
+  return { child, next }
+}
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ipckit-ack-'))
+})
+
+afterEach(() => {
+  for (const channel of channels.splice(0)) channel.close()
+  fs.rmSync(dir, { recursive: true, force: true })
+})
+
+test('10,000 requests to a slow reader in another process: none lost, none duplicated, backlog bounded', async () => {
+  const maxBacklog = 1000
+  const reader = startSlowReader(10000, 100, 120000)
+  expect(await reader.next()).toEqual({ ready: true })
+  const writer = open('frontend', { maxBacklog })
+  let largest = 0
+  for (let i = 0; i < 10000; i++) {
+    await writer.sendAsync('request', 'work', i, { timeoutMs: 20000 })
+    if (i % 250 === 0) largest = Math.max(largest, outboxLength('frontend_to_backend.json'))
+  }
+  const summary = await reader.next()
+  expect(summary).toEqual({ received: 10000, unique: 10000, duplicates: 0, outOfOrder: 0, errors: [] })
+  expect(largest).toBeGreaterThan(100) // the reader really was behind the reference cap
+  expect(largest).toBeLessThanOrEqual(maxBacklog)
+}, 120000)
+
+test('the synchronous send throws ENOBUFS naming the backlog; sendAsync waits and completes', async () => {
+  const writer = open('backend', { maxBacklog: 300 })
+  const reader = open('frontend')
+  for (let i = 0; i < 300; i++) writer.sendEvent('e', i)
+  let thrown
+  try {
+    writer.sendEvent('e', 300)
+  } catch (error) {
+    thrown = error
+  }
+  expect(Object.prototype.toString.call(thrown)).toBe('[object Error]')
+  expect(thrown.code).toBe('ENOBUFS')
+  expect(thrown.message).toContain('backend_to_frontend.json')
+  expect(thrown.message).toContain('maxBacklog')
+  expect(outboxLength('backend_to_frontend.json')).toBe(300)
+
+  const pending = writer.sendAsync('event', 'e', 300, { timeoutMs: 5000 })
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  expect(reader.recv()).toHaveLength(300)
+  await pending
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  expect(reader.recv().map((m) => m.payload)).toEqual([300])
+})
+
+test('sendAsync gives up with ETIMEDOUT, and aborts with AbortError', async () => {
+  const writer = open('backend', { maxBacklog: 120 })
+  open('frontend')
+  for (let i = 0; i < 120; i++) writer.sendEvent('e', i)
+  await expect(writer.sendAsync('event', 'e', 1, { timeoutMs: 60 })).rejects.toMatchObject({ code: 'ETIMEDOUT' })
+  const controller = new AbortController()
+  const aborted = writer.sendAsync('event', 'e', 1, { signal: controller.signal })
+  setTimeout(() => controller.abort(), 20)
+  await expect(aborted).rejects.toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' })
+})
+
+test('a reader that never acknowledges (acknowledge: false) gets the reference cap of 100, and is told of the loss', () => {
+  const writer = open('backend')
+  const reader = open('frontend', { acknowledge: false })
+  reader.recv()
+  for (let i = 0; i < 150; i++) writer.sendEvent('e', i)
+  expect(outboxLength('backend_to_frontend.json')).toBe(100)
+  expect(() => reader.recv()).toThrow(expect.objectContaining({ code: 'ELOST' }))
+  expect(reader.recv().map((m) => m.payload)).toEqual(Array.from({ length: 100 }, (_, i) => i + 50))
+})
+
+test('a closed reader stops holding messages back, and so does one whose acknowledgement went stale', async () => {
+  const writer = open('backend', { ackTimeoutMs: 100 })
+  const reader = open('frontend')
+  for (let i = 0; i < 150; i++) writer.sendEvent('e', i)
+  expect(outboxLength('backend_to_frontend.json')).toBe(150)
+  await new Promise((resolve) => setTimeout(resolve, 150))
+  writer.sendEvent('e', 150)
+  expect(outboxLength('backend_to_frontend.json')).toBe(100)
+  reader.close()
+  expect(fs.readdirSync(dir).filter((name) => name.startsWith('backend_to_frontend.') && name.endsWith('.ack'))).toEqual([])
+})
