@@ -38,7 +38,6 @@ struct Snapshot {
     settled: bool,
     bytes: Vec<u8>,
     keys: HashSet<String>,
-    len: usize,
 }
 
 impl InboxReader {
@@ -156,7 +155,6 @@ impl InboxReader {
             settled,
             bytes,
             keys,
-            len,
         };
         Ok(())
     }
