@@ -111,4 +111,25 @@ export interface ChannelOptions {
   mode?: number
   /** Permission bits of directories this channel creates. Default `0o700`. */
   dirMode?: number
+  /**
+   * Open a directory owned by another user or writable by group or others (refused with
+   * `EPERM` by default, as ssh refuses a loose `~/.ssh`). Default `false`.
+   */
+  allowInsecure?: boolean
+  /**
+   * Lossless delivery between ipckit-for-Node peers (see PROTOCOL-EXTENSIONS.md): as a reader,
+   * publish how far we have read; as a writer, keep what live readers have not read.
+   * Default `true`; the Python reference is unaffected either way.
+   */
+  acknowledge?: boolean
+  /**
+   * An acknowledging reader silent for longer than this stops holding messages back.
+   * Default 10000.
+   */
+  ackTimeoutMs?: number
+  /**
+   * Most messages our outbox may hold for slow acknowledging readers; beyond it a send
+   * throws `ENOBUFS` (`sendAsync` and `request` wait instead). Default 5000.
+   */
+  maxBacklog?: number
 }
