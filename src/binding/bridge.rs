@@ -1,7 +1,7 @@
 //! Carries deliveries from any thread to the JavaScript thread through one threadsafe function
 //! per channel, and settles the promises of pending waits there, in Rust, without a JS hop.
 
-use super::convert::{channel_error_value, create_error, message_value};
+use super::convert::{channel_error_value, create_error, message_value, JsonPayload};
 use crate::protocol::channel::{Delivery, DeliverySink};
 use crate::protocol::error::ChannelError;
 use crate::protocol::message::Message;
@@ -173,7 +173,7 @@ impl Bridge {
             (Ok(message), WaitMode::Message) => message_value(env, message).map(|v| (true, v)),
             (Ok(message), WaitMode::Payload) => match message.error {
                 Some(text) => create_error(env, "EREMOTE", &text).map(|v| (false, v)),
-                None => unsafe { serde_json::Value::to_napi_value(env, message.payload) }
+                None => unsafe { JsonPayload::to_napi_value(env, JsonPayload(message.payload)) }
                     .map(|v| (true, v)),
             },
             (Err(error), _) => channel_error_value(env, &error).map(|v| (false, v)),

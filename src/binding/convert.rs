@@ -9,7 +9,7 @@ use std::ptr;
 
 /// A message as JavaScript sees it. On disk `replyTo` is `reply_to`; the other names are the same.
 /// Optional fields are absent (not `undefined`-valued) when the message does not carry them.
-#[napi(object)]
+#[napi(object, object_from_js = false)]
 pub struct ChannelMessage {
     /// A v4 UUID, lowercase with dashes.
     pub id: String,
@@ -24,7 +24,8 @@ pub struct ChannelMessage {
     pub reply_to: Option<String>,
     /// Request params, response result or event data; `null` in an error response.
     /// Integers beyond 2^53 lose precision, as with `JSON.parse`.
-    pub payload: serde_json::Value,
+    #[napi(ts_type = "any")]
+    pub payload: JsonPayload,
     /// Error responses only: the error text.
     pub error: Option<String>,
 }
@@ -37,10 +38,58 @@ impl From<Message> for ChannelMessage {
             kind: message.kind.as_str().to_owned(),
             method: message.method,
             reply_to: message.reply_to,
-            payload: message.payload,
+            payload: JsonPayload(message.payload),
             error: message.error,
         }
     }
+}
+
+/// A JSON value as JavaScript's `JSON.parse` would give it: every number a `number` (napi-rs's
+/// own conversion would turn integers beyond 2^53 into `BigInt`, which JSON code cannot handle).
+pub struct JsonPayload(pub serde_json::Value);
+
+impl ToNapiValue for JsonPayload {
+    unsafe fn to_napi_value(env: sys::napi_env, payload: Self) -> Result<sys::napi_value> {
+        use serde_json::Value;
+        match payload.0 {
+            Value::Null => Null::to_napi_value(env, Null),
+            Value::Bool(flag) => bool::to_napi_value(env, flag),
+            Value::Number(number) => f64::to_napi_value(env, number.as_f64().unwrap_or(f64::NAN)),
+            Value::String(text) => String::to_napi_value(env, text),
+            composite => json_parse(env, &composite.to_string()),
+        }
+    }
+}
+
+/// Calls the global `JSON.parse` on `text`.
+unsafe fn json_parse(env: sys::napi_env, text: &str) -> Result<sys::napi_value> {
+    let mut global = ptr::null_mut();
+    check_status!(sys::napi_get_global(env, &mut global))?;
+    let mut json = ptr::null_mut();
+    check_status!(sys::napi_get_named_property(
+        env,
+        global,
+        c"JSON".as_ptr(),
+        &mut json
+    ))?;
+    let mut parse = ptr::null_mut();
+    check_status!(sys::napi_get_named_property(
+        env,
+        json,
+        c"parse".as_ptr(),
+        &mut parse
+    ))?;
+    let argument = String::to_napi_value(env, text.to_owned())?;
+    let mut result = ptr::null_mut();
+    check_status!(sys::napi_call_function(
+        env,
+        json,
+        parse,
+        1,
+        &argument,
+        &mut result
+    ))?;
+    Ok(result)
 }
 
 /// `napi::Error` with a string status, which napi-rs exposes as `error.code`.
