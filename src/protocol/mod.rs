@@ -4,6 +4,8 @@ pub mod ack;
 pub mod channel;
 pub mod error;
 pub mod files;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod inbox;
 pub mod lock;
 pub mod message;
