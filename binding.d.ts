@@ -40,12 +40,22 @@ export declare class NativeFileChannel {
    */
   waitResponse(requestId: string, timeoutMs?: number | undefined | null): Promise<ChannelMessage>
   /**
-   * Sends a request with its wait registered first. Returns `{ id, response }` where
+   * Like `waitResponse`, but returns `{ token, response }` so that this one wait can be
+   * cancelled with `cancelWait(token, ...)`.
+   */
+  beginWait(requestId: string, timeoutMs?: number | undefined | null): { token: number; response: Promise<ChannelMessage> }
+  /**
+   * Sends a request with its wait registered first. Returns `{ id, token, response }` where
    * `response` resolves with the result payload or rejects (`EREMOTE`, `ETIMEDOUT`, ...).
    */
-  beginRequest(method: string, paramsJson?: string | undefined | null, timeoutMs?: number | undefined | null): { id: string; response: Promise<any> }
-  /** Rejects the pending waits for `requestId` with `code` and `message`; returns how many. */
-  cancelWait(requestId: string, code: string, message: string): number
+  beginRequest(method: string, paramsJson?: string | undefined | null, timeoutMs?: number | undefined | null): { id: string; token: number; response: Promise<any> }
+  /**
+   * Rejects the pending wait `token` (from `beginWait`/`beginRequest`) with `code` and
+   * `message`. Returns whether it was still pending.
+   */
+  cancelWait(token: number, code: string, message: string): boolean
+  /** Puts messages (a JSON array in the on-disk form) back at the front of the `recv()` queue. */
+  requeue(messagesJson: string): void
   /**
    * Tells which kinds of message have listeners (they then bypass `recv()`) and whether
    * problems have an `'error'` listener.

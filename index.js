@@ -62,6 +62,10 @@ function checkJson(value, path, ancestors) {
   }
   switch (typeof value) {
     case 'string':
+      if (!value.isWellFormed()) {
+        throw codedError('EINVAL', `${path} contains a lone surrogate, which UTF-8 JSON cannot represent`, TypeError)
+      }
+      return
     case 'boolean':
     case 'undefined':
       return
@@ -90,7 +94,12 @@ function checkJson(value, path, ancestors) {
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) checkJson(value[i], `${path}[${i}]`, ancestors)
   } else {
-    for (const key of Object.keys(value)) checkJson(value[key], propertyPath(path, key), ancestors)
+    for (const key of Object.keys(value)) {
+      if (!key.isWellFormed()) {
+        throw codedError('EINVAL', `${path} has a key with a lone surrogate, which UTF-8 JSON cannot represent`, TypeError)
+      }
+      checkJson(value[key], propertyPath(path, key), ancestors)
+    }
   }
   ancestors.pop()
 }
@@ -100,6 +109,74 @@ function toJsonText(value, name) {
   if (value === undefined) return undefined
   checkJson(value, name, [])
   return JSON.stringify(value)
+}
+
+const OPTION_TYPES = {
+  maxMessages: 'count',
+  lockTimeoutMs: 'ms',
+  staleLockMs: 'ms',
+  maxFileBytes: 'count',
+  watch: 'boolean',
+  pollIntervalMs: 'ms',
+  maxQueued: 'count',
+  mode: 'mode',
+  dirMode: 'mode',
+  allowInsecure: 'boolean',
+  acknowledge: 'boolean',
+  ackTimeoutMs: 'ms',
+  maxBacklog: 'count',
+}
+
+// Checked before anything is created, so that a typo never leaves a half-made channel behind.
+function checkOptions(options) {
+  if (options === undefined || options === null) return undefined
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw codedError('EINVAL', `options must be an object, got ${describe(options)}`, TypeError)
+  }
+  for (const [name, value] of Object.entries(options)) {
+    const kind = OPTION_TYPES[name]
+    if (kind === undefined) {
+      const known = Object.keys(OPTION_TYPES).join(', ')
+      throw codedError('EINVAL', `options.${name} is not an option (known: ${known})`, TypeError)
+    }
+    if (value === undefined) continue
+    const ok =
+      kind === 'boolean'
+        ? typeof value === 'boolean'
+        : Number.isInteger(value) && value >= (kind === 'count' ? 1 : 0) && value <= (kind === 'mode' ? 0o777 : 2 ** 32 - 1)
+    if (!ok) {
+      const expected = {
+        boolean: 'a boolean',
+        count: 'an integer >= 1',
+        ms: 'an integer number of milliseconds >= 0',
+        mode: 'permission bits (0 to 0o777)',
+      }[kind]
+      throw codedError('EINVAL', `options.${name} must be ${expected}, got ${describe(value)}`, TypeError)
+    }
+  }
+  return options
+}
+
+function checkTimeout(value, name = 'timeoutMs') {
+  if (value !== undefined && !(typeof value === 'number' && value >= 0 && !Number.isNaN(value))) {
+    throw codedError('EINVAL', `${name} must be a number of milliseconds >= 0, got ${describe(value)}`, TypeError)
+  }
+  return value
+}
+
+// Runs `start`, turning a synchronous throw into a rejected promise: promise-returning methods
+// never throw.
+function promising(start) {
+  try {
+    return start()
+  } catch (error) {
+    return Promise.reject(error)
+  }
+}
+
+// A message as JS sees it, back in its on-disk form.
+function toWire({ id, timestamp, type, replyTo, method, payload, error }) {
+  return { id, timestamp, type, reply_to: replyTo, method, payload, error }
 }
 
 function requireString(value, name) {
@@ -134,7 +211,7 @@ class FileChannel {
 
   constructor(dir, role, options) {
     requireString(dir, 'dir')
-    this.#native = new NativeFileChannel(dir, role, (batch) => this.#deliver(batch), options)
+    this.#native = new NativeFileChannel(dir, role, (batch) => this.#deliver(batch), checkOptions(options))
     // `once` listeners leave by themselves; adding goes through on()/once() below.
     this.#emitter.on('removeListener', () => this.#syncListening())
   }
@@ -185,25 +262,32 @@ class FileChannel {
   }
 
   waitResponse(requestId, timeoutMs, options = {}) {
-    requireString(requestId, 'requestId')
-    const { signal } = options
-    if (signal?.aborted) return Promise.reject(abortError(signal))
-    const response = this.#native.waitResponse(requestId, timeoutMs)
-    return signal ? this.#cancelOnAbort(requestId, response, signal) : response
+    return promising(() => {
+      requireString(requestId, 'requestId')
+      checkTimeout(timeoutMs)
+      const { signal } = options
+      if (signal?.aborted) throw abortError(signal)
+      if (!signal) return this.#native.waitResponse(requestId, timeoutMs)
+      const { token, response } = this.#native.beginWait(requestId, timeoutMs)
+      return this.#cancelOnAbort(token, response, signal)
+    })
   }
 
   request(method, params, options = {}) {
-    requireString(method, 'method')
-    const { timeoutMs = DEFAULT_TIMEOUT_MS, signal } = options
-    if (signal?.aborted) return Promise.reject(abortError(signal))
-    let started
-    try {
-      started = this.#native.beginRequest(method, toJsonText(params, 'params'), timeoutMs)
-    } catch (error) {
-      if (error.code !== 'ENOBUFS') return Promise.reject(error)
-      return this.#requestWhenRoom(method, params, timeoutMs, signal)
-    }
-    return signal ? this.#cancelOnAbort(started.id, started.response, signal) : started.response
+    return promising(() => {
+      requireString(method, 'method')
+      const { timeoutMs = DEFAULT_TIMEOUT_MS, signal } = options
+      checkTimeout(timeoutMs)
+      if (signal?.aborted) throw abortError(signal)
+      let started
+      try {
+        started = this.#native.beginRequest(method, toJsonText(params, 'params'), timeoutMs)
+      } catch (error) {
+        if (error.code !== 'ENOBUFS') throw error
+        return this.#requestWhenRoom(method, params, timeoutMs, signal)
+      }
+      return signal ? this.#cancelOnAbort(started.token, started.response, signal) : started.response
+    })
   }
 
   /**
@@ -220,6 +304,7 @@ class FileChannel {
     }[kind]
     if (!send) throw codedError('EINVAL', `kind must be request, response, error or event, got ${describe(kind)}`)
     const { timeoutMs = DEFAULT_TIMEOUT_MS, signal } = options
+    checkTimeout(timeoutMs)
     return this.#whenRoom(send, Date.now() + timeoutMs, signal)
   }
 
@@ -264,6 +349,9 @@ class FileChannel {
       },
       end: () => {
         done = true
+        // Messages handed to us but not yet yielded go back to recv(): nothing is lost.
+        if (buffered.length > 0 && !this.closed) this.#native.requeue(JSON.stringify(buffered.map(toWire)))
+        buffered.length = 0
         wake?.()
       },
     }
@@ -287,8 +375,8 @@ class FileChannel {
           await new Promise((resolve) => (wake = resolve))
           wake = null
         }
-        if (buffered.length > 0) return { value: buffered.shift(), done: false }
-        return { value: undefined, done: true }
+        if (done) return { value: undefined, done: true }
+        return { value: buffered.shift(), done: false }
       },
       return: async () => {
         finish()
@@ -372,7 +460,7 @@ class FileChannel {
       deadline,
       signal,
     )
-    return signal ? this.#cancelOnAbort(started.id, started.response, signal) : started.response
+    return signal ? this.#cancelOnAbort(started.token, started.response, signal) : started.response
   }
 
   // Retries `send` while the backlog is full; readers acknowledge within tens of milliseconds.
@@ -391,8 +479,8 @@ class FileChannel {
     }
   }
 
-  #cancelOnAbort(requestId, response, signal) {
-    const onAbort = () => this.#native.cancelWait(requestId, 'ABORT_ERR', 'The operation was aborted')
+  #cancelOnAbort(token, response, signal) {
+    const onAbort = () => this.#native.cancelWait(token, 'ABORT_ERR', 'The operation was aborted')
     signal.addEventListener('abort', onAbort, { once: true })
     return response.then(
       (value) => {
@@ -422,6 +510,7 @@ class FileChannel {
   #deliver({ messages, errors }) {
     for (const error of errors) this.#fail(error)
     for (const message of messages) {
+      if (this.closed) return
       this.#safely(() => {
         this.#emitter.emit('message', message)
         this.#emitter.emit(message.type, message)
@@ -463,7 +552,15 @@ class FileChannel {
       this.#reply(() => this.sendError(request.id, error instanceof Error ? error.message : String(error)))
       return
     }
-    this.#reply(() => this.sendResponse(request.id, result))
+    this.#reply(() => {
+      try {
+        this.sendResponse(request.id, result)
+      } catch (error) {
+        if (error.code !== 'EINVAL') throw error
+        // The requester learns of the bad result instead of waiting for its timeout.
+        this.sendError(request.id, `the handler for ${request.method} returned ${error.message}`)
+      }
+    })
   }
 
   #reply(send) {

@@ -101,11 +101,11 @@ test('a reader that never acknowledges (acknowledge: false) gets the reference c
 })
 
 test('a closed reader stops holding messages back, and so does one whose acknowledgement went stale', async () => {
-  const writer = open('backend', { ackTimeoutMs: 100 })
+  const writer = open('backend', { ackTimeoutMs: 1000 })
   const reader = open('frontend')
   for (let i = 0; i < 150; i++) writer.sendEvent('e', i)
   expect(outboxLength('backend_to_frontend.json')).toBe(150)
-  await new Promise((resolve) => setTimeout(resolve, 150))
+  await new Promise((resolve) => setTimeout(resolve, 1100))
   writer.sendEvent('e', 150)
   expect(outboxLength('backend_to_frontend.json')).toBe(100)
   reader.close()

@@ -248,9 +248,27 @@ impl NativeFileChannel {
         .map(|(promise, ())| promise)
     }
 
-    /// Sends a request with its wait registered first. Returns `{ id, response }` where
+    /// Like `waitResponse`, but returns `{ token, response }` so that this one wait can be
+    /// cancelled with `cancelWait(token, ...)`.
+    #[napi(ts_return_type = "{ token: number; response: Promise<ChannelMessage> }")]
+    pub fn begin_wait(
+        &self,
+        env: Env,
+        request_id: String,
+        timeout_ms: Option<f64>,
+    ) -> Result<Object<'_>, Code> {
+        let timeout = parse_timeout(timeout_ms, DEFAULT_TIMEOUT_MS, "timeoutMs")?;
+        let (promise, token) = self.start_wait(&env, WaitMode::Message, |channel| {
+            channel
+                .wait_response(&request_id, timeout)
+                .map(|token| (token, token))
+        })?;
+        pending_object(&env, &[("token", Some(token as f64), None)], promise)
+    }
+
+    /// Sends a request with its wait registered first. Returns `{ id, token, response }` where
     /// `response` resolves with the result payload or rejects (`EREMOTE`, `ETIMEDOUT`, ...).
-    #[napi(ts_return_type = "{ id: string; response: Promise<any> }")]
+    #[napi(ts_return_type = "{ id: string; token: number; response: Promise<any> }")]
     pub fn begin_request(
         &self,
         env: Env,
@@ -260,25 +278,36 @@ impl NativeFileChannel {
     ) -> Result<Object<'_>, Code> {
         let params = parse_payload(params_json, "params")?;
         let timeout = parse_timeout(timeout_ms, DEFAULT_TIMEOUT_MS, "timeoutMs")?;
-        let (promise, id) = self.start_wait(&env, WaitMode::Payload, |channel| {
-            channel.begin_request(&method, params, timeout)
+        let (promise, (id, token)) = self.start_wait(&env, WaitMode::Payload, |channel| {
+            channel
+                .begin_request(&method, params, timeout)
+                .map(|(id, token)| ((id, token), token))
         })?;
-        let mut result = Object::new(&env).map_err(|e| invalid(e.reason))?;
-        result.set("id", id).map_err(|e| invalid(e.reason))?;
-        result
-            .set("response", promise)
-            .map_err(|e| invalid(e.reason))?;
-        Ok(result)
+        pending_object(
+            &env,
+            &[("id", None, Some(id)), ("token", Some(token as f64), None)],
+            promise,
+        )
     }
 
-    /// Rejects the pending waits for `requestId` with `code` and `message`; returns how many.
+    /// Rejects the pending wait `token` (from `beginWait`/`beginRequest`) with `code` and
+    /// `message`. Returns whether it was still pending.
     #[napi]
-    pub fn cancel_wait(&self, env: Env, request_id: String, code: String, message: String) -> u32 {
-        let tokens = self.channel.cancel_wait(&request_id);
-        for token in &tokens {
-            self.bridge.reject(env.raw(), *token, &code, &message);
+    pub fn cancel_wait(&self, env: Env, token: f64, code: String, message: String) -> bool {
+        let token = token as u64;
+        let pending = self.channel.cancel_token(token);
+        if pending {
+            self.bridge.reject(env.raw(), token, &code, &message);
         }
-        tokens.len() as u32
+        pending
+    }
+
+    /// Puts messages (a JSON array in the on-disk form) back at the front of the `recv()` queue.
+    #[napi]
+    pub fn requeue(&self, messages_json: String) -> Result<(), Code> {
+        let messages = serde_json::from_str(&messages_json)
+            .map_err(|e| invalid(format!("messages are not a valid message array ({e})")))?;
+        self.channel.requeue(messages).map_err(to_js_error)
     }
 
     /// Tells which kinds of message have listeners (they then bypass `recv()`) and whether
@@ -357,4 +386,23 @@ impl Drop for NativeFileChannel {
         // here (no JS thread context), but none can exist: they keep the object reachable.
         self.channel.close();
     }
+}
+
+/// `{ ...fields, response: promise }` for the `begin*` methods.
+fn pending_object<'a>(
+    env: &Env,
+    fields: &[(&str, Option<f64>, Option<String>)],
+    promise: Unknown<'_>,
+) -> Result<Object<'a>, Code> {
+    let convert = |e: napi::Error| invalid(e.reason);
+    let mut object = Object::new(env).map_err(convert)?;
+    for (name, number, text) in fields {
+        match (number, text) {
+            (Some(number), _) => object.set(*name, *number).map_err(convert)?,
+            (_, Some(text)) => object.set(*name, text.as_str()).map_err(convert)?,
+            _ => {}
+        }
+    }
+    object.set("response", promise).map_err(convert)?;
+    Ok(object)
 }

@@ -199,11 +199,12 @@ impl Channel {
             create_if_missing(&dir.join(name), b"[]", options.file_mode)?;
         }
         let inbox_path = dir.join(inbox_name);
-        let reader = InboxReader::new(
+        let mut reader = InboxReader::new(
             inbox_path.clone(),
             options.max_file_bytes,
             options.max_messages,
         );
+        reader.set_acknowledging(options.acknowledge);
         let ack = options.acknowledge.then(|| {
             let reader_id = uuid::Uuid::new_v4().simple().to_string();
             AckPublisher::new(
@@ -376,13 +377,17 @@ impl Channel {
         Ok((message.id, token))
     }
 
-    /// Drops the waits for `request_id`; returns their tokens.
-    pub fn cancel_wait(&self, request_id: &str) -> Vec<u64> {
-        let mut state = lock(&self.state);
-        let removed = state.waiters.remove(request_id).unwrap_or_default();
-        removed.into_iter().map(|w| w.token).collect()
+    /// Puts messages that were handed out but not consumed (an iterator that ended early) back
+    /// at the front of the `recv()` queue, in order.
+    pub fn requeue(&self, messages: Vec<Message>) -> Result<()> {
+        let mut state = self.lock_open()?;
+        for message in messages.into_iter().rev() {
+            state.queue.push_front(message);
+        }
+        Ok(())
     }
 
+    /// Drops the wait `token`; returns whether it was pending.
     pub fn cancel_token(&self, token: u64) -> bool {
         let mut state = lock(&self.state);
         let mut found = false;
@@ -683,6 +688,9 @@ impl DirWatch {
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 let relevant = match &event {
+                    // Our own reads of the inbox show up as access events: waking on them
+                    // would make the dispatcher read in a loop.
+                    Ok(event) if matches!(event.kind, notify::EventKind::Access(_)) => false,
                     Ok(event) => {
                         event.need_rescan()
                             || event.paths.is_empty()
@@ -720,7 +728,15 @@ fn create_channel_dir(dir: &Path, mode: u32) -> Result<()> {
         .recursive(true)
         .mode(mode)
         .create(dir)
-        .map_err(|e| ChannelError::io("creating directory", dir, e))?;
+        .map_err(|e| {
+            // A file where the directory should be: say so, not "File exists".
+            let e = if e.kind() == io::ErrorKind::AlreadyExists && !dir.is_dir() {
+                io::Error::from_raw_os_error(libc::ENOTDIR)
+            } else {
+                e
+            };
+            ChannelError::io("creating directory", dir, e)
+        })?;
     if !dir.is_dir() {
         let not_dir = io::Error::from_raw_os_error(libc::ENOTDIR);
         return Err(ChannelError::io("opening channel", dir, not_dir));

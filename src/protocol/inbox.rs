@@ -25,9 +25,13 @@ pub struct InboxReader {
     max_file_bytes: u64,
     /// A file holding this many messages may have had older ones trimmed away.
     cap: usize,
+    /// We publish acknowledgements, so a writer of ours keeps what we have not read.
+    acknowledging: bool,
     seen: Snapshot,
     /// The identity of the last version reported as broken, so each breakage is reported once.
     reported: Option<Option<FileIdentity>>,
+    /// The version that failed to parse, when we read it, and why: not re-read while unchanged.
+    broken: Option<(FileIdentity, i128, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -46,13 +50,19 @@ impl InboxReader {
             path,
             max_file_bytes,
             cap,
+            acknowledging: false,
             seen: Snapshot::default(),
             reported: None,
+            broken: None,
         }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    pub fn set_acknowledging(&mut self, acknowledging: bool) {
+        self.acknowledging = acknowledging;
     }
 
     /// Id of the newest message read so far: this reader has consumed it and all before it.
@@ -82,6 +92,16 @@ impl InboxReader {
         if identity.is_some() && identity == self.seen.identity && self.seen.settled {
             return Ok(());
         }
+        if let Some((version, read_at, reason)) = &self.broken {
+            if identity == Some(*version) && version.is_settled(*read_at) {
+                // Already reported; reading it again would only find the same problem.
+                let error = ChannelError::BadFile {
+                    path: self.path.clone(),
+                    reason: reason.clone(),
+                };
+                return Err(BrokenVersion::boxed(identity, error));
+            }
+        }
         let read_at = now_ns();
         let (bytes, identity) = match read_message_file(&self.path, self.max_file_bytes) {
             Ok(Some(found)) => found,
@@ -100,10 +120,18 @@ impl InboxReader {
             self.seen.settled = settled;
             return Ok(());
         }
-        let entries = decode_file(&bytes).map_err(|reason| {
-            let path = self.path.clone();
-            BrokenVersion::boxed(Some(identity), ChannelError::BadFile { path, reason })
-        })?;
+        let entries = match decode_file(&bytes) {
+            Ok(entries) => entries,
+            Err(reason) => {
+                self.broken = Some((identity, read_at, reason.clone()));
+                let error = ChannelError::BadFile {
+                    path: self.path.clone(),
+                    reason,
+                };
+                return Err(BrokenVersion::boxed(Some(identity), error));
+            }
+        };
+        self.broken = None;
 
         let mut keys = HashSet::with_capacity(entries.len());
         let mut fresh_from = None;
@@ -139,9 +167,17 @@ impl InboxReader {
         let len = keys.len();
         // We read this file before, nothing we saw is left, and it is full: the writer's cap may
         // have dropped messages between our last read and the first one now in the file.
+        // A writer honouring our acknowledgements trims only what we consumed and may exceed the
+        // cap; the reference never does. So for an acknowledging reader only a file at exactly
+        // the cap is suspect.
+        let full = if self.acknowledging {
+            len == self.cap
+        } else {
+            len >= self.cap
+        };
         let lost = self.seen.identity.is_some()
             && fresh_from == Some(0)
-            && len >= self.cap
+            && full
             && !self.seen.keys.iter().any(|k| keys.contains(k));
         if lost {
             outcome.problems.push(ChannelError::Lost {

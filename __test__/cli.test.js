@@ -1,0 +1,386 @@
+'use strict'
+
+// The `ipckit` command (bin/ipckit.js), run as a child process with the Node running jest,
+// against temporary channels with a FileChannel of this process on the other side.
+
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { execFile, spawn } = require('node:child_process')
+const { FileChannel } = require('..')
+
+const BIN = path.join(__dirname, '..', 'bin', 'ipckit.js')
+const VERSION = require('../package.json').version
+
+/** Runs `ipckit ...args`; resolves with { code, stdout, stderr } whatever the exit code. */
+function ipckit(args, { env = {}, input } = {}) {
+  return new Promise((resolve) => {
+    const child = execFile(
+      process.execPath,
+      [BIN, ...args],
+      { env: { ...process.env, NO_COLOR: '', FORCE_COLOR: '', ...env }, timeout: 20000 },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr })
+      },
+    )
+    if (input !== undefined) child.stdin.end(input)
+    else child.stdin.end()
+  })
+}
+
+/** Starts `ipckit monitor`; `lines()` has what it printed so far, `done` its exit. */
+function startMonitor(args, env = {}) {
+  const child = spawn(process.execPath, [BIN, 'monitor', ...args], {
+    env: { ...process.env, NO_COLOR: '', FORCE_COLOR: '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk) => (stdout += chunk))
+  child.stderr.setEncoding('utf8').on('data', (chunk) => (stderr += chunk))
+  const done = new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })))
+  return {
+    child,
+    done,
+    lines: () => stdout.split('\n').filter(Boolean),
+    waitFor: async (n, timeoutMs = 10000) => {
+      const end = Date.now() + timeoutMs
+      while (stdout.split('\n').filter(Boolean).length < n) {
+        if (Date.now() > end) throw new Error(`monitor printed ${stdout.split('\n').filter(Boolean).length} lines, expected ${n}:\n${stdout}\n${stderr}`)
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+    },
+  }
+}
+
+let dir
+const channels = []
+function open(role, options) {
+  const channel = FileChannel[role](dir, options)
+  channels.push(channel)
+  return channel
+}
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ipckit-cli-'))
+})
+
+afterEach(() => {
+  for (const channel of channels.splice(0)) channel.close()
+  fs.rmSync(dir, { recursive: true, force: true })
+})
+
+describe('ipckit (top level)', () => {
+  test('--help lists every command; --version prints the package version', async () => {
+    const help = await ipckit(['--help'])
+    expect(help.code).toBe(0)
+    for (const command of ['monitor', 'send', 'event', 'info', 'bench']) expect(help.stdout).toContain(`  ${command} `)
+    const version = await ipckit(['--version'])
+    expect(version).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' })
+  })
+
+  test('no command prints the help and exits 2; an unknown command exits 2', async () => {
+    const none = await ipckit([])
+    expect(none.code).toBe(2)
+    expect(none.stdout).toContain('Usage: ipckit <command>')
+    const unknown = await ipckit(['frobnicate'])
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toContain("unknown command 'frobnicate'")
+  })
+
+  test.each(['monitor', 'send', 'event', 'info', 'bench'])('%s --help', async (command) => {
+    const result = await ipckit([command, '--help'])
+    expect(result.code).toBe(0)
+    expect(result.stdout).toContain(`Usage: ipckit ${command}`)
+    expect(result.stderr).toBe('')
+  })
+
+  test('an unknown option is a usage error naming the command', async () => {
+    const result = await ipckit(['send', dir, 'x', '--bogus'])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toMatch(/ipckit send: .*--bogus/)
+    expect(result.stderr).toContain("Run 'ipckit send --help'")
+  })
+})
+
+describe('ipckit send', () => {
+  test('prints the response payload as JSON and exits 0', async () => {
+    open('backend').serve({ add: ({ a, b }) => a + b, echo: (params) => params })
+    const added = await ipckit(['send', dir, 'add', '{"a": 2, "b": 40}'])
+    expect(added).toEqual({ code: 0, stdout: '42\n', stderr: '' })
+    const payload = { text: 'héllo ✓', list: [1, null, true], nested: { k: 'v' } }
+    const echoed = await ipckit(['send', dir, 'echo', JSON.stringify(payload)])
+    expect(echoed.code).toBe(0)
+    expect(JSON.parse(echoed.stdout)).toEqual(payload)
+    expect(echoed.stdout).toContain('\n  "nested": {\n    "k": "v"\n  },\n')
+    const compact = await ipckit(['send', dir, 'echo', JSON.stringify(payload), '--compact'])
+    expect(compact.stdout).toBe('{"list":[1,null,true],"nested":{"k":"v"},"text":"héllo ✓"}\n')
+  })
+
+  test('no params sends null; "-" reads the params from standard input', async () => {
+    const seen = []
+    open('backend').serve({ echo: (params) => (seen.push(params), params) })
+    expect((await ipckit(['send', dir, 'echo'])).stdout).toBe('null\n')
+    const piped = await ipckit(['send', dir, 'echo', '-', '--compact'], { input: '[1, "two"]' })
+    expect(piped).toEqual({ code: 0, stdout: '[1,"two"]\n', stderr: '' })
+    expect(seen).toEqual([null, [1, 'two']])
+  })
+
+  test('an error response exits 1 with the error text on stderr', async () => {
+    open('backend').serve({
+      fail: () => {
+        throw new Error('disk on fire')
+      },
+    })
+    const result = await ipckit(['send', dir, 'fail', '{}'])
+    expect(result.code).toBe(1)
+    expect(result.stdout).toBe('')
+    expect(result.stderr).toBe("ipckit send: 'fail' failed: disk on fire\n")
+  })
+
+  test('--full prints the whole response message', async () => {
+    open('backend').serve({ ping: () => 'pong' })
+    const result = await ipckit(['send', dir, 'ping', '--full', '--compact'])
+    expect(result.code).toBe(0)
+    const message = JSON.parse(result.stdout)
+    expect(message).toMatchObject({ type: 'response', payload: 'pong' })
+    expect(typeof message.replyTo).toBe('string')
+  })
+
+  test('no response within --timeout-ms exits 1 and says so', async () => {
+    open('backend') // opened, but nobody answers
+    const started = Date.now()
+    const result = await ipckit(['send', dir, 'slow', '--timeout-ms', '300'])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toMatch(/no response to 'slow' \(request [0-9a-f-]{36}\) within 300 ms/)
+    expect(Date.now() - started).toBeLessThan(10000)
+  })
+
+  test('--role backend sends a request to the frontend', async () => {
+    open('frontend').serve({ whoami: () => 'frontend' })
+    const result = await ipckit(['send', dir, 'whoami', '--role', 'backend'])
+    expect(result).toEqual({ code: 0, stdout: '"frontend"\n', stderr: '' })
+  })
+
+  test('bad input: invalid JSON, a bad role, a bad timeout, a missing directory', async () => {
+    const badJson = await ipckit(['send', dir, 'm', '{a: 1}'])
+    expect(badJson.code).toBe(2)
+    expect(badJson.stderr).toContain('not valid JSON')
+    const badRole = await ipckit(['send', dir, 'm', '--role', 'middle'])
+    expect(badRole.code).toBe(2)
+    expect(badRole.stderr).toContain("--role must be 'frontend' or 'backend'")
+    const badTimeout = await ipckit(['send', dir, 'm', '--timeout-ms', 'soon'])
+    expect(badTimeout.code).toBe(2)
+    const missing = path.join(dir, 'nope')
+    const noDir = await ipckit(['send', missing, 'm'])
+    expect(noDir.code).toBe(1)
+    expect(noDir.stderr).toContain(`no channel directory at ${missing}`)
+    expect(fs.existsSync(missing)).toBe(false) // a typo does not create a channel
+    const tooFew = await ipckit(['send', dir])
+    expect(tooFew.code).toBe(2)
+  })
+})
+
+describe('ipckit event', () => {
+  test('sends an event with its payload, from either role', async () => {
+    const backend = open('backend')
+    const frontend = open('frontend')
+    const toBackend = new Promise((resolve) => backend.once('event', resolve))
+    const toFrontend = new Promise((resolve) => frontend.once('event', resolve))
+    expect(await ipckit(['event', dir, 'progress', '{"pct": 50}'])).toEqual({ code: 0, stdout: '', stderr: '' })
+    expect(await toBackend).toMatchObject({ type: 'event', method: 'progress', payload: { pct: 50 } })
+    expect((await ipckit(['event', dir, 'reload', '--role', 'backend'])).code).toBe(0)
+    expect(await toFrontend).toMatchObject({ type: 'event', method: 'reload', payload: null })
+  })
+})
+
+describe('ipckit info', () => {
+  test('reports channel info, counts, permissions and a free lock', async () => {
+    open('backend').serve({ ping: () => 'pong' })
+    const frontend = open('frontend')
+    await frontend.request('ping')
+    frontend.sendEvent('hello', 1)
+    // serve() answers an unknown method with an error response.
+    await expect(frontend.request('nobody')).rejects.toMatchObject({ code: 'EREMOTE' })
+
+    const result = await ipckit(['info', dir, '--json'])
+    expect(result.code).toBe(0)
+    const report = JSON.parse(result.stdout)
+    expect(report.channelInfo.content).toMatchObject({ protocol: 'file-ipc', version: '1.0' })
+    const f2b = report.files.frontend_to_backend
+    expect(f2b).toMatchObject({ exists: true, messages: 3, byType: { request: 2, response: 0, event: 1 } })
+    const b2f = report.files.backend_to_frontend
+    expect(b2f).toMatchObject({ exists: true, messages: 2, byType: { request: 0, response: 2, event: 0 }, errorResponses: 1 })
+    if (process.platform !== 'win32') {
+      expect(f2b).toMatchObject({ mode: '0600', readable: true, writable: true })
+      expect(f2b.uid).toBe(process.getuid())
+    }
+    expect(f2b.lock).toMatchObject({ held: false })
+    // The backend's channel reads frontend_to_backend.json and publishes acknowledgements.
+    expect(f2b.readers).toEqual([expect.objectContaining({ pid: process.pid, live: true, running: true })])
+
+    const text = await ipckit(['info', dir])
+    expect(text.code).toBe(0)
+    expect(text.stdout).toContain('file-ipc 1.0')
+    expect(text.stdout).toMatch(/messages\s+3 \(2 requests, 0 responses, 1 event\)/)
+    expect(text.stdout).toMatch(/lock\s+free/)
+    expect(text.stdout).toMatch(new RegExp(`readers +1 acknowledging[^\n]*\n +[0-9a-f]{8} +live: PID ${process.pid}`))
+    expect(text.stdout).not.toContain('\x1b[')
+  })
+
+  test('shows a held lock with its PID and age, and a stale one as stale', async () => {
+    open('backend')
+    const lock = path.join(dir, 'backend_to_frontend.lock')
+    fs.writeFileSync(lock, `${process.pid}\n`)
+    let report = JSON.parse((await ipckit(['info', dir, '--json'])).stdout)
+    expect(report.files.backend_to_frontend.lock).toMatchObject({ held: true, pid: process.pid, running: true, stale: false })
+    expect(report.files.frontend_to_backend.lock.held).toBe(false)
+
+    const old = new Date(Date.now() - 60_000)
+    fs.utimesSync(lock, old, old)
+    report = JSON.parse((await ipckit(['info', dir, '--json'])).stdout)
+    expect(report.files.backend_to_frontend.lock).toMatchObject({ held: true, stale: true })
+    expect(report.files.backend_to_frontend.lock.ageMs).toBeGreaterThan(50_000)
+    const text = await ipckit(['info', dir])
+    expect(text.stdout).toMatch(new RegExp(`held by PID ${process.pid} \\(running\\), 1 min old: stale`))
+    fs.unlinkSync(lock)
+  })
+
+  test('a malformed message file is reported, not fatal', async () => {
+    // Written by hand: a FileChannel here would report the bad inbox itself.
+    fs.writeFileSync(path.join(dir, '.channel_info'), '{"created": 1, "protocol": "file-ipc", "version": "1.0"}')
+    fs.writeFileSync(path.join(dir, 'backend_to_frontend.json'), '[]')
+    fs.writeFileSync(path.join(dir, 'frontend_to_backend.json'), '[{"id": ')
+    const result = await ipckit(['info', dir, '--json'])
+    expect(result.code).toBe(0)
+    expect(JSON.parse(result.stdout).files.frontend_to_backend.parseError).toBeTruthy()
+  })
+
+  test('a directory without a channel exits 1; a missing one too', async () => {
+    const empty = await ipckit(['info', dir])
+    expect(empty.code).toBe(1)
+    expect(empty.stderr).toContain('holds no channel')
+    const missing = await ipckit(['info', path.join(dir, 'nope')])
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toContain('no channel directory')
+  })
+})
+
+describe('ipckit monitor', () => {
+  test('--json shows both directions once each, live, without taking messages from the peers', async () => {
+    const backend = open('backend').serve({ add: ({ a, b }) => a + b })
+    const frontend = open('frontend')
+    const early = frontend.sendRequest('add', { a: 1, b: 1 })
+    await frontend.waitResponse(early, 5000)
+    const before = fs.readdirSync(dir).sort()
+    const infoMtime = fs.statSync(path.join(dir, '.channel_info')).mtimeMs
+
+    const monitor = startMonitor([dir, '--json', '--count', '5'])
+    await monitor.waitFor(2) // what was already there
+    const frontendEvents = []
+    frontend.on('event', (message) => frontendEvents.push(message))
+    expect(await frontend.request('add', { a: 20, b: 22 })).toBe(42)
+    backend.sendEvent('tick', { n: 1 })
+    const { code, stdout, stderr } = await monitor.done
+    expect(stderr).toBe('')
+    expect(code).toBe(0)
+
+    const seen = stdout.trim().split('\n').map((line) => JSON.parse(line))
+    expect(seen.map((m) => [m.direction, m.type, m.method ?? m.replyTo])).toEqual([
+      ['frontend->backend', 'request', 'add'],
+      ['backend->frontend', 'response', early],
+      ['frontend->backend', 'request', 'add'],
+      ['backend->frontend', 'response', seen[2].id],
+      ['backend->frontend', 'event', 'tick'],
+    ])
+    expect(new Set(seen.map((m) => m.id)).size).toBe(5)
+    expect(seen[3]).toMatchObject({ payload: 42, file: 'backend_to_frontend.json' })
+    // The real frontend still got the event: the monitor took nothing away.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(frontendEvents.map((m) => m.method)).toEqual(['tick'])
+    // It wrote nothing: no new files, and the files it read were not touched by it.
+    expect(fs.readdirSync(dir).sort()).toEqual(before)
+    expect(fs.statSync(path.join(dir, '.channel_info')).mtimeMs).toBe(infoMtime)
+  })
+
+  test('plain view: one line a message; colours only when forced, never with NO_COLOR', async () => {
+    const backend = open('backend').serve({
+      ping: () => 'pong',
+      fail: () => {
+        throw new Error('nope')
+      },
+    })
+    const frontend = open('frontend')
+    await frontend.request('ping', { x: 1 })
+    await expect(frontend.request('fail')).rejects.toMatchObject({ code: 'EREMOTE' })
+    backend.sendEvent('tick', [1, 2])
+
+    const plain = await ipckit(['monitor', dir, '--count', '5'])
+    expect(plain.code).toBe(0)
+    const lines = plain.stdout.trim().split('\n')
+    expect(lines).toHaveLength(5)
+    // Lines come in timestamp order; messages of the two files that share a millisecond may
+    // come in either order, so look each one up.
+    const line = (pattern) => {
+      const found = lines.filter((l) => pattern.test(l))
+      expect(found).toHaveLength(1)
+      return found[0]
+    }
+    expect(lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} {2}F→B {2}request {3}ping \([0-9a-f]{8}\)\s+\{"x":1\}$/)
+    line(/^\d\d:\d\d:\d\d\.\d{3} {2}F←B {2}response {2}↩ ping \([0-9a-f]{8}\)\s+"pong"$/)
+    line(/F→B {2}request {3}fail \([0-9a-f]{8}\)\s+null$/)
+    line(/F←B {2}response {2}↩ fail \([0-9a-f]{8}\)\s+error: nope$/)
+    expect(lines[4]).toMatch(/F←B {2}event {5}tick\s+\[1,2\]$/)
+    expect(plain.stdout).not.toContain('\x1b[')
+
+    const forced = await ipckit(['monitor', dir, '--count', '1'], { env: { FORCE_COLOR: '1' } })
+    expect(forced.stdout).toContain('\x1b[')
+    const noColor = await ipckit(['monitor', dir, '--count', '1'], { env: { FORCE_COLOR: '1', NO_COLOR: '1' } })
+    expect(noColor.stdout).not.toContain('\x1b[')
+  })
+
+  test('--new skips what is already there; --duration-ms ends it; a burst is printed once each', async () => {
+    const backend = open('backend')
+    const frontend = open('frontend')
+    frontend.sendEvent('old')
+    const monitor = startMonitor([dir, '--json', '--new', '--duration-ms', '1500'])
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    for (let i = 0; i < 30; i++) frontend.sendEvent('burst', i) // many share a millisecond
+    backend.sendEvent('back')
+    const { code, stdout } = await monitor.done
+    expect(code).toBe(0)
+    const seen = stdout.trim().split('\n').map((line) => JSON.parse(line))
+    expect(seen.filter((m) => m.method === 'burst').map((m) => m.payload)).toEqual([...Array(30).keys()])
+    expect(seen.some((m) => m.method === 'old')).toBe(false)
+    expect(seen.filter((m) => m.method === 'back')).toHaveLength(1)
+  })
+
+  test('a missing directory exits 1', async () => {
+    const result = await ipckit(['monitor', path.join(dir, 'nope'), '--duration-ms', '100'])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain('no channel directory')
+  })
+})
+
+describe('ipckit bench', () => {
+  test('--json reports percentiles of N round trips', async () => {
+    const result = await ipckit(['bench', '--count', '20', '--warmup', '2', '--json'])
+    expect(result.stderr).toBe('')
+    expect(result.code).toBe(0)
+    const report = JSON.parse(result.stdout)
+    expect(report.count).toBe(20)
+    for (const key of ['p50Ms', 'p90Ms', 'p99Ms', 'minMs', 'maxMs', 'meanMs', 'requestsPerSecond']) {
+      expect(report[key]).toBeGreaterThan(0)
+    }
+    expect(report.p50Ms).toBeLessThanOrEqual(report.p99Ms)
+    expect(report.minMs).toBeLessThanOrEqual(report.p50Ms)
+  })
+
+  test('text output, and --dir keeps the given directory', async () => {
+    const result = await ipckit(['bench', '--count', '5', '--warmup', '0', '--dir', dir])
+    expect(result.code).toBe(0)
+    expect(result.stdout).toMatch(/5 sequential round trips/)
+    expect(result.stdout).toMatch(/p50 [\d.]+ ms {3}p90 [\d.]+ ms {3}p99 [\d.]+ ms/)
+    expect(fs.existsSync(path.join(dir, 'frontend_to_backend.json'))).toBe(true)
+  })
+})

@@ -1,0 +1,400 @@
+'use strict'
+
+// Hostile and broken conditions: malformed inboxes, bad messages, oversized files, locks held,
+// stale or in the way, a vanished or wrong channel directory, loss, planted symlinks.
+
+const fs = require('node:fs')
+const path = require('node:path')
+const {
+  FileChannel,
+  FRONTEND_OUTBOX,
+  BACKEND_OUTBOX,
+  createHarness,
+  waitFor,
+  sleep,
+  writeAtomic,
+  writeMessages,
+  diskMessage,
+  readText,
+  readMessages,
+  expectThrows,
+} = require('./helpers/channels.js')
+
+const h = createHarness()
+afterEach(() => h.cleanup())
+
+const MALFORMED = [
+  ['garbage', Buffer.from('this is not json at all')],
+  ['truncated JSON', Buffer.from('[{"id": "abc", "timestamp": 1')],
+  ['an object', Buffer.from('{"id": "x", "timestamp": 1, "type": "event", "payload": null}')],
+  ['null', Buffer.from('null')],
+  ['a UTF-8 BOM', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('[]')])],
+  [
+    'invalid UTF-8',
+    Buffer.concat([
+      Buffer.from('[{"id": "a", "timestamp": 1, "type": "event", "method": "'),
+      Buffer.from([0xff, 0xfe, 0xc3]),
+      Buffer.from('", "payload": null}]'),
+    ]),
+  ],
+]
+
+function nestedList(levels) {
+  let text = 'null'
+  for (let i = 0; i < levels; i++) text = `[${text}]`
+  return text
+}
+
+describe('a malformed inbox never crashes', () => {
+  test.each(MALFORMED)('%s: recv() throws EBADMSG naming the file once, then reading resumes', (_, bytes) => {
+    const { dir, front, back } = h.pair()
+    back.sendEvent('e', 'good-before')
+    expect(front.recv().map((m) => m.payload)).toEqual(['good-before'])
+    writeAtomic(path.join(dir, BACKEND_OUTBOX), bytes)
+    expectThrows(() => front.recv(), 'EBADMSG', path.join(dir, BACKEND_OUTBOX))
+    // Reported once per version of the file, not on every read.
+    expect(front.recv()).toEqual([])
+    expect(front.recv()).toEqual([])
+    // The writer is not blocked by a broken outbox either.
+    back.sendEvent('e', 'good-after')
+    expect(front.recv().map((m) => m.payload)).toEqual(['good-after'])
+    expect(front.recv()).toEqual([])
+  })
+
+  test("'error' listener gets EBADMSG naming the file once per change; valid content resumes delivery", async () => {
+    const { dir, front, back } = h.pair()
+    const errors = []
+    const events = []
+    front.on('error', (error) => errors.push(error))
+    front.on('event', (m) => events.push(m.payload))
+    back.sendEvent('e', 1)
+    await waitFor(() => events.length === 1)
+    const inbox = path.join(dir, BACKEND_OUTBOX)
+    // Eight different broken versions, each truncated at a different column.
+    for (let version = 1; version <= 8; version++) {
+      writeAtomic(inbox, `[${'1,'.repeat(version)}`)
+      await waitFor(() => errors.length >= version, { what: `the EBADMSG of version ${version}` })
+      await sleep(150) // more than one poll period: a version is reported once, not per read
+    }
+    expect(errors.map((e) => e.code)).toEqual(Array(8).fill('EBADMSG'))
+    errors.forEach((error, i) => {
+      expect(error.message).toContain(inbox)
+      expect(error.message).toContain(`column ${2 * (i + 1) + 1}`)
+    })
+    writeMessages(dir, BACKEND_OUTBOX, [diskMessage({ payload: 2 }), diskMessage({ payload: 3 })])
+    await waitFor(() => events.length === 3, { what: 'the events after the repair' })
+    expect(events).toEqual([1, 2, 3])
+    await sleep(100)
+    expect(errors).toHaveLength(8)
+    expect(front.closed).toBe(false)
+  })
+
+  test('a malformed inbox does not make the reader spin (CPU while broken ~ CPU while healthy)', async () => {
+    const { dir, front, back } = h.pair()
+    const errors = []
+    front.on('error', (error) => errors.push(error))
+    front.on('event', () => {})
+    back.sendEvent('e', 1)
+    await sleep(150)
+    async function cpuMs(ms) {
+      const before = process.cpuUsage()
+      await sleep(ms)
+      const used = process.cpuUsage(before)
+      return (used.user + used.system) / 1000
+    }
+    const healthy = await cpuMs(600)
+    writeAtomic(path.join(dir, BACKEND_OUTBOX), 'broken')
+    await waitFor(() => errors.length === 1, { what: 'EBADMSG' })
+    await sleep(100)
+    const broken = await cpuMs(600)
+    expect(errors).toHaveLength(1)
+    // Generous: an idle reader uses a few ms; a reader re-reading in a loop uses most of a core.
+    expect(broken).toBeLessThan(healthy * 10 + 100)
+  })
+
+  test('bad messages inside a valid array are skipped and reported with index and id; the good ones flow', async () => {
+    const { dir, front } = h.pair()
+    const good = [diskMessage({ payload: 'g0' }), diskMessage({ payload: 'g1' }), diskMessage({ payload: 'g2' })]
+    const badType = diskMessage({ type: 'Request', payload: 'x' })
+    const noPayload = diskMessage()
+    delete noPayload.payload
+    const negative = diskMessage({ timestamp: -1, payload: 'y' })
+    writeMessages(dir, BACKEND_OUTBOX, [good[0], badType, good[1], noPayload, negative, good[2]])
+    const errors = []
+    const events = []
+    front.on('error', (error) => errors.push(error))
+    front.on('event', (m) => events.push(m.payload))
+    await waitFor(() => events.length === 3 && errors.length === 3, { what: '3 events and 3 errors' })
+    await sleep(100)
+    expect(events).toEqual(['g0', 'g1', 'g2'])
+    expect(errors.map((e) => e.code)).toEqual(['EBADMSG', 'EBADMSG', 'EBADMSG'])
+    const expected = [
+      [1, badType.id],
+      [3, noPayload.id],
+      [4, negative.id],
+    ]
+    expected.forEach(([index, id], i) => {
+      expect(errors[i].message).toContain(path.join(dir, BACKEND_OUTBOX))
+      expect(errors[i].message).toContain(`message ${index}`)
+      expect(errors[i].message).toContain(id)
+    })
+    expect(errors[1].message).toContain('payload')
+    // A later version with the same bad messages plus a new good one: only the new one, no re-report.
+    const more = diskMessage({ payload: 'g3' })
+    writeMessages(dir, BACKEND_OUTBOX, [good[0], badType, good[1], noPayload, negative, good[2], more])
+    await waitFor(() => events.length === 4)
+    await sleep(100)
+    expect(events).toEqual(['g0', 'g1', 'g2', 'g3'])
+    expect(errors).toHaveLength(3)
+  })
+
+  test('bad messages with recv(): each reported once by a throw, the good ones returned in order', () => {
+    const { dir, front } = h.pair()
+    const good = [diskMessage({ payload: 1 }), diskMessage({ payload: 2 })]
+    const bad = diskMessage({ type: 'ping', payload: 0 })
+    writeMessages(dir, BACKEND_OUTBOX, [good[0], bad, good[1]])
+    const thrown = expectThrows(() => front.recv(), 'EBADMSG', `message 1`, bad.id)
+    expect(thrown.message).toContain(path.join(dir, BACKEND_OUTBOX))
+    expect(front.recv().map((m) => m.payload)).toEqual([1, 2])
+    expect(front.recv()).toEqual([])
+  })
+
+  test('a message nested deeper than 125 levels is EBADMSG; 30,000 levels do not crash the reader', () => {
+    const { dir, front } = h.pair()
+    const ok = `{"id": "ok", "timestamp": 1, "type": "event", "payload": ${nestedList(125)}}`
+    const deep = `{"id": "deep", "timestamp": 1, "type": "event", "payload": ${nestedList(126)}}`
+    writeAtomic(path.join(dir, BACKEND_OUTBOX), `[${ok}, ${deep}]`)
+    expectThrows(() => front.recv(), 'EBADMSG', 'deep')
+    expect(front.recv().map((m) => m.id)).toEqual(['ok'])
+    writeAtomic(path.join(dir, BACKEND_OUTBOX), `[{"id": "huge", "timestamp": 1, "type": "event", "payload": ${nestedList(30000)}}]`)
+    expectThrows(() => front.recv(), 'EBADMSG', path.join(dir, BACKEND_OUTBOX))
+    expect(front.recv()).toEqual([])
+  })
+
+  test('an inbox bigger than maxFileBytes is refused with EFBIG naming the file; smaller content resumes', () => {
+    const dir = h.channelDir()
+    const front = h.frontend(dir, { maxFileBytes: 1024 })
+    const back = h.backend(dir)
+    back.sendEvent('big', 'x'.repeat(4000))
+    const error = expectThrows(() => front.recv(), 'EFBIG', path.join(dir, BACKEND_OUTBOX))
+    expect(error.message).toContain('1024')
+    expect(front.recv()).toEqual([])
+    writeMessages(dir, BACKEND_OUTBOX, [diskMessage({ payload: 'small' })])
+    expect(front.recv().map((m) => m.payload)).toEqual(['small'])
+  })
+
+  test('the inbox replaced by a directory or a symlink is reported, not a crash', () => {
+    const { dir, front } = h.pair()
+    const inbox = path.join(dir, BACKEND_OUTBOX)
+    fs.unlinkSync(inbox)
+    fs.mkdirSync(inbox)
+    let error = expectThrows(() => front.recv(), 'EBADMSG', inbox)
+    fs.rmdirSync(inbox)
+    const elsewhere = path.join(h.tmpDir(), 'elsewhere.json')
+    fs.writeFileSync(elsewhere, JSON.stringify([diskMessage({ payload: 'through a link' })]))
+    fs.symlinkSync(elsewhere, inbox)
+    error = expectThrows(() => front.recv(), 'ELOOP', inbox)
+    expect(error.message).toContain(inbox)
+    expect(front.recv()).toEqual([])
+  })
+})
+
+describe('locks', () => {
+  test('a held lock fails the send with ELOCKED naming the lock file and the holder after lockTimeoutMs', () => {
+    const dir = h.channelDir()
+    const lock = path.join(dir, 'frontend_to_backend.lock')
+    const quick = h.frontend(dir, { lockTimeoutMs: 100 })
+    const slower = h.frontend(dir, { lockTimeoutMs: 400 })
+    fs.writeFileSync(lock, '12345\n')
+    let started = performance.now()
+    expectThrows(() => quick.sendRequest('m', 1), 'ELOCKED', lock, '12345')
+    const quickMs = performance.now() - started
+    started = performance.now()
+    expectThrows(() => slower.sendEvent('e', 1), 'ELOCKED', lock, '12345')
+    const slowerMs = performance.now() - started
+    expect(quickMs).toBeGreaterThanOrEqual(99)
+    expect(slowerMs).toBeGreaterThanOrEqual(399)
+    expect(slowerMs).toBeGreaterThan(quickMs)
+    // Someone else's lock is left alone, and nothing was written.
+    expect(fs.readFileSync(lock, 'utf8')).toBe('12345\n')
+    expect(readText(dir, FRONTEND_OUTBOX)).toBe('[]')
+  })
+
+  test('a lock released while we wait lets the send through', async () => {
+    const dir = h.channelDir()
+    const lock = path.join(dir, 'frontend_to_backend.lock')
+    const front = h.frontend(dir, { lockTimeoutMs: 5000 })
+    fs.writeFileSync(lock, '12345\n')
+    // Release from another process while this thread is blocked in the send.
+    const { spawn } = require('node:child_process')
+    const releaser = spawn(process.execPath, ['-e', `setTimeout(() => require('fs').unlinkSync(${JSON.stringify(lock)}), 150)`])
+    const exited = new Promise((resolve) => releaser.on('exit', resolve))
+    const id = front.sendRequest('after-release', 1)
+    await exited
+    expect(readMessages(dir, FRONTEND_OUTBOX).map((m) => m.id)).toEqual([id])
+    expect(fs.existsSync(lock)).toBe(false)
+  })
+
+  test('a stale lock (mtime 10 s ago) is taken over and removed after the send', () => {
+    const dir = h.channelDir()
+    const lock = path.join(dir, 'frontend_to_backend.lock')
+    const front = h.frontend(dir, { lockTimeoutMs: 100 })
+    fs.writeFileSync(lock, '12345\n')
+    const tenSecondsAgo = Date.now() / 1000 - 10
+    fs.utimesSync(lock, tenSecondsAgo, tenSecondsAgo)
+    const id = front.sendRequest('m', 'through')
+    expect(readMessages(dir, FRONTEND_OUTBOX).map((m) => [m.id, m.payload])).toEqual([[id, 'through']])
+    expect(fs.existsSync(lock)).toBe(false)
+  })
+
+  test('a lock path that is a directory fails quickly with a clear error, not a hang', () => {
+    const dir = h.channelDir()
+    const lock = path.join(dir, 'frontend_to_backend.lock')
+    const front = h.frontend(dir, { lockTimeoutMs: 10000 })
+    fs.mkdirSync(lock)
+    const started = performance.now()
+    let error
+    try {
+      front.sendEvent('e', 1)
+    } catch (e) {
+      error = e
+    }
+    const elapsed = performance.now() - started
+    expect(error).toBeDefined()
+    expect(typeof error.code).toBe('string')
+    expect(error.message).toContain(lock)
+    expect(error.message).toMatch(/director|not a regular file/)
+    expect(elapsed).toBeLessThan(10000 / 5)
+    expect(fs.statSync(lock).isDirectory()).toBe(true)
+    expect(readText(dir, FRONTEND_OUTBOX)).toBe('[]')
+  })
+
+  test('a symlink planted at the outbox .tmp path never redirects the write', () => {
+    const dir = h.channelDir()
+    const front = h.frontend(dir)
+    const victim = path.join(h.tmpDir(), 'victim.txt')
+    fs.writeFileSync(victim, 'precious')
+    const tmp = path.join(dir, 'frontend_to_backend.tmp')
+    fs.symlinkSync(victim, tmp)
+    const id = front.sendRequest('m', 'payload')
+    expect(fs.readFileSync(victim, 'utf8')).toBe('precious')
+    expect(fs.lstatSync(path.join(dir, FRONTEND_OUTBOX)).isFile()).toBe(true)
+    expect(readMessages(dir, FRONTEND_OUTBOX).map((m) => m.id)).toEqual([id])
+  })
+
+  test('a symlink planted at the lock path is not written through', () => {
+    const dir = h.channelDir()
+    const front = h.frontend(dir, { lockTimeoutMs: 100 })
+    const victim = path.join(h.tmpDir(), 'victim.txt')
+    fs.writeFileSync(victim, 'precious')
+    fs.symlinkSync(victim, path.join(dir, 'frontend_to_backend.lock'))
+    expect(() => front.sendEvent('e', 1)).toThrow()
+    expect(fs.readFileSync(victim, 'utf8')).toBe('precious')
+  })
+})
+
+describe('the channel directory', () => {
+  test('deleted under an open channel: sends fail with ENOENT naming the path, no crash', async () => {
+    const { dir, front } = h.pair()
+    const errors = []
+    front.on('error', (error) => errors.push(error))
+    front.on('message', () => {})
+    fs.rmSync(dir, { recursive: true, force: true })
+    const error = expectThrows(() => front.sendRequest('m', 1), 'ENOENT', dir)
+    expect(error.message).toContain(dir)
+    expectThrows(() => front.sendEvent('e'), 'ENOENT', dir)
+    await sleep(250)
+    expect(front.closed).toBe(false)
+    // The watcher side reports problems through 'error' with a code, never silently dies.
+    for (const reported of errors) expect(typeof reported.code).toBe('string')
+  })
+
+  test('a dir path that is a file: ENOTDIR naming the path', () => {
+    const file = path.join(h.tmpDir(), 'plain-file')
+    fs.writeFileSync(file, 'not a directory')
+    expectThrows(() => h.track(FileChannel.frontend(file)), 'ENOTDIR', file)
+    expectThrows(() => h.track(FileChannel.backend(file)), 'ENOTDIR', file)
+    expect(fs.readFileSync(file, 'utf8')).toBe('not a directory')
+  })
+
+  test('a dir path below a file: ENOTDIR naming the path', () => {
+    const file = path.join(h.tmpDir(), 'plain-file')
+    fs.writeFileSync(file, 'x')
+    expectThrows(() => h.track(FileChannel.frontend(path.join(file, 'sub', 'chan'))), 'ENOTDIR', file)
+  })
+
+  test('a directory writable by others is refused with EPERM unless allowInsecure', () => {
+    const dir = h.channelDir()
+    fs.mkdirSync(dir, { mode: 0o700 })
+    fs.chmodSync(dir, 0o777)
+    expectThrows(() => h.track(FileChannel.frontend(dir)), 'EPERM', dir)
+    expect(fs.readdirSync(dir)).toEqual([])
+    const channel = h.frontend(dir, { allowInsecure: true })
+    expect(channel.sendRequest('m')).toBeTruthy()
+  })
+})
+
+describe('loss', () => {
+  test('a writer overrunning a slow (non-acknowledging) reader by > 100 messages: recv() throws ELOST once', () => {
+    const dir = h.channelDir()
+    const writer = h.backend(dir)
+    const reader = h.frontend(dir, { acknowledge: false })
+    writer.sendEvent('e', 'seen')
+    expect(reader.recv().map((m) => m.payload)).toEqual(['seen'])
+    for (let i = 0; i < 150; i++) writer.sendEvent('e', i)
+    expect(readMessages(dir, BACKEND_OUTBOX)).toHaveLength(100)
+    expectThrows(() => reader.recv(), 'ELOST', path.join(dir, BACKEND_OUTBOX))
+    expect(reader.recv().map((m) => m.payload)).toEqual(Array.from({ length: 100 }, (_, i) => i + 50))
+    expect(reader.recv()).toEqual([])
+  })
+
+  test("overrun of a reader that last saw an empty inbox is ELOST too (through 'error')", async () => {
+    const dir = h.channelDir()
+    const writer = h.backend(dir)
+    const reader = h.frontend(dir, { acknowledge: false })
+    expect(reader.recv()).toEqual([])
+    for (let i = 0; i < 150; i++) writer.sendEvent('e', i)
+    const errors = []
+    reader.on('error', (error) => errors.push(error))
+    await waitFor(() => errors.length > 0, { what: 'ELOST' })
+    expect(errors.map((e) => e.code)).toEqual(['ELOST'])
+    expect(errors[0].message).toContain(path.join(dir, BACKEND_OUTBOX))
+    expect(reader.recv().map((m) => m.payload)).toEqual(Array.from({ length: 100 }, (_, i) => i + 50))
+  })
+
+  test('more than maxQueued unread messages: the oldest are dropped and reported ELOST, the newest kept', () => {
+    const dir = h.channelDir()
+    const writer = h.backend(dir)
+    const reader = h.frontend(dir, { maxQueued: 5 })
+    for (let i = 0; i < 12; i++) writer.sendEvent('e', i)
+    expectThrows(() => reader.recvOne(), 'ELOST', 'maxQueued')
+    expect(reader.recv().map((m) => m.payload)).toEqual([7, 8, 9, 10, 11])
+    expect(reader.recv()).toEqual([])
+  })
+
+  test('keeping up is not loss: 100 unread messages at a time, never ELOST', () => {
+    const dir = h.channelDir()
+    const writer = h.backend(dir)
+    const reader = h.frontend(dir, { acknowledge: false })
+    const got = []
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 99; i++) writer.sendEvent('e', round * 99 + i)
+      got.push(...reader.recv())
+    }
+    expect(got.map((m) => m.payload)).toEqual(Array.from({ length: 297 }, (_, i) => i))
+  })
+
+  test('an acknowledging reader that falls 150 behind loses nothing and is told of no loss', () => {
+    const dir = h.channelDir()
+    const writer = h.backend(dir)
+    const reader = h.frontend(dir) // acknowledge: true (the default)
+    expect(reader.recv()).toEqual([])
+    for (let i = 0; i < 150; i++) writer.sendEvent('e', i)
+    expect(readMessages(dir, BACKEND_OUTBOX)).toHaveLength(150)
+    let got
+    expect(() => {
+      got = reader.recv()
+    }).not.toThrow()
+    expect(got.map((m) => m.payload)).toEqual(Array.from({ length: 150 }, (_, i) => i))
+  })
+})

@@ -1,0 +1,338 @@
+'use strict'
+
+// Shared helpers for the ipckit jest suites: temporary channel directories, channel tracking
+// (every channel opened through here is closed by cleanup()), polling waits, atomic writes of
+// hand-made inbox files, and child processes running __test__/peer/node_peer.js.
+
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const crypto = require('node:crypto')
+const util = require('node:util')
+const { spawn } = require('node:child_process')
+const { FileChannel } = require('../../index.js')
+
+const FRONTEND_OUTBOX = 'frontend_to_backend.json'
+const BACKEND_OUTBOX = 'backend_to_frontend.json'
+const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+const PEER = path.join(__dirname, '..', 'peer', 'node_peer.js')
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Creates and tracks channels, temporary directories and child processes of one test file. */
+function createHarness() {
+  const channels = []
+  const dirs = []
+  const children = []
+
+  const harness = {
+    /** A fresh empty directory under os.tmpdir(). */
+    tmpDir(prefix = 'ipckit-test-') {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+      dirs.push(dir)
+      return dir
+    },
+    /** A channel directory path that does not exist yet (inside a fresh temp dir). */
+    channelDir() {
+      return path.join(harness.tmpDir(), 'chan')
+    },
+    frontend(dir, options) {
+      const channel = FileChannel.frontend(dir, options)
+      channels.push(channel)
+      return channel
+    },
+    backend(dir, options) {
+      const channel = FileChannel.backend(dir, options)
+      channels.push(channel)
+      return channel
+    },
+    /** A frontend and a backend on the same new directory. */
+    pair(options = {}) {
+      const dir = harness.channelDir()
+      const front = harness.frontend(dir, options.frontend ?? options)
+      const back = harness.backend(dir, options.backend ?? options)
+      return { dir, front, back }
+    },
+    /** Runs node_peer.js with `args`; the child is killed by cleanup() if still running. */
+    peer(args, options = {}) {
+      const child = startPeer(args, options)
+      children.push(child)
+      return child
+    },
+    track(channel) {
+      channels.push(channel)
+      return channel
+    },
+    async cleanup() {
+      for (const channel of channels.splice(0)) {
+        try {
+          channel.close()
+        } catch {
+          // closing must not fail a test that already asserted its own things
+        }
+      }
+      for (const child of children.splice(0)) {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill('SIGKILL')
+          await child.exited
+        }
+      }
+      for (const dir of dirs.splice(0)) {
+        try {
+          fs.chmodSync(dir, 0o700)
+        } catch {
+          // already gone
+        }
+        fs.rmSync(dir, { recursive: true, force: true })
+      }
+    },
+  }
+  return harness
+}
+
+/** Polls `predicate` until it returns a truthy value; rejects after `timeoutMs`. */
+async function waitFor(predicate, { timeoutMs = 5000, intervalMs = 2, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = predicate()
+    if (value) return value
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(intervalMs)
+  }
+}
+
+/** Writes `content` to `file` by temp file and rename, as a protocol writer would. */
+function writeAtomic(file, content) {
+  const tmp = `${file}.${process.pid}.${crypto.randomUUID()}.part`
+  fs.writeFileSync(tmp, content)
+  fs.renameSync(tmp, file)
+}
+
+/** A message as it is on disk (snake_case), valid unless overridden. */
+function diskMessage(fields = {}) {
+  return {
+    id: crypto.randomUUID(),
+    timestamp: Date.now(),
+    type: 'event',
+    method: 'hand-made',
+    payload: null,
+    ...fields,
+  }
+}
+
+/** Writes an array of on-disk messages, pretty-printed, into `dir/name`. */
+function writeMessages(dir, name, messages) {
+  writeAtomic(path.join(dir, name), JSON.stringify(messages, null, 2))
+}
+
+function readText(dir, name) {
+  return fs.readFileSync(path.join(dir, name), 'utf8')
+}
+
+function readMessages(dir, name) {
+  return JSON.parse(readText(dir, name))
+}
+
+/** Calls `fn`, expecting it to throw an Error with `code` whose message contains each of `parts`. */
+function expectThrows(fn, code, ...parts) {
+  let thrown
+  try {
+    fn()
+  } catch (error) {
+    thrown = error
+  }
+  assertError(thrown, code, parts)
+  return thrown
+}
+
+/** Awaits `promise`, expecting a rejection with `code` whose message contains each of `parts`. */
+async function expectRejects(promise, code, ...parts) {
+  let thrown
+  try {
+    await promise
+  } catch (error) {
+    thrown = error
+  }
+  assertError(thrown, code, parts)
+  return thrown
+}
+
+function assertError(error, code, parts) {
+  if (error === undefined) throw new Error(`expected an error with code ${code}, but nothing was thrown`)
+  // Errors made by the native addon come from Node's main realm, not from jest's sandbox realm,
+  // so `instanceof Error` is checked in a child process (channel.test.js); here: any realm's Error.
+  if (!util.types.isNativeError(error)) {
+    throw new Error(`expected an Error with code ${code}, got ${String(error)}`)
+  }
+  if (error.code !== code) {
+    throw new Error(`expected code ${code}, got ${error.code}: ${error.message}`)
+  }
+  for (const part of parts) {
+    if (!error.message.includes(part)) {
+      throw new Error(`expected the ${code} message to contain ${JSON.stringify(part)}: ${error.message}`)
+    }
+  }
+}
+
+/** Settles to { value } or { error } without throwing. */
+function settle(promise) {
+  return promise.then(
+    (value) => ({ value }),
+    (error) => ({ error }),
+  )
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
+/**
+ * Spawns node_peer.js. The returned child has `lines` (parsed JSON stdout lines so far),
+ * `nextLine(predicate, timeoutMs)`, `exited` (a promise of { code, signal, ms }), `stderrText()`.
+ */
+function startPeer(args, { env } = {}) {
+  const started = performance.now()
+  const child = spawn(process.execPath, [PEER, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  })
+  child.lines = []
+  let stderr = ''
+  let buffer = ''
+  const waiters = new Set()
+  const check = () => {
+    for (const waiter of waiters) {
+      const found = child.lines.find(waiter.predicate)
+      if (found) {
+        waiters.delete(waiter)
+        clearTimeout(waiter.timer)
+        waiter.resolve(found)
+      }
+    }
+  }
+  child.stdout.setEncoding('utf8')
+  child.stdout.on('data', (chunk) => {
+    buffer += chunk
+    let newline
+    while ((newline = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, newline)
+      buffer = buffer.slice(newline + 1)
+      if (!line.trim()) continue
+      try {
+        child.lines.push(JSON.parse(line))
+      } catch {
+        child.lines.push({ raw: line })
+      }
+    }
+    check()
+  })
+  child.stderr.setEncoding('utf8')
+  child.stderr.on('data', (chunk) => (stderr += chunk))
+  child.stderrText = () => stderr
+  child.exited = new Promise((resolve) => {
+    child.on('exit', (code, signal) => {
+      const ms = performance.now() - started
+      for (const waiter of waiters) {
+        clearTimeout(waiter.timer)
+        waiter.reject(
+          new Error(`peer ${args.join(' ')} exited (${code ?? signal}) before the expected line; stderr: ${stderr}`),
+        )
+      }
+      waiters.clear()
+      resolve({ code, signal, ms })
+    })
+  })
+  child.nextLine = (predicate, timeoutMs = 10000) =>
+    new Promise((resolve, reject) => {
+      const found = child.lines.find(predicate)
+      if (found) return resolve(found)
+      if (child.exitCode !== null || child.signalCode !== null) {
+        return reject(new Error(`peer ${args.join(' ')} already exited; stderr: ${stderr}`))
+      }
+      const waiter = { predicate, resolve, reject }
+      waiter.timer = setTimeout(() => {
+        waiters.delete(waiter)
+        reject(new Error(`no matching line from peer ${args.join(' ')} in ${timeoutMs} ms; got ${JSON.stringify(child.lines)}; stderr: ${stderr}`))
+      }, timeoutMs)
+      waiters.add(waiter)
+    })
+  child.ready = () => child.nextLine((line) => line.ready === true)
+  return child
+}
+
+/** Whether the process has not exited yet. */
+function isRunning(child) {
+  return child.exitCode === null && child.signalCode === null
+}
+
+module.exports = {
+  FileChannel,
+  FRONTEND_OUTBOX,
+  BACKEND_OUTBOX,
+  UUID_V4,
+  PEER,
+  sleep,
+  createHarness,
+  waitFor,
+  writeAtomic,
+  diskMessage,
+  writeMessages,
+  readText,
+  readMessages,
+  expectThrows,
+  expectRejects,
+  settle,
+  median,
+  startPeer,
+  isRunning,
+}
+
+/** Sorts object keys by UTF-8 byte order, recursively (serde_json's default map order). */
+function sortKeysBytewise(value) {
+  if (Array.isArray(value)) return value.map(sortKeysBytewise)
+  if (value === null || typeof value !== 'object') return value
+  const keys = Object.keys(value).sort((a, b) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8')))
+  // Integer-like keys would be reordered by a plain object; a Map keeps our order for rendering.
+  return new Map(keys.map((key) => [key, sortKeysBytewise(value[key])]))
+}
+
+/** The exact text PROTOCOL.md prescribes for `value` at `indent` (2-space steps, `": "`). */
+function renderValue(value, indent = '') {
+  const inner = `${indent}  `
+  if (value instanceof Map) {
+    if (value.size === 0) return '{}'
+    const parts = [...value].map(([key, item]) => `${inner}${JSON.stringify(key)}: ${renderValue(item, inner)}`)
+    return `{\n${parts.join(',\n')}\n${indent}}`
+  }
+  if (Array.isArray(value)) {
+    if (value.length === 0) return '[]'
+    return `[\n${value.map((item) => `${inner}${renderValue(item, inner)}`).join(',\n')}\n${indent}]`
+  }
+  return JSON.stringify(value)
+}
+
+/**
+ * The exact file content for JS-side messages ({ id, timestamp, type, replyTo?, method?, payload,
+ * error? }): fields in protocol order, reply_to on disk, payload keys sorted bytewise.
+ */
+function renderFile(messages) {
+  return renderValue(
+    messages.map((message) => {
+      const fields = new Map([
+        ['id', message.id],
+        ['timestamp', message.timestamp],
+        ['type', message.type],
+      ])
+      if (message.replyTo !== undefined) fields.set('reply_to', message.replyTo)
+      if (message.method !== undefined) fields.set('method', message.method)
+      fields.set('payload', sortKeysBytewise(message.payload))
+      if (message.error !== undefined) fields.set('error', message.error)
+      return fields
+    }),
+  )
+}
+
+module.exports.renderFile = renderFile
+module.exports.sortKeysBytewise = sortKeysBytewise
