@@ -1,6 +1,6 @@
 'use strict'
 // Crash safety and concurrent writers (bounded to keep CI within minutes).
-const { spawn, spawnSync } = require('node:child_process')
+const { spawn } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
