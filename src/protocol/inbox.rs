@@ -7,7 +7,7 @@
 
 use super::error::ChannelError;
 use super::files::{now_ns, read_message_file, stat, FileIdentity};
-use super::message::{decode_file, Entry, Message};
+use super::message::{decode_entry, peek_id, split_file, Entry, Message};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -120,8 +120,8 @@ impl InboxReader {
             self.seen.settled = settled;
             return Ok(());
         }
-        let entries = match decode_file(&bytes) {
-            Ok(entries) => entries,
+        let elements = match split_file(&bytes) {
+            Ok(elements) => elements,
             Err(reason) => {
                 self.broken = Some((identity, read_at, reason.clone()));
                 let error = ChannelError::BadFile {
@@ -133,26 +133,20 @@ impl InboxReader {
         };
         self.broken = None;
 
-        let mut keys = HashSet::with_capacity(entries.len());
+        // Only elements with an id we have not seen are decoded in full.
+        let mut keys = HashSet::with_capacity(elements.len());
         let mut fresh_from = None;
-        let last_id = entries.last().and_then(|entry| match entry {
-            Entry::Valid(message) => Some(message.id.clone()),
-            Entry::Invalid { id, .. } => id.clone(),
-        });
-        for (index, entry) in entries.into_iter().enumerate() {
-            let key = match &entry {
-                Entry::Valid(message) => message.id.clone(),
-                Entry::Invalid { id: Some(id), .. } => id.clone(),
-                Entry::Invalid {
-                    id: None, value, ..
-                } => anonymous_key(index, value),
-            };
+        let mut last_id = None;
+        for (index, raw) in elements.into_iter().enumerate() {
+            let id = peek_id(raw);
+            let key = id.clone().unwrap_or_else(|| anonymous_key(raw.get()));
+            last_id = id;
             let already_seen = self.seen.keys.contains(&key);
             if !keys.insert(key) || already_seen {
                 continue;
             }
             fresh_from.get_or_insert(index);
-            match entry {
+            match decode_entry(raw) {
                 Entry::Valid(message) => outcome.messages.push(message),
                 Entry::Invalid { id, reason, .. } => {
                     outcome.problems.push(ChannelError::BadMessage {
@@ -205,12 +199,9 @@ impl BrokenVersion {
     }
 }
 
-fn anonymous_key(index: usize, value: &Option<serde_json::Value>) -> String {
+fn anonymous_key(raw: &str) -> String {
     let mut hasher = DefaultHasher::new();
-    match value {
-        Some(value) => value.to_string().hash(&mut hasher),
-        None => index.hash(&mut hasher),
-    }
+    raw.hash(&mut hasher);
     format!("#{:016x}", hasher.finish())
 }
 

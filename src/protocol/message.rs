@@ -138,21 +138,34 @@ pub enum Entry {
 /// Splits a message file into its elements. `Err` when the file as a whole is not a JSON array.
 /// An empty or all-whitespace file counts as `[]`, as the reference reads it.
 pub fn decode_file(bytes: &[u8]) -> Result<Vec<Entry>, String> {
+    Ok(split_file(bytes)?.into_iter().map(decode_entry).collect())
+}
+
+/// The elements of a message file, unparsed (a cheap scan that checks the JSON syntax).
+pub fn split_file(bytes: &[u8]) -> Result<Vec<&RawValue>, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not valid UTF-8 ({e})"))?;
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let elements: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| {
+    serde_json::from_str(text).map_err(|e| {
         if text.trim_start().starts_with('[') {
             format!("not a valid JSON array ({e})")
         } else {
             format!("not a JSON array ({e})")
         }
-    })?;
-    Ok(elements.into_iter().map(decode_entry).collect())
+    })
 }
 
-fn decode_entry(raw: &RawValue) -> Entry {
+/// The `id` of an element without building its payload, when it has a string `id`.
+pub fn peek_id(raw: &RawValue) -> Option<String> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: Option<String>,
+    }
+    serde_json::from_str::<IdOnly>(raw.get()).ok()?.id
+}
+
+pub fn decode_entry(raw: &RawValue) -> Entry {
     match serde_json::from_str::<Message>(raw.get()) {
         Ok(message) if depth(&message.payload) > MAX_PAYLOAD_DEPTH => Entry::Invalid {
             id: Some(message.id),

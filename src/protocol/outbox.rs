@@ -47,6 +47,32 @@ struct WrittenFile {
     entries: VecDeque<Element>,
 }
 
+/// Whether the outbox still holds exactly what we wrote, checked without reading it whole: every
+/// writer appends, so any change by another writer alters the size or the tail, and the tail
+/// holds the id of the newest message.
+fn still_holds(path: &Path, written: &WrittenFile) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::OpenOptionsExt;
+    let tail_len = written.entries.back().map_or(0, |(_, text)| text.len()) + 64;
+    let check = || -> std::io::Result<bool> {
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)?;
+        let metadata = file.metadata()?;
+        let size = written.bytes.len();
+        if !metadata.is_file() || metadata.len() != size as u64 {
+            return Ok(false);
+        }
+        let start = size.saturating_sub(tail_len);
+        let mut tail = vec![0; size - start];
+        file.seek(SeekFrom::Start(start as u64))?;
+        file.read_exact(&mut tail)?;
+        Ok(tail == written.bytes[start..])
+    };
+    check().unwrap_or(false)
+}
+
 impl WrittenFile {
     /// Keeps the cache valid after a refused send: the file still holds exactly these entries.
     fn unchanged(entries: VecDeque<Element>) -> Self {
@@ -131,6 +157,11 @@ impl Outbox {
     /// the file since our last write, so the file is read; it is parsed only if it differs.
     fn current_entries(&mut self) -> Result<VecDeque<Element>> {
         let written = self.written.take();
+        if let Some(written) = written {
+            if still_holds(&self.path, &written) {
+                return Ok(written.entries);
+            }
+        }
         let bytes = match read_message_file(&self.path, self.settings.max_file_bytes) {
             Ok(Some((bytes, _))) => bytes,
             Ok(None) => return Ok(VecDeque::new()),
@@ -140,11 +171,6 @@ impl Outbox {
             }
             Err(e) => return Err(e),
         };
-        if let Some(written) = written {
-            if written.bytes == bytes {
-                return Ok(written.entries);
-            }
-        }
         let Ok(entries) = decode_file(&bytes) else {
             return Ok(VecDeque::new());
         };
