@@ -20,21 +20,32 @@ export interface IpcError extends Error {
   code: string
 }
 
+/**
+ * What ipckit uses of an `AbortSignal` (declared structurally so that these types need neither the
+ * DOM lib nor `@types/node`; any real `AbortSignal` fits).
+ */
+export interface AbortSignalLike {
+  readonly aborted: boolean
+  readonly reason?: unknown
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void
+  removeEventListener(type: 'abort', listener: () => void): void
+}
+
 export interface RequestOptions {
   /** Reject with `ETIMEDOUT` after this many milliseconds. Default 30000. */
   timeoutMs?: number
   /** Aborting rejects the pending wait with an `AbortError` (`code: 'ABORT_ERR'`). */
-  signal?: AbortSignal
+  signal?: AbortSignalLike
 }
 
 export interface WaitOptions {
   /** Aborting rejects the pending wait with an `AbortError` (`code: 'ABORT_ERR'`). */
-  signal?: AbortSignal
+  signal?: AbortSignalLike
 }
 
 export interface MessagesOptions {
   /** Aborting ends the iteration. */
-  signal?: AbortSignal
+  signal?: AbortSignalLike
 }
 
 /** Answers one request method: the resolved value becomes the response, a throw an error response. */
@@ -55,7 +66,7 @@ export interface FileChannelEvents {
  * the Python `ipckit` package. Every incoming message goes to exactly one place: the pending
  * `waitResponse`/`request` for it, else the listeners for its type, else the `recv()` queue.
  */
-export declare class FileChannel implements AsyncDisposable {
+export declare class FileChannel {
   /** Opens the frontend end in `dir`, creating the directory and files as the reference does. */
   static frontend(dir: string, options?: ChannelOptions): FileChannel
   /** Opens the backend end in `dir`, creating the directory and files as the reference does. */
@@ -129,5 +140,4 @@ export declare class FileChannel implements AsyncDisposable {
   clear(): void
   /** Rejects pending waits with `ECLOSED`, ends iterators, releases the watcher and every native callback. Later calls throw `ECLOSED`. Idempotent. */
   close(): void
-  [Symbol.asyncDispose](): Promise<void>
 }
