@@ -46,7 +46,10 @@ function startMonitor(args, env = {}) {
     waitFor: async (n, timeoutMs = 10000) => {
       const end = Date.now() + timeoutMs
       while (stdout.split('\n').filter(Boolean).length < n) {
-        if (Date.now() > end) throw new Error(`monitor printed ${stdout.split('\n').filter(Boolean).length} lines, expected ${n}:\n${stdout}\n${stderr}`)
+        if (Date.now() > end)
+          throw new Error(
+            `monitor printed ${stdout.split('\n').filter(Boolean).length} lines, expected ${n}:\n${stdout}\n${stderr}`,
+          )
         await new Promise((resolve) => setTimeout(resolve, 20))
       }
     },
@@ -210,7 +213,12 @@ describe('ipckit info', () => {
     const f2b = report.files.frontend_to_backend
     expect(f2b).toMatchObject({ exists: true, messages: 3, byType: { request: 2, response: 0, event: 1 } })
     const b2f = report.files.backend_to_frontend
-    expect(b2f).toMatchObject({ exists: true, messages: 2, byType: { request: 0, response: 2, event: 0 }, errorResponses: 1 })
+    expect(b2f).toMatchObject({
+      exists: true,
+      messages: 2,
+      byType: { request: 0, response: 2, event: 0 },
+      errorResponses: 1,
+    })
     if (process.platform !== 'win32') {
       expect(f2b).toMatchObject({ mode: '0600', readable: true, writable: true })
       expect(f2b.uid).toBe(process.getuid())
@@ -233,7 +241,12 @@ describe('ipckit info', () => {
     const lock = path.join(dir, 'backend_to_frontend.lock')
     fs.writeFileSync(lock, `${process.pid}\n`)
     let report = JSON.parse((await ipckit(['info', dir, '--json'])).stdout)
-    expect(report.files.backend_to_frontend.lock).toMatchObject({ held: true, pid: process.pid, running: true, stale: false })
+    expect(report.files.backend_to_frontend.lock).toMatchObject({
+      held: true,
+      pid: process.pid,
+      running: true,
+      stale: false,
+    })
     expect(report.files.frontend_to_backend.lock.held).toBe(false)
 
     const old = new Date(Date.now() - 60_000)
@@ -285,7 +298,10 @@ describe('ipckit monitor', () => {
     expect(stderr).toBe('')
     expect(code).toBe(0)
 
-    const seen = stdout.trim().split('\n').map((line) => JSON.parse(line))
+    const seen = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line))
     expect(seen.map((m) => [m.direction, m.type, m.method ?? m.replyTo])).toEqual([
       ['frontend->backend', 'request', 'add'],
       ['backend->frontend', 'response', early],
@@ -349,7 +365,10 @@ describe('ipckit monitor', () => {
     backend.sendEvent('back')
     const { code, stdout } = await monitor.done
     expect(code).toBe(0)
-    const seen = stdout.trim().split('\n').map((line) => JSON.parse(line))
+    const seen = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line))
     expect(seen.filter((m) => m.method === 'burst').map((m) => m.payload)).toEqual([...Array(30).keys()])
     expect(seen.some((m) => m.method === 'old')).toBe(false)
     expect(seen.filter((m) => m.method === 'back')).toHaveLength(1)

@@ -117,7 +117,9 @@ test('two Workers at once on the same channel each get their own answers', async
 test('two Workers at once on separate channels', async () => {
   const dirs = [path.join(dir, 'one'), path.join(dir, 'two')]
   for (const d of dirs) {
-    channels.push(FileChannel.backend(d).serve({ echo: (params) => params, fail: () => Promise.reject(new Error('no')) }))
+    channels.push(
+      FileChannel.backend(d).serve({ echo: (params) => params, fail: () => Promise.reject(new Error('no')) }),
+    )
   }
   const workers = dirs.map((d, n) => startWorker(d, 'requests', { count: 15, tag: n }))
   const replies = await Promise.all(workers.map((w) => w.nextMessage()))

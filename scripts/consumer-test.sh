@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# Consumer test: the package as a user gets it from npm.
+#
+#   1. checks the tarball's file list (npm pack --dry-run --json): everything needed is there,
+#      including the .node for this platform, and nothing else (no tests, build output, ...);
+#   2. packs it, installs the tarball into a fresh temporary project with no dev dependencies;
+#   3. require('ipckit') (CommonJS), import { FileChannel } from 'ipckit' (ESM), each doing a
+#      real frontend/backend round trip, and the `ipckit` command from node_modules/.bin;
+#   4. tsc --noEmit --strict on a small usage.ts (module/moduleResolution node16), with the
+#      TypeScript of this repository's node_modules.
+#
+# Usage: bash scripts/consumer-test.sh [package-dir]   (default: this repository)
+# KEEP_TMP=1 keeps the temporary directory for a look afterwards. Exits non-zero on any failure.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PKG_DIR="$(cd "${1:-$REPO}" && pwd)"
+TSC="$REPO/node_modules/typescript/bin/tsc"
+TYPE_ROOTS="$REPO/node_modules/@types"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/ipckit-consumer-XXXXXX")"
+STEP=""
+
+cleanup() {
+  if [ "${KEEP_TMP:-}" = "1" ]; then echo "consumer: kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'echo "consumer: FAILED at step: $STEP" >&2' ERR
+
+step() {
+  STEP="$1"
+  echo "== consumer: $1"
+}
+
+fail() {
+  echo "consumer: FAILED at step: $STEP: $*" >&2
+  exit 1
+}
+
+export npm_config_audit=false npm_config_fund=false npm_config_update_notifier=false
+
+step "check the tarball's file list (npm pack --dry-run --json)"
+# The addon file napi-rs names for this machine: ipckit.<platform>-<arch>[-gnu|-musl|-msvc].node
+# shellcheck disable=SC2016 # JavaScript, not shell, in single quotes
+NODE_FILE="$(node -e '
+  let abi = ""
+  if (process.platform === "linux") abi = process.report.getReport().header.glibcVersionRuntime ? "-gnu" : "-musl"
+  else if (process.platform === "win32") abi = "-msvc"
+  console.log(`ipckit.${process.platform}-${process.arch}${abi}.node`)
+')"
+[ -f "$PKG_DIR/$NODE_FILE" ] || fail "$PKG_DIR/$NODE_FILE is not built: run 'npm run build' first"
+(cd "$PKG_DIR" && npm pack --dry-run --json --ignore-scripts 2>/dev/null) >"$WORK/dry-run.json" ||
+  fail "npm pack --dry-run failed"
+node - "$WORK/dry-run.json" "$NODE_FILE" "$PKG_DIR/package.json" <<'EOF'
+const fs = require('node:fs')
+const [report, nodeFile, pkgPath] = process.argv.slice(2)
+const files = JSON.parse(fs.readFileSync(report, 'utf8'))[0].files.map((f) => f.path.replace(/\\/g, '/'))
+const pkg = JSON.parse(fs.readFileSync(pkgPath, 'utf8'))
+// A package that ships Cargo.toml builds from source when no prebuilt binary matches
+// (scripts/install.js): then the Rust sources are needed too, and nothing else of src/.
+const sourceBuild = files.includes('Cargo.toml')
+
+const required = ['package.json', 'README.md', 'LICENSE', 'index.js', 'index.mjs', 'index.d.ts',
+  'binding.js', 'binding.d.ts', nodeFile, ...Object.values(typeof pkg.bin === 'string' ? { ipckit: pkg.bin } : pkg.bin ?? {}).map((p) => p.replace(/^\.\//, ''))]
+if (sourceBuild) required.push('Cargo.lock', 'src/lib.rs')
+const forbidden = [/^src\//, /^target\//, /^__test__\//, /^node_modules\//, /^bench\//, /^fuzz\//,
+  /^\.peer-venv\//, /^\.ci\//, /^\.github\//, /^examples\//, /^npm\//, /^artifacts\//, /\.tgz$/,
+  /(^|\/)\.env/, /^jest\.config/, /^package-lock\.json$/]
+const allowed = [/^package\.json$/, /^[A-Z][A-Z0-9_-]*(\.md)?$/, /^[A-Za-z0-9_-]+\.md$/,
+  /^index\.(js|mjs|d\.ts)$/, /^binding\.(js|d\.ts)$/, /^ipckit\.[a-z0-9-]+\.node$/,
+  /^bin\/[^/]+\.js$/, /^lib\/.+\.(js|cjs|mjs|d\.ts|json)$/]
+if (sourceBuild) allowed.push(/^src\/.+\.rs$/, /^build\.rs$/, /^Cargo\.(toml|lock)$/, /^scripts\/install\.js$/)
+
+const problems = []
+for (const file of required) if (!files.includes(file)) problems.push(`missing: ${file}`)
+for (const file of files) {
+  const sourceFile = sourceBuild && (/^src\/.+\.rs$/.test(file))
+  if (!sourceFile && forbidden.some((re) => re.test(file))) problems.push(`must not be packed: ${file}`)
+  else if (!allowed.some((re) => re.test(file))) problems.push(`unexpected: ${file}`)
+}
+const size = JSON.parse(fs.readFileSync(report, 'utf8'))[0]
+console.log(`   ${files.length} files, ${(size.size / 1024).toFixed(0)} KiB packed, ${(size.unpackedSize / 1024).toFixed(0)} KiB unpacked` +
+  (sourceBuild ? ' (with the Rust sources for the build-from-source fallback)' : ''))
+console.log(files.map((f) => `     ${f}`).join('\n'))
+if (problems.length) {
+  console.error(`the tarball's file list is wrong (package.json "files"):\n  ${problems.join('\n  ')}`)
+  process.exit(1)
+}
+EOF
+
+step "npm pack"
+TARBALL="$(cd "$PKG_DIR" && npm pack --json --ignore-scripts --pack-destination "$WORK" 2>/dev/null |
+  node -e 'console.log(JSON.parse(require("fs").readFileSync(0, "utf8"))[0].filename)')"
+TARBALL="$WORK/$(basename "$TARBALL")"
+[ -f "$TARBALL" ] || fail "npm pack did not produce $TARBALL"
+echo "   $TARBALL ($(wc -c <"$TARBALL") bytes)"
+
+step "install the tarball into a fresh project (--omit=dev)"
+APP="$WORK/app"
+mkdir -p "$APP"
+cd "$APP"
+npm init -y >/dev/null
+npm install --omit=dev --no-audit --no-fund "$TARBALL" >"$WORK/install.log" 2>&1 || {
+  cat "$WORK/install.log"
+  fail "npm install of the tarball failed"
+}
+[ -f "node_modules/ipckit/$NODE_FILE" ] || fail "node_modules/ipckit/$NODE_FILE was not installed"
+[ ! -e node_modules/ipckit/target ] || fail "the install built from source although a prebuilt binary was packed"
+# No dependencies: node_modules holds ipckit alone (and .bin, .package-lock.json).
+others="$(find node_modules -mindepth 1 -maxdepth 1 ! -name ipckit ! -name .bin ! -name .package-lock.json)"
+[ -z "$others" ] || fail "unexpected packages installed with ipckit: $others"
+echo "   installed ipckit@$(node -p 'require("ipckit/package.json").version') and nothing else"
+
+CHANNEL="$WORK/channel"
+
+step "CommonJS: require('ipckit') and a frontend/backend round trip"
+node -e '
+  const assert = require("node:assert")
+  const { FileChannel, MAX_PAYLOAD_DEPTH } = require("ipckit")
+  assert.strictEqual(typeof MAX_PAYLOAD_DEPTH, "number")
+  assert.ok(require.resolve("ipckit").includes("node_modules"), "resolved outside node_modules")
+  const dir = process.argv[1]
+  const backend = FileChannel.backend(dir).serve({ add: ({ a, b }) => a + b, fail: () => { throw new Error("nope") } })
+  const frontend = FileChannel.frontend(dir)
+  ;(async () => {
+    assert.strictEqual(await frontend.request("add", { a: 2, b: 40 }, { timeoutMs: 5000 }), 42)
+    await assert.rejects(frontend.request("fail", null, { timeoutMs: 5000 }), { code: "EREMOTE", message: /nope/ })
+    const event = new Promise((resolve) => frontend.once("event", resolve))
+    backend.sendEvent("done", { ok: true })
+    assert.deepStrictEqual((await event).payload, { ok: true })
+    frontend.close()
+    backend.close()
+    console.log("   require: round trip, error response and event OK")
+  })().catch((error) => { console.error(error); process.exit(1) })
+' "$CHANNEL-cjs"
+
+step "ESM: import { FileChannel } from 'ipckit' and a round trip"
+cat >"$APP/esm-test.mjs" <<'EOF'
+import assert from 'node:assert'
+import ipckit, { FileChannel, MAX_PAYLOAD_DEPTH } from 'ipckit'
+
+assert.strictEqual(ipckit.FileChannel, FileChannel, 'default and named exports differ')
+assert.strictEqual(typeof MAX_PAYLOAD_DEPTH, 'number')
+const dir = process.argv[2]
+const backend = FileChannel.backend(dir).serve({ echo: (params) => params })
+const frontend = FileChannel.frontend(dir)
+const payload = { text: 'héllo ✓', list: [1, 2, 3] }
+assert.deepStrictEqual(await frontend.request('echo', payload, { timeoutMs: 5000 }), payload)
+frontend.close()
+backend.close()
+console.log('   import: round trip OK')
+EOF
+node "$APP/esm-test.mjs" "$CHANNEL-esm"
+
+step "the ipckit command from node_modules/.bin"
+[ -x node_modules/.bin/ipckit ] || fail "node_modules/.bin/ipckit is missing"
+VERSION="$(node_modules/.bin/ipckit --version)"
+[ "$VERSION" = "$(node -p 'require("ipckit/package.json").version')" ] || fail "ipckit --version printed '$VERSION'"
+node -e '
+  const { FileChannel } = require("ipckit")
+  const backend = FileChannel.backend(process.argv[1]).serve({ ping: (p) => ({ pong: p }) })
+  const { execFile } = require("node:child_process")
+  execFile("node_modules/.bin/ipckit", ["send", process.argv[1], "ping", "7", "--compact"], (error, stdout, stderr) => {
+    backend.close()
+    if (error || stdout !== "{\"pong\":7}\n") { console.error("ipckit send:", error, stdout, stderr); process.exit(1) }
+    console.log("   ipckit --version and ipckit send OK")
+  })
+' "$CHANNEL-bin"
+
+step "TypeScript: tsc --noEmit --strict (module and moduleResolution node16)"
+[ -f "$TSC" ] || fail "no TypeScript at $TSC: run npm install in $REPO"
+cat >"$APP/usage.ts" <<'EOF'
+import { FileChannel, MAX_PAYLOAD_DEPTH } from 'ipckit'
+import type { ChannelMessage, ChannelOptions, IpcError, JsonValue } from 'ipckit'
+
+const options: ChannelOptions = { maxMessages: 100, lockTimeoutMs: 500, staleLockMs: 5000 }
+const depth: number = MAX_PAYLOAD_DEPTH
+
+export async function usage(dir: string): Promise<number> {
+  const backend = FileChannel.backend(dir, options)
+  backend.serve({ add: (params: { a: number; b: number }) => params.a + params.b })
+  backend.handle('echo', (params: JsonValue, message: ChannelMessage) => (message.id ? params : null))
+
+  const frontend: FileChannel = FileChannel.frontend(dir)
+  const role: 'frontend' | 'backend' = frontend.role
+  const sum = await frontend.request<number>('add', { a: 1, b: 2 }, { timeoutMs: 1000 })
+
+  const id: string = frontend.sendRequest('echo', [1, 'two', { three: 3 }])
+  const response: ChannelMessage = await frontend.waitResponse(id, 1000)
+  const replyTo: string | undefined = response.replyTo
+  const error: string | undefined = response.error
+
+  frontend.on('event', (message) => {
+    const name: string | undefined = message.method
+    console.log(name, message.payload, replyTo, error, role, depth)
+  })
+  frontend.on('error', (problem: IpcError) => console.error(problem.code))
+  const received: ChannelMessage[] = frontend.recv()
+  const one: ChannelMessage | null = frontend.recvOne()
+
+  const controller = new AbortController()
+  for await (const message of frontend.messages({ signal: controller.signal })) {
+    const type: 'request' | 'response' | 'event' = message.type
+    console.log(type)
+    break
+  }
+
+  // @ts-expect-error the role is read-only
+  frontend.role = 'backend'
+  // @ts-expect-error options are numbers
+  FileChannel.frontend(dir, { maxMessages: 'many' })
+  // @ts-expect-error a method name is a string
+  frontend.sendRequest(42)
+
+  frontend.close()
+  backend.close()
+  return sum + received.length + (one ? 1 : 0)
+}
+EOF
+cat >"$APP/tsconfig.json" <<EOF
+{
+  "compilerOptions": {
+    "target": "es2022",
+    "lib": ["es2022"],
+    "module": "node16",
+    "moduleResolution": "node16",
+    "strict": true,
+    "noEmit": true,
+    "skipLibCheck": false,
+    "types": ["node"],
+    "typeRoots": ["$TYPE_ROOTS"]
+  },
+  "files": ["usage.ts"]
+}
+EOF
+node "$TSC" --noEmit --strict -p "$APP/tsconfig.json" || fail "tsc found errors in usage.ts or in ipckit's types"
+echo "   tsc --noEmit --strict: no errors"
+
+echo "consumer: all steps passed"
