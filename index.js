@@ -158,8 +158,8 @@ function checkOptions(options) {
 }
 
 function checkTimeout(value, name = 'timeoutMs') {
-  if (value !== undefined && !(typeof value === 'number' && value >= 0 && !Number.isNaN(value))) {
-    throw codedError('EINVAL', `${name} must be a number of milliseconds >= 0, got ${describe(value)}`, TypeError)
+  if (value !== undefined && !(Number.isFinite(value) && value >= 0)) {
+    throw codedError('EINVAL', `${name} must be a finite number of milliseconds >= 0, got ${describe(value)}`, TypeError)
   }
   return value
 }

@@ -154,8 +154,8 @@ pub fn parse_payload(json: Option<String>, argument: &str) -> JsResult<serde_jso
     }
 }
 
-/// A timeout argument in milliseconds, not negative; longer ones (`Infinity` too) are capped at
-/// what `setTimeout` allows, about 24.8 days.
+/// A timeout argument in milliseconds: finite and not negative; longer than `setTimeout` allows
+/// (about 24.8 days) is capped there.
 pub fn parse_timeout(
     value: Option<f64>,
     default_ms: u64,
@@ -163,9 +163,9 @@ pub fn parse_timeout(
 ) -> JsResult<std::time::Duration> {
     const MAX_MS: f64 = 2_147_483_647.0;
     let ms = value.unwrap_or(default_ms as f64);
-    if ms.is_nan() || ms < 0.0 {
+    if !ms.is_finite() || ms < 0.0 {
         return Err(invalid(format!(
-            "{argument} must be a number of milliseconds >= 0, got {ms}"
+            "{argument} must be a finite number of milliseconds >= 0, got {ms}"
         )));
     }
     Ok(std::time::Duration::from_millis(ms.min(MAX_MS) as u64))

@@ -273,7 +273,7 @@ impl Channel {
                 "payload is nested deeper than {MAX_PAYLOAD_DEPTH} levels, which the reference reader cannot read"
             )));
         }
-        lock(&self.outbox).append(&[message]).map(|_| ())
+        lock(&self.outbox).append(&[message])
     }
 
     pub fn send_request(&self, method: &str, params: Value) -> Result<String> {
@@ -608,21 +608,29 @@ impl Channel {
         }
         state.dispatcher_running = true;
         let (wake_tx, wake_rx) = mpsc::channel();
-        *lock(&self.wake) = Some(wake_tx.clone());
+        *lock(&self.wake) = Some(wake_tx);
         drop(state);
         let channel = Arc::clone(self);
         let spawned = std::thread::Builder::new()
             .name("ipckit-dispatch".into())
-            .spawn(move || channel.run_dispatcher(wake_tx, wake_rx));
+            .spawn(move || channel.run_dispatcher(wake_rx));
         if spawned.is_err() {
             lock(&self.state).dispatcher_running = false;
         }
     }
 
-    fn run_dispatcher(self: Arc<Self>, wake_tx: mpsc::Sender<()>, wake_rx: mpsc::Receiver<()>) {
+    fn run_dispatcher(self: Arc<Self>, wake_rx: mpsc::Receiver<()>) {
         let mut watch = DirWatch::default();
+        // A change is handled right on the watcher's thread: one thread hop less per message.
+        // This thread keeps the deadlines and the safety re-reads.
+        let channel = Arc::downgrade(&self);
+        let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+            if let Some(channel) = channel.upgrade() {
+                let _ = channel.poll();
+            }
+        });
         if self.options.watch {
-            if let Err(reason) = watch.start(&self.dir, &self.inbox_path, &wake_tx) {
+            if let Err(reason) = watch.start(&self.dir, &self.inbox_path, &on_change) {
                 let problem = ChannelError::Watch {
                     dir: self.dir.clone(),
                     reason,
@@ -653,7 +661,7 @@ impl Channel {
                 Err(RecvTimeoutError::Timeout) => {
                     // The watch dies with its directory; re-arm it when the directory is back.
                     if self.options.watch && watch.is_stale(&self.dir) {
-                        let _ = watch.start(&self.dir, &self.inbox_path, &wake_tx);
+                        let _ = watch.start(&self.dir, &self.inbox_path, &on_change);
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
@@ -675,7 +683,7 @@ impl DirWatch {
         &mut self,
         dir: &Path,
         inbox: &Path,
-        wake: &mpsc::Sender<()>,
+        on_change: &Arc<dyn Fn() + Send + Sync>,
     ) -> std::result::Result<(), String> {
         use notify::{RecursiveMode, Watcher};
         self.watcher = None;
@@ -684,7 +692,7 @@ impl DirWatch {
             .flatten()
             .map(|identity| identity.without_times());
         let inbox_name = inbox.file_name().map(|n| n.to_os_string());
-        let wake = wake.clone();
+        let on_change = Arc::clone(on_change);
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 let relevant = match &event {
@@ -702,7 +710,7 @@ impl DirWatch {
                     Err(_) => true,
                 };
                 if relevant {
-                    let _ = wake.send(());
+                    on_change();
                 }
             })
             .map_err(|e| e.to_string())?;

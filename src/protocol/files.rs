@@ -137,7 +137,7 @@ pub fn remove_if_exists(path: &Path) -> io::Result<()> {
 /// Writes `bytes` to `tmp` and renames it over `target`: readers see the old or the new content,
 /// never a mix. A rename refused with EPERM/EACCES (Windows, while a reader holds the target open)
 /// is retried briefly.
-pub fn replace_file(tmp: &Path, target: &Path, bytes: &[u8], mode: u32) -> Result<FileIdentity> {
+pub fn replace_file(tmp: &Path, target: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     remove_if_exists(tmp).map_err(|e| ChannelError::io("removing", tmp, e))?;
     let file =
         create_new_with(tmp, bytes, mode).map_err(|e| ChannelError::io("writing", tmp, e))?;
@@ -155,10 +155,7 @@ pub fn replace_file(tmp: &Path, target: &Path, bytes: &[u8], mode: u32) -> Resul
                 .into(),
         });
     }
-    rename_with_retry(tmp, target, |from, to| fs::rename(from, to))?;
-    stat(target)?.ok_or_else(|| {
-        ChannelError::io("checking", target, io::Error::from(io::ErrorKind::NotFound))
-    })
+    rename_with_retry(tmp, target, |from, to| fs::rename(from, to))
 }
 
 pub fn rename_with_retry(

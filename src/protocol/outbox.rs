@@ -6,7 +6,7 @@
 
 use super::ack::{backlog_full, live_positions};
 use super::error::{ChannelError, Result};
-use super::files::{read_message_file, replace_file, FileIdentity};
+use super::files::{read_message_file, replace_file};
 use super::lock::{LockGuard, LockTiming};
 use super::message::{decode_file, encode_file, encode_value, Entry, Message};
 use std::collections::VecDeque;
@@ -98,7 +98,7 @@ impl Outbox {
 
     /// Appends messages in order, keeping the newest `max_messages`, and, with
     /// acknowledgements, every message a live reader has not consumed yet.
-    pub fn append(&mut self, messages: &[&Message]) -> Result<FileIdentity> {
+    pub fn append(&mut self, messages: &[&Message]) -> Result<()> {
         let new: Vec<Element> = messages
             .iter()
             .map(|m| (Some(m.id.clone()), m.encode()))
@@ -139,18 +139,18 @@ impl Outbox {
     }
 
     /// Empties the outbox (under the lock, by rename, unlike the reference's plain write).
-    pub fn clear(&mut self) -> Result<FileIdentity> {
+    pub fn clear(&mut self) -> Result<()> {
         let _lock =
             LockGuard::acquire(&self.lock_path, self.settings.lock, self.settings.file_mode)?;
         self.write_locked(VecDeque::new())
     }
 
-    fn write_locked(&mut self, entries: VecDeque<Element>) -> Result<FileIdentity> {
+    fn write_locked(&mut self, entries: VecDeque<Element>) -> Result<()> {
         let bytes = encode_file(entries.iter().map(|(_, text)| text.as_str()));
         self.written = None;
-        let identity = replace_file(&self.tmp_path, &self.path, &bytes, self.settings.file_mode)?;
+        replace_file(&self.tmp_path, &self.path, &bytes, self.settings.file_mode)?;
         self.written = Some(WrittenFile { bytes, entries });
-        Ok(identity)
+        Ok(())
     }
 
     /// The outbox's entries as element texts. Another writer of the same role may have changed
