@@ -95,7 +95,7 @@ impl AckPublisher {
             last_id: self.consumed.clone(),
             updated: now_ms(),
             pid: std::process::id(),
-            host: host_name(),
+            host: host_name().to_owned(),
         };
         let bytes = serde_json::to_vec_pretty(&record).expect("an ack record always serializes");
         replace_file(&self.tmp_path, &self.path, &bytes, self.file_mode)?;
@@ -151,14 +151,17 @@ fn process_alive(pid: u32) -> bool {
     result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-fn host_name() -> String {
-    let mut buffer = [0u8; 256];
-    let ok = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) } == 0;
-    if !ok {
-        return String::new();
-    }
-    let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
-    String::from_utf8_lossy(&buffer[..end]).into_owned()
+/// This host's name, read once.
+fn host_name() -> &'static str {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        let mut buffer = [0u8; 256];
+        if unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) } != 0 {
+            return String::new();
+        }
+        let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
+        String::from_utf8_lossy(&buffer[..end]).into_owned()
+    })
 }
 
 /// Error for a writer whose live readers have not consumed enough to make room.
@@ -207,7 +210,7 @@ mod tests {
                 last_id: None,
                 updated: now_ms(),
                 pid: i32::MAX as u32,
-                host: host_name(),
+                host: host_name().to_owned(),
             },
         );
         write(
@@ -216,7 +219,7 @@ mod tests {
                 last_id: None,
                 updated: now_ms() - 60_000,
                 pid: std::process::id(),
-                host: host_name(),
+                host: host_name().to_owned(),
             },
         );
         write(

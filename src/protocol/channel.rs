@@ -156,10 +156,11 @@ struct State {
     listening: Listening,
     /// Problems found while nobody listens for them; `recv()` throws them one at a time.
     problems: VecDeque<ChannelError>,
-    /// Our published read position, when acknowledgements are on.
-    ack: Option<AckPublisher>,
     closed: bool,
     dispatcher_running: bool,
+    /// Since when the dispatcher has had nothing to wait for; it lingers a little before
+    /// stopping, so back-to-back requests do not start a thread and a watch each time.
+    dispatcher_idle_since: Option<Instant>,
 }
 
 pub struct Channel {
@@ -172,9 +173,13 @@ pub struct Channel {
     wake: Mutex<Option<mpsc::Sender<()>>>,
     sink: Mutex<Option<Arc<dyn DeliverySink>>>,
     next_token: AtomicU64,
+    /// Our published read position, when acknowledgements are on; written after deliveries
+    /// are dispatched and outside the state lock, so it never delays a message.
+    ack: Mutex<Option<AckPublisher>>,
 }
 
 const MAX_PENDING_PROBLEMS: usize = 64;
+const DISPATCHER_LINGER: Duration = Duration::from_secs(2);
 
 impl Channel {
     /// Opens or creates the channel as the reference does: the directory, `.channel_info`, and
@@ -234,13 +239,14 @@ impl Channel {
                 waiters: HashMap::new(),
                 listening: Listening::default(),
                 problems: VecDeque::new(),
-                ack,
                 closed: false,
                 dispatcher_running: false,
+                dispatcher_idle_since: None,
             }),
             wake: Mutex::new(None),
             sink: Mutex::new(None),
             next_token: AtomicU64::new(1),
+            ack: Mutex::new(ack),
         }))
     }
 
@@ -445,9 +451,7 @@ impl Channel {
         }
         state.closed = true;
         state.queue.clear();
-        if let Some(ack) = state.ack.take() {
-            ack.remove();
-        }
+
         let tokens = state
             .waiters
             .drain()
@@ -455,6 +459,9 @@ impl Channel {
             .map(|w| w.token)
             .collect();
         drop(state);
+        if let Some(ack) = lock(&self.ack).take() {
+            ack.remove();
+        }
         if let Some(wake) = lock(&self.wake).take() {
             let _ = wake.send(());
         }
@@ -515,12 +522,6 @@ impl Channel {
             deliveries.push(Delivery::Messages(for_listeners));
         }
         let mut problems = outcome.problems;
-        if let Some(ack) = &mut state.ack {
-            ack.note_consumed(state.reader.last_consumed());
-            if let Err(problem) = ack.flush_if_due(Instant::now()) {
-                problems.push(problem);
-            }
-        }
         if dropped > 0 {
             problems.push(ChannelError::QueueOverflow {
                 count: dropped,
@@ -548,7 +549,29 @@ impl Channel {
         }
     }
 
+    /// Hands deliveries to the sink, then publishes how far we have read.
     fn dispatch(&self, deliveries: Vec<Delivery>) {
+        self.deliver(deliveries);
+        self.publish_ack();
+    }
+
+    fn publish_ack(&self) {
+        let mut ack = lock(&self.ack);
+        let Some(publisher) = ack.as_mut() else {
+            return;
+        };
+        publisher.note_consumed(lock(&self.state).reader.last_consumed());
+        if let Err(problem) = publisher.flush_if_due(Instant::now()) {
+            drop(ack);
+            let mut deliveries = Vec::new();
+            let mut state = lock(&self.state);
+            self.report(&mut state, vec![problem], &mut deliveries);
+            drop(state);
+            self.deliver(deliveries);
+        }
+    }
+
+    fn deliver(&self, deliveries: Vec<Delivery>) {
         if deliveries.is_empty() {
             return;
         }
@@ -593,10 +616,17 @@ impl Channel {
         });
         let needed =
             !state.waiters.is_empty() || state.listening.any_messages() || state.listening.errors;
-        if !needed {
+        let idle_since = match (needed, state.dispatcher_idle_since) {
+            (true, _) => None,
+            (false, since) => Some(since.unwrap_or(now)),
+        };
+        state.dispatcher_idle_since = idle_since;
+        let keep_running = idle_since.is_none_or(|since| now - since < DISPATCHER_LINGER);
+        if !keep_running {
             state.dispatcher_running = false;
+            state.dispatcher_idle_since = None;
         }
-        (needed, next_deadline)
+        (keep_running, next_deadline)
     }
 
     fn ensure_dispatcher(self: &Arc<Self>) {

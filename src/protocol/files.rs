@@ -138,9 +138,15 @@ pub fn remove_if_exists(path: &Path) -> io::Result<()> {
 /// never a mix. A rename refused with EPERM/EACCES (Windows, while a reader holds the target open)
 /// is retried briefly.
 pub fn replace_file(tmp: &Path, target: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    remove_if_exists(tmp).map_err(|e| ChannelError::io("removing", tmp, e))?;
-    let file =
-        create_new_with(tmp, bytes, mode).map_err(|e| ChannelError::io("writing", tmp, e))?;
+    let file = match create_new_with(tmp, bytes, mode) {
+        // Left over by a writer that died before its rename, or planted: we hold the lock.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            remove_if_exists(tmp).map_err(|e| ChannelError::io("removing", tmp, e))?;
+            create_new_with(tmp, bytes, mode)
+        }
+        other => other,
+    }
+    .map_err(|e| ChannelError::io("writing", tmp, e))?;
     let written = file
         .metadata()
         .map_err(|e| ChannelError::io("writing", tmp, e))?;

@@ -51,11 +51,10 @@ struct WrittenFile {
 /// writer appends, so any change by another writer alters the size or the tail, and the tail
 /// holds the id of the newest message.
 fn still_holds(path: &Path, written: &WrittenFile) -> bool {
-    use std::io::{Read, Seek, SeekFrom};
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
     let tail_len = written.entries.back().map_or(0, |(_, text)| text.len()) + 64;
     let check = || -> std::io::Result<bool> {
-        let mut file = std::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(path)?;
@@ -66,8 +65,7 @@ fn still_holds(path: &Path, written: &WrittenFile) -> bool {
         }
         let start = size.saturating_sub(tail_len);
         let mut tail = vec![0; size - start];
-        file.seek(SeekFrom::Start(start as u64))?;
-        file.read_exact(&mut tail)?;
+        file.read_exact_at(&mut tail, start as u64)?;
         Ok(tail == written.bytes[start..])
     };
     check().unwrap_or(false)

@@ -1,0 +1,22 @@
+'use strict'
+
+// The answering side of a round-trip run, in its own process: `handle('echo')` on the backend end
+// of the channel in argv[3], with ipckit (argv[2] = "ipckit") or the pure-JS baseline ("purejs").
+// argv[4]: ipckit channel options as JSON. Prints "ready", serves until stdin closes.
+
+const path = require('node:path')
+const { ROOT } = require('../lib/util')
+
+const [impl, dir, optionsJson] = process.argv.slice(2)
+const channel =
+  impl === 'ipckit'
+    ? require(ROOT).FileChannel.backend(dir, optionsJson ? JSON.parse(optionsJson) : undefined)
+    : require(path.join(ROOT, 'bench', 'baseline', 'pure-js-channel.js')).PureJsChannel.backend(dir)
+channel.handle('echo', (params) => params)
+if (impl === 'ipckit') channel.on('error', (error) => process.stderr.write(`backend error: ${error.stack}\n`))
+process.stdout.write('ready\n')
+process.stdin.resume()
+process.stdin.on('end', () => {
+  channel.close()
+  process.exit(0)
+})

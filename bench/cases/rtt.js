@@ -1,0 +1,97 @@
+'use strict'
+
+// Round trip of one small request and its response between two processes.
+//   impl = ipckit     Node frontend (ipckit request()) -> Node backend (ipckit handle())
+//          ipckit-py  Node frontend (ipckit request()) -> Python reference backend, 1 ms recv() loop
+//          python     Python reference frontend (send_request + wait_response) -> same Python backend
+//          purejs     pure-JS baseline frontend -> pure-JS baseline backend (handle())
+//          floor      write tmp + rename + fs.watch wake-up, there and back, no protocol
+// Prints p50/p99 of `count` round trips after `warmup` unmeasured ones. `channelOptions` go to
+// both ipckit ends (e.g. { acknowledge: false }).
+
+const path = require('node:path')
+const { execFileSync } = require('node:child_process')
+const u = require('../lib/util')
+
+const opts = JSON.parse(process.argv[2] || '{}')
+const { impl = 'ipckit', count = 1000, warmup = 50, channelOptions } = opts
+const PAYLOAD = { text: 'hello', n: 42 }
+
+async function nodeFrontend(channel, ask) {
+  const samples = []
+  for (let i = 0; i < warmup + count; i++) {
+    const t0 = process.hrtime.bigint()
+    const result = await ask({ ...PAYLOAD, seq: i })
+    const t1 = process.hrtime.bigint()
+    if (!result || result.seq !== i) throw new Error(`bad echo for ${i}: ${JSON.stringify(result)}`)
+    if (i >= warmup) samples.push(Number(t1 - t0) / 1e6)
+  }
+  return samples
+}
+
+async function main() {
+  const dir = u.tmpDir(`rtt-${impl}`)
+  let peer
+  try {
+    let samples
+    if (impl === 'ipckit' || impl === 'purejs') {
+      const backendArgs = [path.join(__dirname, 'rtt-backend.js'), impl, dir]
+      if (channelOptions) backendArgs.push(JSON.stringify(channelOptions))
+      peer = await u.spawnPeer(process.execPath, backendArgs, {
+        label: `${impl} backend`,
+      })
+      if (impl === 'ipckit') {
+        const channel = require(u.ROOT).FileChannel.frontend(dir, channelOptions)
+        samples = await nodeFrontend(channel, (p) => channel.request('echo', p, { timeoutMs: 10000 }))
+        channel.close()
+      } else {
+        const { PureJsChannel } = require('../baseline/pure-js-channel')
+        const channel = PureJsChannel.frontend(dir)
+        samples = await nodeFrontend(channel, (p) => channel.request('echo', p, 10000))
+        channel.close()
+      }
+    } else if (impl === 'ipckit-py') {
+      peer = await u.spawnPeer(u.peerPython(), [u.pyScript('serve.py'), '--dir', dir], { label: 'python backend' })
+      const channel = require(u.ROOT).FileChannel.frontend(dir)
+      samples = await nodeFrontend(channel, (p) => channel.request('echo', p, { timeoutMs: 10000 }))
+      channel.close()
+    } else if (impl === 'python') {
+      peer = await u.spawnPeer(u.peerPython(), [u.pyScript('serve.py'), '--dir', dir], { label: 'python backend' })
+      const out = execFileSync(
+        u.peerPython(),
+        [u.pyScript('rtt_client.py'), '--dir', dir, '--count', String(count), '--warmup', String(warmup)],
+        { encoding: 'utf8', timeout: 10 * 60 * 1000 },
+      )
+      samples = JSON.parse(out.trim().split('\n').pop()).samples_ms
+    } else if (impl === 'floor') {
+      peer = await u.spawnPeer(process.execPath, [path.join(u.ROOT, 'bench', 'baseline', 'floor.js'), dir], {
+        label: 'floor ponger',
+      })
+      const pinger = require('../baseline/floor').createPinger(dir)
+      samples = []
+      for (let i = 0; i < warmup + count; i++) {
+        const t0 = process.hrtime.bigint()
+        await pinger.roundTrip()
+        if (i >= warmup) samples.push(Number(process.hrtime.bigint() - t0) / 1e6)
+      }
+      pinger.close()
+    } else {
+      throw new Error(`unknown impl ${impl}`)
+    }
+    const exit = await u.stopPeer(peer)
+    peer = null
+    if (exit && (exit.code || exit.signal) && exit.signal !== 'SIGKILL') {
+      throw new Error(`peer exited with ${exit.signal || exit.code}`)
+    }
+    const stats = u.percentiles(samples)
+    u.emitResult({ impl, count: stats.n, p50: stats.p50, p99: stats.p99, mean: stats.mean, max: stats.max })
+  } finally {
+    if (peer) await u.stopPeer(peer, 500)
+    u.rmDir(dir)
+  }
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exit(1)
+})

@@ -1,0 +1,168 @@
+'use strict'
+
+// Helpers shared by the benchmark cases and the runner.
+
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { spawn, execFileSync } = require('node:child_process')
+const readline = require('node:readline')
+
+const ROOT = path.resolve(__dirname, '..', '..')
+const RESULT_PREFIX = '@@result '
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+function tmpDir(tag) {
+  return fs.mkdtempSync(path.join(process.env.IPCKIT_BENCH_TMPDIR || os.tmpdir(), `ipckit-bench-${tag}-`))
+}
+
+function rmDir(dir) {
+  try {
+    fs.rmSync(dir, { recursive: true, force: true })
+  } catch {
+    // best effort
+  }
+}
+
+/** The value at quantile q (0..1) of a sorted array, nearest-rank. */
+function quantile(sorted, q) {
+  if (sorted.length === 0) return NaN
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))
+  return sorted[index]
+}
+
+function percentiles(samples) {
+  const sorted = Float64Array.from(samples).sort()
+  return {
+    n: sorted.length,
+    p50: quantile(sorted, 0.5),
+    p99: quantile(sorted, 0.99),
+    min: sorted[0],
+    max: sorted[sorted.length - 1],
+    mean: sorted.reduce((a, b) => a + b, 0) / (sorted.length || 1),
+  }
+}
+
+/** min / median / max of the values of several runs. */
+function summarize(values) {
+  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b)
+  if (v.length === 0) return { min: NaN, median: NaN, max: NaN, runs: values }
+  const mid = v.length >> 1
+  const median = v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2
+  return { min: v[0], median, max: v[v.length - 1], runs: values }
+}
+
+/** A JSON payload object whose JSON.stringify text is exactly `size` bytes. */
+function makePayload(size) {
+  const overhead = JSON.stringify({ data: '' }).length
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789'
+  let data = ''
+  while (data.length < size - overhead) data += alphabet
+  return { data: data.slice(0, Math.max(0, size - overhead)) }
+}
+
+function nowMs() {
+  return Number(process.hrtime.bigint()) / 1e6
+}
+
+/** Prints a case's result for the runner (one line, last thing on stdout). */
+function emitResult(result) {
+  process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(result)}\n`)
+}
+
+/**
+ * Spawns a peer process that prints a line containing "ready" when it can serve. Resolves with
+ * { child, lines } once ready; rejects if it exits or stays silent for `timeoutMs`.
+ */
+function spawnPeer(command, args, { timeoutMs = 15000, env, label = command } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+    let stderr = ''
+    child.stderr.on('data', (d) => {
+      stderr += d
+      if (stderr.length > 20000) stderr = stderr.slice(-20000)
+    })
+    const lines = []
+    const rl = readline.createInterface({ input: child.stdout })
+    let ready = false
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`${label} did not get ready within ${timeoutMs} ms\n${stderr}`))
+    }, timeoutMs)
+    rl.on('line', (line) => {
+      lines.push(line)
+      if (!ready && line.includes('ready')) {
+        ready = true
+        clearTimeout(timer)
+        resolve({ child, lines, stderr: () => stderr })
+      }
+    })
+    child.on('exit', (code, signal) => {
+      child.exitInfo = { code, signal }
+      if (!ready) {
+        clearTimeout(timer)
+        reject(new Error(`${label} exited (${signal || code}) before it was ready\n${stderr}`))
+      }
+    })
+    child.on('error', (error) => {
+      clearTimeout(timer)
+      reject(error)
+    })
+  })
+}
+
+/** Ends a peer: closes its stdin, waits for it to exit (killing it after `graceMs`). */
+function stopPeer(peer, graceMs = 3000) {
+  const { child } = peer
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitInfo)
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal })
+    })
+    child.stdin.end()
+  })
+}
+
+/** The python of the reference peer's venv (created by scripts/setup-python-peer.sh if missing). */
+let cachedPython
+function peerPython() {
+  if (cachedPython) return cachedPython
+  if (process.env.IPCKIT_PEER_PYTHON && fs.existsSync(process.env.IPCKIT_PEER_PYTHON)) {
+    cachedPython = process.env.IPCKIT_PEER_PYTHON
+    return cachedPython
+  }
+  const out = execFileSync('bash', [path.join(ROOT, 'scripts', 'setup-python-peer.sh')], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  cachedPython = out.trim().split('\n').pop()
+  return cachedPython
+}
+
+function pyScript(name) {
+  return path.join(ROOT, 'bench', 'python', name)
+}
+
+module.exports = {
+  ROOT,
+  RESULT_PREFIX,
+  sleep,
+  tmpDir,
+  rmDir,
+  quantile,
+  percentiles,
+  summarize,
+  makePayload,
+  nowMs,
+  emitResult,
+  spawnPeer,
+  stopPeer,
+  peerPython,
+  pyScript,
+}
