@@ -109,7 +109,7 @@ function readStdin() {
   })
 }
 
-/** Refuses to create a channel by accident: the directory must exist already. */
+/** Refuses to create a channel by accident: the directory must exist already. Returns its stat. */
 function requireDirectory(dir) {
   let stat
   try {
@@ -119,6 +119,7 @@ function requireDirectory(dir) {
     throw new CliError(`cannot open ${dir}: ${error.message}`)
   }
   if (!stat.isDirectory()) throw new CliError(`${dir} is not a directory`)
+  return stat
 }
 
 // ANSI colours, only for a terminal, never when NO_COLOR is set (https://no-color.org);

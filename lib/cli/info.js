@@ -10,6 +10,7 @@ const {
   MESSAGE_FILES,
   STALE_LOCK_MS,
   CliError,
+  requireDirectory,
   parseCommandArgs,
   colorEnabled,
   painter,
@@ -222,14 +223,7 @@ function channelInfo(dir) {
 
 function gather(dir) {
   const now = Date.now()
-  let stat
-  try {
-    stat = fs.statSync(dir)
-  } catch (error) {
-    if (error.code === 'ENOENT') throw new CliError(`no channel directory at ${path.resolve(dir)}`)
-    throw new CliError(`cannot open ${dir}: ${error.message}`)
-  }
-  if (!stat.isDirectory()) throw new CliError(`${dir} is not a directory`)
+  const stat = requireDirectory(dir)
   const report = {
     dir: path.resolve(dir),
     directory: permissions(dir, stat),
