@@ -1,0 +1,84 @@
+'use strict'
+// The channel directory disappearing and coming back under open channels.
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { FileChannel } = require('../index.js')
+
+const channels = []
+let base
+
+function open(role, dir, options) {
+  const channel = FileChannel[role](dir, options)
+  channels.push(channel)
+  return channel
+}
+
+function until(condition, timeoutMs = 5000) {
+  return new Promise((resolve, reject) => {
+    const started = Date.now()
+    const timer = setInterval(() => {
+      if (condition()) {
+        clearInterval(timer)
+        resolve()
+      } else if (Date.now() - started > timeoutMs) {
+        clearInterval(timer)
+        reject(new Error('condition not met in time'))
+      }
+    }, 10)
+  })
+}
+
+beforeEach(() => {
+  base = fs.mkdtempSync(path.join(os.tmpdir(), 'ipckit-recovery-'))
+})
+
+afterEach(() => {
+  for (const channel of channels.splice(0)) channel.close()
+  fs.rmSync(base, { recursive: true, force: true })
+})
+
+test('a directory deleted and re-created by the peer: the listener receives again (the watch re-arms)', async () => {
+  const dir = path.join(base, 'chan')
+  const front = open('frontend', dir)
+  const errors = []
+  const got = []
+  front.on('error', (error) => errors.push(error.code))
+  front.on('event', (message) => got.push(message.payload))
+  const back = open('backend', dir)
+  back.sendEvent('e', 'before')
+  await until(() => got.length === 1)
+
+  fs.rmSync(dir, { recursive: true, force: true })
+  await until(() => errors.includes('ENOENT')) // reported, not a crash
+  const reborn = open('backend', dir) // the peer comes back and re-creates the channel
+  reborn.sendEvent('e', 'after')
+  await until(() => got.includes('after'))
+  expect(got).toEqual(['before', 'after'])
+
+  // Our own outbox is re-created by our next send.
+  const id = front.sendRequest('ping')
+  expect(reborn.recv().map((m) => m.id)).toEqual([id])
+})
+
+test('a directory replaced by a file: sends fail with ENOTDIR naming the path, and work again once it is back', async () => {
+  const dir = path.join(base, 'chan')
+  const front = open('frontend', dir)
+  fs.rmSync(dir, { recursive: true, force: true })
+  fs.writeFileSync(dir, 'not a directory')
+  let thrown
+  try {
+    front.sendEvent('e', 1)
+  } catch (error) {
+    thrown = error
+  }
+  expect(thrown && thrown.code).toBe('ENOTDIR')
+  expect(thrown.message).toContain(dir)
+  expect(() => front.recv()).toThrow(expect.objectContaining({ code: 'ENOTDIR' }))
+
+  fs.rmSync(dir)
+  fs.mkdirSync(dir, { mode: 0o700 })
+  front.sendEvent('e', 2)
+  const back = open('backend', dir)
+  expect(back.recv().map((m) => m.payload)).toEqual([2])
+})
