@@ -11,6 +11,7 @@ use super::lock::{LockGuard, LockTiming};
 use super::message::{decode_file, encode_file, encode_value, Entry, Message};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct OutboxSettings {
@@ -29,6 +30,9 @@ pub struct AckSettings {
     pub max_backlog: usize,
 }
 
+/// How long a scan of the readers' acknowledgements is reused.
+const POSITIONS_MAX_AGE: Duration = Duration::from_millis(10);
+
 /// One element of the outbox: the message id (when it has one) and its text.
 type Element = (Option<String>, String);
 
@@ -39,6 +43,8 @@ pub struct Outbox {
     tmp_path: PathBuf,
     settings: OutboxSettings,
     written: Option<WrittenFile>,
+    /// The readers' positions from a recent scan of their acknowledgement files.
+    positions: Option<(Instant, Vec<Option<String>>)>,
 }
 
 #[derive(Debug)]
@@ -87,6 +93,7 @@ impl Outbox {
             path,
             settings,
             written: None,
+            positions: None,
         }
     }
 
@@ -122,9 +129,17 @@ impl Outbox {
     /// Index of the oldest element to keep for the live readers (`len` if none): each reader's
     /// last consumed message and everything after it. Keeping that one message lets the reader
     /// tell a trim it allowed from a loss (it still sees a message it knows).
-    fn first_unconsumed(&self, entries: &VecDeque<Element>, acks: AckSettings) -> usize {
-        live_positions(&self.path, acks.reader_timeout)
-            .into_iter()
+    fn first_unconsumed(&mut self, entries: &VecDeque<Element>, acks: AckSettings) -> usize {
+        // Positions only move forward, so a scan a few milliseconds old can only hold back more
+        // than needed, never less; rescanning for every send would cost a tenth of a round trip.
+        let now = Instant::now();
+        let positions = match self.positions.take() {
+            Some((scanned, positions)) if now - scanned < POSITIONS_MAX_AGE => (scanned, positions),
+            _ => (now, live_positions(&self.path, acks.reader_timeout)),
+        };
+        let first = positions
+            .1
+            .iter()
             .map(|last_id| match last_id {
                 None => 0,
                 Some(last_id) => entries
@@ -133,7 +148,9 @@ impl Outbox {
                     .unwrap_or(0),
             })
             .min()
-            .unwrap_or(entries.len())
+            .unwrap_or(entries.len());
+        self.positions = Some(positions);
+        first
     }
 
     /// Empties the outbox (under the lock, by rename, unlike the reference's plain write).
