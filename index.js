@@ -96,7 +96,11 @@ function checkJson(value, path, ancestors) {
   } else {
     for (const key of Object.keys(value)) {
       if (!key.isWellFormed()) {
-        throw codedError('EINVAL', `${path} has a key with a lone surrogate, which UTF-8 JSON cannot represent`, TypeError)
+        throw codedError(
+          'EINVAL',
+          `${path} has a key with a lone surrogate, which UTF-8 JSON cannot represent`,
+          TypeError,
+        )
       }
       checkJson(value[key], propertyPath(path, key), ancestors)
     }
@@ -143,7 +147,9 @@ function checkOptions(options) {
     const ok =
       kind === 'boolean'
         ? typeof value === 'boolean'
-        : Number.isInteger(value) && value >= (kind === 'count' ? 1 : 0) && value <= (kind === 'mode' ? 0o777 : 2 ** 32 - 1)
+        : Number.isInteger(value) &&
+          value >= (kind === 'count' ? 1 : 0) &&
+          value <= (kind === 'mode' ? 0o777 : 2 ** 32 - 1)
     if (!ok) {
       const expected = {
         boolean: 'a boolean',
@@ -159,7 +165,11 @@ function checkOptions(options) {
 
 function checkTimeout(value, name = 'timeoutMs') {
   if (value !== undefined && !(Number.isFinite(value) && value >= 0)) {
-    throw codedError('EINVAL', `${name} must be a finite number of milliseconds >= 0, got ${describe(value)}`, TypeError)
+    throw codedError(
+      'EINVAL',
+      `${name} must be a finite number of milliseconds >= 0, got ${describe(value)}`,
+      TypeError,
+    )
   }
   return value
 }
@@ -531,9 +541,10 @@ class FileChannel {
 
   #fail(error) {
     if (this.#emitter.listenerCount('error') > 0) this.#emitter.emit('error', error)
-    else process.nextTick(() => {
-      throw error
-    })
+    else
+      process.nextTick(() => {
+        throw error
+      })
   }
 
   async #answer(request) {

@@ -21,12 +21,19 @@ function outboxLength(name) {
 }
 
 function startSlowReader(expect, intervalMs, timeoutMs) {
-  const child = spawn(process.execPath, [path.join(__dirname, 'peer/slow_reader.js'), dir, expect, intervalMs, timeoutMs])
+  const child = spawn(process.execPath, [
+    path.join(__dirname, 'peer/slow_reader.js'),
+    dir,
+    expect,
+    intervalMs,
+    timeoutMs,
+  ])
   const lines = readline.createInterface({ input: child.stdout })
-  const next = () => new Promise((resolve, reject) => {
-    lines.once('line', (line) => resolve(JSON.parse(line)))
-    child.once('exit', (code) => reject(new Error(`slow reader exited with ${code}`)))
-  })
+  const next = () =>
+    new Promise((resolve, reject) => {
+      lines.once('line', (line) => resolve(JSON.parse(line)))
+      child.once('exit', (code) => reject(new Error(`slow reader exited with ${code}`)))
+    })
   return { child, next }
 }
 
@@ -109,5 +116,7 @@ test('a closed reader stops holding messages back, and so does one whose acknowl
   writer.sendEvent('e', 150)
   expect(outboxLength('backend_to_frontend.json')).toBe(100)
   reader.close()
-  expect(fs.readdirSync(dir).filter((name) => name.startsWith('backend_to_frontend.') && name.endsWith('.ack'))).toEqual([])
+  expect(
+    fs.readdirSync(dir).filter((name) => name.startsWith('backend_to_frontend.') && name.endsWith('.ack')),
+  ).toEqual([])
 })

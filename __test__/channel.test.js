@@ -40,11 +40,17 @@ function other(role) {
 
 /** The directory listing without acknowledgement files (PROTOCOL-EXTENSIONS.md). */
 function protocolFiles(dir) {
-  return fs.readdirSync(dir).filter((name) => !name.endsWith('.ack')).sort()
+  return fs
+    .readdirSync(dir)
+    .filter((name) => !name.endsWith('.ack'))
+    .sort()
 }
 
 function ackFiles(dir) {
-  return fs.readdirSync(dir).filter((name) => name.endsWith('.ack')).sort()
+  return fs
+    .readdirSync(dir)
+    .filter((name) => name.endsWith('.ack'))
+    .sort()
 }
 
 function nested(kind, levels, leaf = null) {
@@ -89,22 +95,25 @@ describe('opening a channel', () => {
     }
   })
 
-  test.each(ROLES)('%s() as an acknowledging reader adds exactly one <inbox stem>.<32 hex>.ack, removed by close()', (role, _, inbox) => {
-    const dir = h.channelDir()
-    const channel = open(role, dir)
-    const stem = inbox.replace(/\.json$/, '')
-    const acks = ackFiles(dir)
-    expect(acks).toHaveLength(1)
-    expect(acks[0]).toMatch(new RegExp(`^${stem}\\.[0-9a-f]{32}\\.ack$`))
-    const ack = JSON.parse(readText(dir, acks[0]))
-    expect(ack.last_id).toBeNull()
-    expect(ack.pid).toBe(process.pid)
-    channel.close()
-    expect(ackFiles(dir)).toEqual([])
-    // acknowledge: false writes nothing but the protocol files.
-    open(role, dir, { acknowledge: false })
-    expect(fs.readdirSync(dir).sort()).toEqual(['.channel_info', BACKEND_OUTBOX, FRONTEND_OUTBOX])
-  })
+  test.each(ROLES)(
+    '%s() as an acknowledging reader adds exactly one <inbox stem>.<32 hex>.ack, removed by close()',
+    (role, _, inbox) => {
+      const dir = h.channelDir()
+      const channel = open(role, dir)
+      const stem = inbox.replace(/\.json$/, '')
+      const acks = ackFiles(dir)
+      expect(acks).toHaveLength(1)
+      expect(acks[0]).toMatch(new RegExp(`^${stem}\\.[0-9a-f]{32}\\.ack$`))
+      const ack = JSON.parse(readText(dir, acks[0]))
+      expect(ack.last_id).toBeNull()
+      expect(ack.pid).toBe(process.pid)
+      channel.close()
+      expect(ackFiles(dir)).toEqual([])
+      // acknowledge: false writes nothing but the protocol files.
+      open(role, dir, { acknowledge: false })
+      expect(fs.readdirSync(dir).sort()).toEqual(['.channel_info', BACKEND_OUTBOX, FRONTEND_OUTBOX])
+    },
+  )
 
   test.each(ROLES)('%s() on an existing channel keeps its files and messages', (role) => {
     const dir = h.channelDir()
@@ -331,8 +340,21 @@ describe('sending: exact bytes on disk', () => {
     const { dir, front } = h.pair()
     front.sendEvent('n', [0.1, 1e308, 1e-7, 2.5e-5, 1e21, 5e-324, 123.456, -5, 2 ** 53 - 1])
     const text = readText(dir, FRONTEND_OUTBOX)
-    const numbers = /"payload": \[\n([\s\S]*?)\n {4}\]/.exec(text)[1].split(',\n').map((s) => s.trim())
-    expect(numbers).toEqual(['0.1', '1e+308', '1e-7', '0.000025', '1e+21', '5e-324', '123.456', '-5', '9007199254740991'])
+    const numbers = /"payload": \[\n([\s\S]*?)\n {4}\]/
+      .exec(text)[1]
+      .split(',\n')
+      .map((s) => s.trim())
+    expect(numbers).toEqual([
+      '0.1',
+      '1e+308',
+      '1e-7',
+      '0.000025',
+      '1e+21',
+      '5e-324',
+      '123.456',
+      '-5',
+      '9007199254740991',
+    ])
   })
 
   test('several messages form one pretty-printed array, oldest first', () => {
@@ -449,7 +471,10 @@ describe('close()', () => {
     expectThrows(() => channel.clear(), 'ECLOSED')
     await expectRejects(channel.request('m', 1, { timeoutMs: 1000 }), 'ECLOSED')
     // waitResponse may throw synchronously or return a rejected promise: either is ECLOSED.
-    await expectRejects(Promise.resolve().then(() => channel.waitResponse('id', 1000)), 'ECLOSED')
+    await expectRejects(
+      Promise.resolve().then(() => channel.waitResponse('id', 1000)),
+      'ECLOSED',
+    )
     // Nothing was written after close.
     expect(readText(dir, FRONTEND_OUTBOX)).toBe('[]')
     expect(readText(dir, BACKEND_OUTBOX)).toBe('[]')
@@ -600,7 +625,11 @@ describe('payload validation', () => {
 
   test('request() with a non-string method rejects (or throws) EINVAL and writes nothing', async () => {
     const { dir, front } = h.pair()
-    await expectRejects(Promise.resolve().then(() => front.request(42, 1)), 'EINVAL', 'method')
+    await expectRejects(
+      Promise.resolve().then(() => front.request(42, 1)),
+      'EINVAL',
+      'method',
+    )
     expect(readText(dir, FRONTEND_OUTBOX)).toBe('[]')
   })
 
@@ -611,7 +640,11 @@ describe('payload validation', () => {
     ['string', '100'],
   ])('waitResponse with a %s timeout is EINVAL naming timeoutMs', async (_, timeout) => {
     const { front } = h.pair()
-    await expectRejects(Promise.resolve().then(() => front.waitResponse('id', timeout)), 'EINVAL', 'timeoutMs')
+    await expectRejects(
+      Promise.resolve().then(() => front.waitResponse('id', timeout)),
+      'EINVAL',
+      'timeoutMs',
+    )
     expect(front.pendingWaits).toBe(0)
   })
 })
@@ -701,7 +734,10 @@ describe('error objects', () => {
         })
       })
     `
-    const run = require('node:child_process').spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20000 })
+    const run = require('node:child_process').spawnSync(process.execPath, ['-e', script], {
+      encoding: 'utf8',
+      timeout: 20000,
+    })
     expect(run.stderr).toBe('')
     const out = JSON.parse(run.stdout)
     expect(out.EINVAL.slice(0, 2)).toEqual([true, 'EINVAL'])

@@ -294,17 +294,20 @@ describe('listeners and the delivery rule', () => {
     expect(front.recv()).toEqual([])
   })
 
-  test.each(['request', 'event', 'response'])("on('%s') takes only that type; the others stay for recv()", async (type) => {
-    const { front, back } = h.pair()
-    const got = []
-    front.on(type, (m) => got.push(m.type))
-    sendOneOfEach(back, front)
-    await waitFor(() => got.length === 1, { what: `the ${type}` })
-    await sleep(40)
-    expect(got).toEqual([type])
-    const rest = front.recv().map((m) => m.type)
-    expect(rest).toEqual(['request', 'event', 'response'].filter((t) => t !== type))
-  })
+  test.each(['request', 'event', 'response'])(
+    "on('%s') takes only that type; the others stay for recv()",
+    async (type) => {
+      const { front, back } = h.pair()
+      const got = []
+      front.on(type, (m) => got.push(m.type))
+      sendOneOfEach(back, front)
+      await waitFor(() => got.length === 1, { what: `the ${type}` })
+      await sleep(40)
+      expect(got).toEqual([type])
+      const rest = front.recv().map((m) => m.type)
+      expect(rest).toEqual(['request', 'event', 'response'].filter((t) => t !== type))
+    },
+  )
 
   test('a typed listener and a message listener both see a message once (one emit each)', async () => {
     const { front, back } = h.pair()

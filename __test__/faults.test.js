@@ -166,7 +166,10 @@ describe('a malformed inbox never crashes', () => {
     writeAtomic(path.join(dir, BACKEND_OUTBOX), `[${ok}, ${deep}]`)
     expectThrows(() => front.recv(), 'EBADMSG', 'deep')
     expect(front.recv().map((m) => m.id)).toEqual(['ok'])
-    writeAtomic(path.join(dir, BACKEND_OUTBOX), `[{"id": "huge", "timestamp": 1, "type": "event", "payload": ${nestedList(30000)}}]`)
+    writeAtomic(
+      path.join(dir, BACKEND_OUTBOX),
+      `[{"id": "huge", "timestamp": 1, "type": "event", "payload": ${nestedList(30000)}}]`,
+    )
     expectThrows(() => front.recv(), 'EBADMSG', path.join(dir, BACKEND_OUTBOX))
     expect(front.recv()).toEqual([])
   })
@@ -227,7 +230,10 @@ describe('locks', () => {
     fs.writeFileSync(lock, '12345\n')
     // Release from another process while this thread is blocked in the send.
     const { spawn } = require('node:child_process')
-    const releaser = spawn(process.execPath, ['-e', `setTimeout(() => require('fs').unlinkSync(${JSON.stringify(lock)}), 150)`])
+    const releaser = spawn(process.execPath, [
+      '-e',
+      `setTimeout(() => require('fs').unlinkSync(${JSON.stringify(lock)}), 150)`,
+    ])
     const exited = new Promise((resolve) => releaser.on('exit', resolve))
     const id = front.sendRequest('after-release', 1)
     await exited

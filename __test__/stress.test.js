@@ -102,7 +102,9 @@ const timer = setInterval(() => {
 `
   return (tag) =>
     new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['-e', script, dir, String(count), tag], { stdio: ['ignore', 'ignore', 'pipe'] })
+      const child = spawn(process.execPath, ['-e', script, dir, String(count), tag], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      })
       let errors = ''
       child.stderr.on('data', (chunk) => (errors += chunk))
       child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`node writer ${tag}: ${errors}`))))

@@ -62,6 +62,9 @@ if [ -f scripts/consumer-test.sh ]; then
   if bash scripts/consumer-test.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
 fi
 
+echo "== lint (eslint, prettier, rustfmt, clippy)"
+if npm run --silent lint; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
+
 if [ -f bench/run.js ]; then
   echo "== benchmark smoke run"
   if node bench/run.js --smoke; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi

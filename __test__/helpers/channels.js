@@ -254,7 +254,11 @@ function startPeer(args, { env } = {}) {
       const waiter = { predicate, resolve, reject }
       waiter.timer = setTimeout(() => {
         waiters.delete(waiter)
-        reject(new Error(`no matching line from peer ${args.join(' ')} in ${timeoutMs} ms; got ${JSON.stringify(child.lines)}; stderr: ${stderr}`))
+        reject(
+          new Error(
+            `no matching line from peer ${args.join(' ')} in ${timeoutMs} ms; got ${JSON.stringify(child.lines)}; stderr: ${stderr}`,
+          ),
+        )
       }, timeoutMs)
       waiters.add(waiter)
     })

@@ -1,4 +1,4 @@
-"use strict";
+'use strict'
 
 // Finds and drives the reference peer: the PyPI package ipckit==0.1.12 in a venv, used through
 // __test__/peer/python_peer.py (or a short inline script when a test needs something the CLI does
@@ -8,86 +8,80 @@
 // under CI=true this throws (the interop suite must fail, never skip); elsewhere it runs
 // scripts/setup-python-peer.sh, which creates the venv from PyPI, and uses the python it prints.
 
-const { spawn, spawnSync } = require("node:child_process");
-const fs = require("node:fs");
-const path = require("node:path");
+const { spawn, spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
 
-const ROOT = path.resolve(__dirname, "..", "..");
-const PEER_SCRIPT = path.join(ROOT, "__test__", "peer", "python_peer.py");
-const SETUP_SCRIPT = path.join(ROOT, "scripts", "setup-python-peer.sh");
-const VENV_PYTHON = path.join(ROOT, ".peer-venv", "bin", "python");
-const PEER_VERSION = "0.1.12";
+const ROOT = path.resolve(__dirname, '..', '..')
+const PEER_SCRIPT = path.join(ROOT, '__test__', 'peer', 'python_peer.py')
+const SETUP_SCRIPT = path.join(ROOT, 'scripts', 'setup-python-peer.sh')
+const VENV_PYTHON = path.join(ROOT, '.peer-venv', 'bin', 'python')
+const PEER_VERSION = '0.1.12'
 
 /** Why `python` cannot serve as the peer, or null when it can. */
 function whyUnusable(python) {
-  if (!python) return "not set";
-  if (!fs.existsSync(python)) return `${python} does not exist`;
+  if (!python) return 'not set'
+  if (!fs.existsSync(python)) return `${python} does not exist`
   const probe = spawnSync(
     python,
-    [
-      "-c",
-      'import ipckit, sys; from importlib.metadata import version; sys.stdout.write(version("ipckit"))',
-    ],
-    { encoding: "utf8", timeout: 20000 },
-  );
-  if (probe.error) return `${python} cannot run: ${probe.error.message}`;
-  if (probe.status !== 0)
-    return `${python} cannot import ipckit: ${probe.stderr.trim().split("\n").pop()}`;
+    ['-c', 'import ipckit, sys; from importlib.metadata import version; sys.stdout.write(version("ipckit"))'],
+    { encoding: 'utf8', timeout: 20000 },
+  )
+  if (probe.error) return `${python} cannot run: ${probe.error.message}`
+  if (probe.status !== 0) return `${python} cannot import ipckit: ${probe.stderr.trim().split('\n').pop()}`
   if (probe.stdout.trim() !== PEER_VERSION) {
-    return `${python} has ipckit ${probe.stdout.trim()}, not ${PEER_VERSION}`;
+    return `${python} has ipckit ${probe.stdout.trim()}, not ${PEER_VERSION}`
   }
-  return null;
+  return null
 }
 
-let found = null;
+let found = null
 
 /**
  * The path of a python that has ipckit==0.1.12. Throws, with every reason, when there is none
  * (and, outside CI, the setup script could not make one).
  */
 function peerPython() {
-  if (found) return found;
-  const reasons = [];
+  if (found) return found
+  const reasons = []
   const candidates = [
-    ["IPCKIT_PEER_PYTHON", process.env.IPCKIT_PEER_PYTHON],
-    [".peer-venv", fs.existsSync(VENV_PYTHON) ? VENV_PYTHON : undefined],
-  ];
+    ['IPCKIT_PEER_PYTHON', process.env.IPCKIT_PEER_PYTHON],
+    ['.peer-venv', fs.existsSync(VENV_PYTHON) ? VENV_PYTHON : undefined],
+  ]
   for (const [source, python] of candidates) {
     if (!python) {
-      reasons.push(`${source}: not set / not present`);
-      continue;
+      reasons.push(`${source}: not set / not present`)
+      continue
     }
-    const why = whyUnusable(python);
-    if (!why) return (found = python);
-    reasons.push(`${source}: ${why}`);
+    const why = whyUnusable(python)
+    if (!why) return (found = python)
+    reasons.push(`${source}: ${why}`)
   }
-  if (process.env.CI === "true") {
+  if (process.env.CI === 'true') {
     throw new Error(
       `The Python reference peer (ipckit==${PEER_VERSION}) is required under CI=true, and none was found:\n  ` +
-        `${reasons.join("\n  ")}\nRun scripts/setup-python-peer.sh and export IPCKIT_PEER_PYTHON=<the path it prints>.`,
-    );
+        `${reasons.join('\n  ')}\nRun scripts/setup-python-peer.sh and export IPCKIT_PEER_PYTHON=<the path it prints>.`,
+    )
   }
-  const setup = spawnSync("bash", [SETUP_SCRIPT], {
-    encoding: "utf8",
+  const setup = spawnSync('bash', [SETUP_SCRIPT], {
+    encoding: 'utf8',
     timeout: 240000,
-  });
-  const printed = (setup.stdout || "").trim().split("\n").pop();
+  })
+  const printed = (setup.stdout || '').trim().split('\n').pop()
   if (setup.status === 0 && printed) {
-    const why = whyUnusable(printed);
-    if (!why) return (found = printed);
-    reasons.push(`setup-python-peer.sh printed ${printed}: ${why}`);
+    const why = whyUnusable(printed)
+    if (!why) return (found = printed)
+    reasons.push(`setup-python-peer.sh printed ${printed}: ${why}`)
   } else {
     reasons.push(
       `setup-python-peer.sh failed (${setup.error ? setup.error.message : `exit ${setup.status}`}): ` +
-        `${(setup.stderr || "").trim()}`,
-    );
+        `${(setup.stderr || '').trim()}`,
+    )
   }
-  throw new Error(
-    `No usable Python reference peer (ipckit==${PEER_VERSION}):\n  ${reasons.join("\n  ")}`,
-  );
+  throw new Error(`No usable Python reference peer (ipckit==${PEER_VERSION}):\n  ${reasons.join('\n  ')}`)
 }
 
-const live = new Set();
+const live = new Set()
 
 /**
  * A running python process that prints one JSON object per line. `lines` holds the parsed
@@ -96,64 +90,60 @@ const live = new Set();
  */
 class PyProcess {
   constructor(python, argv, label) {
-    this.label = label;
-    this.lines = [];
-    this.texts = []; // the same lines as printed (JSON.parse loses the digits of big integers)
-    this.stderr = "";
-    this.exitCode = undefined;
-    this.signal = undefined;
+    this.label = label
+    this.lines = []
+    this.texts = [] // the same lines as printed (JSON.parse loses the digits of big integers)
+    this.stderr = ''
+    this.exitCode = undefined
+    this.signal = undefined
     this.child = spawn(python, argv, {
       cwd: ROOT,
-      env: { ...process.env, PYTHONUNBUFFERED: "1", PYTHONIOENCODING: "utf-8" },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    live.add(this);
-    this.waiters = new Set();
-    let partial = "";
-    this.child.stdout.setEncoding("utf8");
-    this.child.stdout.on("data", (chunk) => {
-      partial += chunk;
-      let newline;
-      while ((newline = partial.indexOf("\n")) >= 0) {
-        const text = partial.slice(0, newline);
-        partial = partial.slice(newline + 1);
-        if (text.trim() === "") continue;
-        let line;
+      env: { ...process.env, PYTHONUNBUFFERED: '1', PYTHONIOENCODING: 'utf-8' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+    live.add(this)
+    this.waiters = new Set()
+    let partial = ''
+    this.child.stdout.setEncoding('utf8')
+    this.child.stdout.on('data', (chunk) => {
+      partial += chunk
+      let newline
+      while ((newline = partial.indexOf('\n')) >= 0) {
+        const text = partial.slice(0, newline)
+        partial = partial.slice(newline + 1)
+        if (text.trim() === '') continue
+        let line
         try {
-          line = JSON.parse(text);
+          line = JSON.parse(text)
         } catch {
-          line = { unparsed: text };
+          line = { unparsed: text }
         }
-        this.lines.push(line);
-        this.texts.push(text);
-        this.check();
+        this.lines.push(line)
+        this.texts.push(text)
+        this.check()
       }
-    });
-    this.child.stderr.setEncoding("utf8");
-    this.child.stderr.on("data", (chunk) => (this.stderr += chunk));
+    })
+    this.child.stderr.setEncoding('utf8')
+    this.child.stderr.on('data', (chunk) => (this.stderr += chunk))
     this.exited = new Promise((resolve) => {
-      this.child.on("error", (error) => {
-        this.spawnError = error;
-        live.delete(this);
-        resolve(this.result());
-        this.check();
-      });
-      this.child.on("close", (code, signal) => {
-        this.exitCode = code;
-        this.signal = signal;
-        live.delete(this);
-        resolve(this.result());
-        this.check();
-      });
-    });
+      this.child.on('error', (error) => {
+        this.spawnError = error
+        live.delete(this)
+        resolve(this.result())
+        this.check()
+      })
+      this.child.on('close', (code, signal) => {
+        this.exitCode = code
+        this.signal = signal
+        live.delete(this)
+        resolve(this.result())
+        this.check()
+      })
+    })
   }
 
   get running() {
-    return (
-      this.exitCode === undefined &&
-      this.signal === undefined &&
-      !this.spawnError
-    );
+    return this.exitCode === undefined && this.signal === undefined && !this.spawnError
   }
 
   result() {
@@ -162,111 +152,91 @@ class PyProcess {
       signal: this.signal,
       lines: this.lines,
       stderr: this.stderr,
-    };
+    }
   }
 
   describe() {
     const state = this.spawnError
       ? `failed to start: ${this.spawnError.message}`
       : this.running
-        ? "still running"
-        : `exited with ${this.signal ?? this.exitCode}`;
+        ? 'still running'
+        : `exited with ${this.signal ?? this.exitCode}`
     return (
-      `python ${this.label} ${state}\n  stdout: ${this.lines.map((l) => JSON.stringify(l)).join("\n          ")}` +
+      `python ${this.label} ${state}\n  stdout: ${this.lines.map((l) => JSON.stringify(l)).join('\n          ')}` +
       `\n  stderr: ${this.stderr.trim()}`
-    );
+    )
   }
 
   check() {
-    for (const waiter of this.waiters) waiter();
+    for (const waiter of this.waiters) waiter()
   }
 
   /** Resolves with the first line for which `predicate` is true. Rejects on an {"error"} line or exit. */
-  waitFor(predicate, timeoutMs = 10000, what = "the expected line") {
+  waitFor(predicate, timeoutMs = 10000, what = 'the expected line') {
     return new Promise((resolve, reject) => {
-      let timer;
+      let timer
       const done = (settle, value) => {
-        clearTimeout(timer);
-        this.waiters.delete(waiter);
-        settle(value);
-      };
+        clearTimeout(timer)
+        this.waiters.delete(waiter)
+        settle(value)
+      }
       const waiter = () => {
-        const line = this.lines.find(predicate);
-        if (line) return done(resolve, line);
-        const failure = this.lines.find((l) => l.error !== undefined);
-        if (failure)
-          return done(
-            reject,
-            new Error(`${this.describe()}\n(while waiting for ${what})`),
-          );
-        if (!this.running)
-          return done(
-            reject,
-            new Error(`${this.describe()}\n(before ${what})`),
-          );
-      };
+        const line = this.lines.find(predicate)
+        if (line) return done(resolve, line)
+        const failure = this.lines.find((l) => l.error !== undefined)
+        if (failure) return done(reject, new Error(`${this.describe()}\n(while waiting for ${what})`))
+        if (!this.running) return done(reject, new Error(`${this.describe()}\n(before ${what})`))
+      }
       timer = setTimeout(
-        () =>
-          done(
-            reject,
-            new Error(
-              `timed out after ${timeoutMs} ms waiting for ${what}\n${this.describe()}`,
-            ),
-          ),
+        () => done(reject, new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${this.describe()}`)),
         timeoutMs,
-      );
-      this.waiters.add(waiter);
-      waiter();
-    });
+      )
+      this.waiters.add(waiter)
+      waiter()
+    })
   }
 
   /** Waits for {"ready": true}: the peer's channel is open. */
   ready(timeoutMs = 10000) {
-    return this.waitFor(
-      (l) => l.ready === true,
-      timeoutMs,
-      '{"ready": true}',
-    ).then(() => this);
+    return this.waitFor((l) => l.ready === true, timeoutMs, '{"ready": true}').then(() => this)
   }
 
   /** Resolves with { code, signal, lines, stderr } once the process has exited. */
   async exit(timeoutMs = 15000) {
-    let timer;
+    let timer
     const timeout = new Promise((_, reject) => {
       timer = setTimeout(() => {
-        const error = new Error(
-          `timed out after ${timeoutMs} ms waiting for exit\n${this.describe()}`,
-        );
-        this.kill();
-        reject(error);
-      }, timeoutMs);
-    });
+        const error = new Error(`timed out after ${timeoutMs} ms waiting for exit\n${this.describe()}`)
+        this.kill()
+        reject(error)
+      }, timeoutMs)
+    })
     try {
-      return await Promise.race([this.exited, timeout]);
+      return await Promise.race([this.exited, timeout])
     } finally {
-      clearTimeout(timer);
+      clearTimeout(timer)
     }
   }
 
   /** Like exit(), but throws (with the output) unless the exit code is 0. */
   async success(timeoutMs) {
-    const result = await this.exit(timeoutMs);
-    if (result.code !== 0) throw new Error(this.describe());
-    return result;
+    const result = await this.exit(timeoutMs)
+    if (result.code !== 0) throw new Error(this.describe())
+    return result
   }
 
   /** Writes one line to the process's stdin. */
   write(line) {
-    this.child.stdin.write(`${line}\n`);
+    this.child.stdin.write(`${line}\n`)
   }
 
   kill() {
-    if (this.running) this.child.kill("SIGKILL");
+    if (this.running) this.child.kill('SIGKILL')
   }
 }
 
 function kebab(name) {
-  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
 }
 
 /**
@@ -274,35 +244,31 @@ function kebab(name) {
  * as `--params` verbatim (for numbers JavaScript cannot hold), `true` is a bare flag.
  */
 function flags(options) {
-  const argv = [];
+  const argv = []
   for (const [key, value] of Object.entries(options)) {
-    if (value === undefined || value === false) continue;
-    if (key === "paramsJson") {
-      argv.push("--params", value);
-      continue;
+    if (value === undefined || value === false) continue
+    if (key === 'paramsJson') {
+      argv.push('--params', value)
+      continue
     }
-    argv.push(`--${kebab(key)}`);
-    if (value === true) continue;
-    argv.push(key === "params" ? JSON.stringify(value) : String(value));
+    argv.push(`--${kebab(key)}`)
+    if (value === true) continue
+    argv.push(key === 'params' ? JSON.stringify(value) : String(value))
   }
-  return argv;
+  return argv
 }
 
 /** Starts `python_peer.py <command> --flags...`. */
 function startPeer(command, options = {}) {
-  const argv = [PEER_SCRIPT, command, ...flags(options)];
-  return new PyProcess(
-    peerPython(),
-    argv,
-    `python_peer.py ${argv.slice(1).join(" ")}`,
-  );
+  const argv = [PEER_SCRIPT, command, ...flags(options)]
+  return new PyProcess(peerPython(), argv, `python_peer.py ${argv.slice(1).join(' ')}`)
 }
 
 /** Runs `python_peer.py <command>` to completion; throws with its output unless it exits 0. */
 async function runPeer(command, options = {}, timeoutMs = 15000) {
-  const peer = startPeer(command, options);
-  await peer.success(timeoutMs);
-  return peer;
+  const peer = startPeer(command, options)
+  await peer.success(timeoutMs)
+  return peer
 }
 
 // Shared by the inline scripts: the reference package, JSON lines out, and a type-annotated
@@ -332,31 +298,27 @@ def typed(v):
     return ["other", repr(v)]
 
 ARGS = json.loads(sys.argv[1])
-`;
+`
 
 /**
  * Runs an inline python script (after PRELUDE: `ipckit`, `emit`, `typed`, and `ARGS`, the parsed
  * `args`). Returns the running process.
  */
-function startPython(code, args = {}, label = "inline script") {
-  return new PyProcess(
-    peerPython(),
-    ["-c", `${PRELUDE}\n${code}`, JSON.stringify(args)],
-    label,
-  );
+function startPython(code, args = {}, label = 'inline script') {
+  return new PyProcess(peerPython(), ['-c', `${PRELUDE}\n${code}`, JSON.stringify(args)], label)
 }
 
 async function runPython(code, args = {}, timeoutMs = 15000, label) {
-  const script = startPython(code, args, label);
-  await script.success(timeoutMs);
-  return script;
+  const script = startPython(code, args, label)
+  await script.success(timeoutMs)
+  return script
 }
 
 /** Kills every python process still running and waits for them to go. */
 async function killAll() {
-  const running = [...live];
-  for (const p of running) p.kill();
-  await Promise.all(running.map((p) => p.exited));
+  const running = [...live]
+  for (const p of running) p.kill()
+  await Promise.all(running.map((p) => p.exited))
 }
 
 module.exports = {
@@ -368,4 +330,4 @@ module.exports = {
   startPython,
   runPython,
   killAll,
-};
+}
