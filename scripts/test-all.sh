@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the addon and runs every suite: cargo tests (protocol core), jest (API, two-process and
-# Python interop), and the packaging check. Ends with one line: "N passed, N failed".
+# Builds the addon and runs every suite: cargo tests (protocol core), jest (API, delivery, faults,
+# two processes, workers, CLI, Python interop), the packaging check, lint, and a benchmark smoke
+# run. Ends with one line: "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 report_dir=$(mktemp -d)
