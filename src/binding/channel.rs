@@ -263,7 +263,7 @@ impl NativeFileChannel {
                 .wait_response(&request_id, timeout)
                 .map(|token| (token, token))
         })?;
-        pending_object(&env, &[("token", Some(token as f64), None)], promise)
+        pending_object(&env, None, token, promise)
     }
 
     /// Sends a request with its wait registered first. Returns `{ id, token, response }` where
@@ -283,11 +283,7 @@ impl NativeFileChannel {
                 .begin_request(&method, params, timeout)
                 .map(|(id, token)| ((id, token), token))
         })?;
-        pending_object(
-            &env,
-            &[("id", None, Some(id)), ("token", Some(token as f64), None)],
-            promise,
-        )
+        pending_object(&env, Some(id), token, promise)
     }
 
     /// Rejects the pending wait `token` (from `beginWait`/`beginRequest`) with `code` and
@@ -382,27 +378,26 @@ impl NativeFileChannel {
 
 impl Drop for NativeFileChannel {
     fn drop(&mut self) {
-        // Collected without close(): stop the dispatcher. Pending waits cannot be rejected
-        // here (no JS thread context), but none can exist: they keep the object reachable.
+        // The delivery callback keeps this object reachable until close(), so this runs after
+        // close() or when the environment is torn down (a terminated worker): stop the
+        // dispatcher; promises still pending die with their environment.
         self.channel.close();
     }
 }
 
-/// `{ ...fields, response: promise }` for the `begin*` methods.
+/// `{ id?, token, response }` for the `begin*` methods.
 fn pending_object<'a>(
     env: &Env,
-    fields: &[(&str, Option<f64>, Option<String>)],
-    promise: Unknown<'_>,
+    id: Option<String>,
+    token: u64,
+    response: Unknown<'_>,
 ) -> Result<Object<'a>, Code> {
     let convert = |e: napi::Error| invalid(e.reason);
     let mut object = Object::new(env).map_err(convert)?;
-    for (name, number, text) in fields {
-        match (number, text) {
-            (Some(number), _) => object.set(*name, *number).map_err(convert)?,
-            (_, Some(text)) => object.set(*name, text.as_str()).map_err(convert)?,
-            _ => {}
-        }
+    if let Some(id) = id {
+        object.set("id", id).map_err(convert)?;
     }
-    object.set("response", promise).map_err(convert)?;
+    object.set("token", token as f64).map_err(convert)?;
+    object.set("response", response).map_err(convert)?;
     Ok(object)
 }
