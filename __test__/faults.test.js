@@ -305,7 +305,8 @@ describe('the channel directory', () => {
     const errors = []
     front.on('error', (error) => errors.push(error))
     front.on('message', () => {})
-    fs.rmSync(dir, { recursive: true, force: true })
+    // The live reader may publish its acknowledgement file mid-removal (ENOTEMPTY): retry, as a user would.
+    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 10 })
     const error = expectThrows(() => front.sendRequest('m', 1), 'ENOENT', dir)
     expect(error.message).toContain(dir)
     expectThrows(() => front.sendEvent('e'), 'ENOENT', dir)

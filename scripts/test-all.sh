@@ -5,6 +5,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 report_dir=$(mktemp -d)
+failures="$report_dir/failures.txt"
+: >"$failures"
 passed=0
 failed=0
 status=0
@@ -28,6 +30,7 @@ echo "== cargo test"
 cargo test --quiet 2>&1 | tee "$report_dir/cargo.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 count_cargo "$report_dir/cargo.log"
+sed -n 's/^---- \(.*\) stdout ----$/cargo: \1/p' "$report_dir/cargo.log" >>"$failures"
 
 echo "== python peer"
 if peer_python=$(bash scripts/setup-python-peer.sh | tail -n 1); then
@@ -44,6 +47,15 @@ if [ -s "$report_dir/jest.json" ]; then
     const r = require(process.argv[1]);
     console.log(r.numPassedTests, r.numFailedTests + r.numRuntimeErrorTestSuites, r.numPendingTests + r.numTodoTests)
   ' "$report_dir/jest.json")
+  node -e '
+    const r = require(process.argv[1]);
+    for (const s of r.testResults) {
+      if (s.status === "failed" && s.assertionResults.every((a) => a.status !== "failed"))
+        console.log("jest: " + s.name + ": " + String(s.message).split("\n").find((l) => l.trim()))
+      for (const a of s.assertionResults)
+        if (a.status === "failed") console.log("jest: " + a.fullName + " (" + s.name.split("/").pop() + ")")
+    }
+  ' "$report_dir/jest.json" >>"$failures"
   passed=$((passed + jp))
   failed=$((failed + jf))
   # A skipped test is not a pass; under CI it is a failure.
@@ -60,17 +72,21 @@ fi
 
 if [ -f scripts/consumer-test.sh ]; then
   echo "== consumer (npm pack, install, require/import/tsc)"
-  if bash scripts/consumer-test.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
+  if bash scripts/consumer-test.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; echo "consumer test" >>"$failures"; fi
 fi
 
 echo "== lint (eslint, prettier, rustfmt, clippy)"
-if npm run --silent lint; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
+if npm run --silent lint; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; echo "lint" >>"$failures"; fi
 
 if [ -f bench/run.js ]; then
   echo "== benchmark smoke run"
-  if node bench/run.js --smoke; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
+  if node bench/run.js --smoke; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; echo "benchmark smoke run" >>"$failures"; fi
 fi
 
+if [ -s "$failures" ]; then
+  echo "== failed"
+  cat "$failures"
+fi
 rm -rf "$report_dir"
 [ "$failed" -eq 0 ] || status=1
 echo "$passed passed, $failed failed"

@@ -176,6 +176,9 @@ pub struct Channel {
     /// Our published read position, when acknowledgements are on; written after deliveries
     /// are dispatched and outside the state lock, so it never delays a message.
     ack: Mutex<Option<AckPublisher>>,
+    /// Held from routing a batch until the sink has it. The watcher, the dispatcher and the JS
+    /// thread all read the inbox; without this, a later batch could overtake an earlier one.
+    delivery_order: Mutex<()>,
 }
 
 const MAX_PENDING_PROBLEMS: usize = 64;
@@ -247,6 +250,7 @@ impl Channel {
             sink: Mutex::new(None),
             next_token: AtomicU64::new(1),
             ack: Mutex::new(ack),
+            delivery_order: Mutex::new(()),
         }))
     }
 
@@ -305,11 +309,14 @@ impl Channel {
         self.check_open()?;
         lock(&self.outbox).clear()?;
         Outbox::new(self.inbox_path.clone(), self.options.outbox_settings()).clear()?;
-        let mut state = lock(&self.state);
+        let (order, mut state) = self.lock_open_ordered()?;
         state.queue.clear();
+        // Whatever the peer wrote since the inbox was emptied is new, not cleared.
         let outcome = state.reader.read_new();
+        let mut deliveries = Vec::new();
+        self.route(&mut state, outcome, &mut deliveries);
         drop(state);
-        drop(outcome);
+        self.dispatch(order, deliveries);
         Ok(())
     }
 
@@ -318,7 +325,7 @@ impl Channel {
     /// New messages not claimed by a wait or the listeners. A pending problem (a malformed
     /// inbox, loss) is returned first, once; the messages stay queued for the next call.
     pub fn recv(&self, limit: usize) -> Result<Vec<Message>> {
-        let mut state = self.lock_open()?;
+        let (order, mut state) = self.lock_open_ordered()?;
         let mut deliveries = Vec::new();
         let outcome = state.reader.read_new();
         self.route(&mut state, outcome, &mut deliveries);
@@ -330,7 +337,7 @@ impl Channel {
             }
         };
         drop(state);
-        self.dispatch(deliveries);
+        self.dispatch(order, deliveries);
         result
     }
 
@@ -338,7 +345,7 @@ impl Channel {
     /// `Delivery::Resolved` with the returned token, or `Expired` after `timeout`.
     pub fn wait_response(self: &Arc<Self>, request_id: &str, timeout: Duration) -> Result<u64> {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-        let mut state = self.lock_open()?;
+        let (order, mut state) = self.lock_open_ordered()?;
         let mut deliveries = Vec::new();
         let queued = state.queue.iter().position(|m| {
             m.kind == MessageType::Response && m.reply_to.as_deref() == Some(request_id)
@@ -362,7 +369,7 @@ impl Channel {
             }
         }
         drop(state);
-        self.dispatch(deliveries);
+        self.dispatch(order, deliveries);
         self.ensure_dispatcher();
         Ok(token)
     }
@@ -414,7 +421,7 @@ impl Channel {
 
     /// Says which listeners exist. Queued messages the new listeners want are handed to them.
     pub fn set_listening(self: &Arc<Self>, listening: Listening) -> Result<()> {
-        let mut state = self.lock_open()?;
+        let (order, mut state) = self.lock_open_ordered()?;
         state.listening = listening;
         let mut deliveries = Vec::new();
         let (wanted, kept): (VecDeque<Message>, VecDeque<Message>) =
@@ -427,19 +434,19 @@ impl Channel {
             deliveries.push(Delivery::Problems(state.problems.drain(..).collect()));
         }
         drop(state);
-        self.dispatch(deliveries);
+        self.dispatch(order, deliveries);
         self.ensure_dispatcher();
         Ok(())
     }
 
     /// Reads the inbox now and delivers what is new (the dispatcher does this on every change).
     pub fn poll(&self) -> Result<()> {
-        let mut state = self.lock_open()?;
+        let (order, mut state) = self.lock_open_ordered()?;
         let mut deliveries = Vec::new();
         let outcome = state.reader.read_new();
         self.route(&mut state, outcome, &mut deliveries);
         drop(state);
-        self.dispatch(deliveries);
+        self.dispatch(order, deliveries);
         Ok(())
     }
 
@@ -473,6 +480,13 @@ impl Channel {
 
     fn check_open(&self) -> Result<()> {
         self.lock_open().map(|_| ())
+    }
+
+    /// The delivery-order lock, then the state lock (always in that order).
+    fn lock_open_ordered(&self) -> Result<(MutexGuard<'_, ()>, MutexGuard<'_, State>)> {
+        let order = lock(&self.delivery_order);
+        let state = self.lock_open()?;
+        Ok((order, state))
     }
 
     fn lock_open(&self) -> Result<MutexGuard<'_, State>> {
@@ -549,9 +563,10 @@ impl Channel {
         }
     }
 
-    /// Hands deliveries to the sink, then publishes how far we have read.
-    fn dispatch(&self, deliveries: Vec<Delivery>) {
+    /// Hands deliveries to the sink, lets the next batch go, then publishes how far we have read.
+    fn dispatch(&self, order: MutexGuard<'_, ()>, deliveries: Vec<Delivery>) {
         self.deliver(deliveries);
+        drop(order);
         self.publish_ack();
     }
 
@@ -564,6 +579,7 @@ impl Channel {
         if let Err(problem) = publisher.flush_if_due(Instant::now()) {
             drop(ack);
             let mut deliveries = Vec::new();
+            let _order = lock(&self.delivery_order);
             let mut state = lock(&self.state);
             self.report(&mut state, vec![problem], &mut deliveries);
             drop(state);
@@ -667,16 +683,18 @@ impl Channel {
                     poll_ms: self.options.poll_interval.as_millis() as u64,
                 };
                 let mut deliveries = Vec::new();
+                let order = lock(&self.delivery_order);
                 let mut state = lock(&self.state);
                 self.report(&mut state, vec![problem], &mut deliveries);
                 drop(state);
-                self.dispatch(deliveries);
+                self.dispatch(order, deliveries);
             }
         }
         loop {
             let mut deliveries = Vec::new();
+            let order = lock(&self.delivery_order);
             let (needed, next_deadline) = self.tick(&mut deliveries);
-            self.dispatch(deliveries);
+            self.dispatch(order, deliveries);
             if !needed {
                 return;
             }
@@ -967,6 +985,65 @@ mod tests {
                 .code(),
             "EINVAL"
         );
+    }
+
+    /// Sleeps in every delivery, so batches read on different threads would overtake each
+    /// other if routing and delivery were not one step.
+    #[derive(Default)]
+    struct SlowCollect(StdMutex<Vec<u64>>);
+
+    impl DeliverySink for SlowCollect {
+        fn deliver(&self, batch: Vec<Delivery>) -> bool {
+            std::thread::sleep(Duration::from_micros(300));
+            let mut seen = self.0.lock().unwrap();
+            for delivery in batch {
+                if let Delivery::Messages(messages) = delivery {
+                    seen.extend(messages.iter().map(|m| m.payload["seq"].as_u64().unwrap()));
+                }
+            }
+            true
+        }
+    }
+
+    #[test]
+    fn batches_read_on_different_threads_reach_the_sink_in_file_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let front = open(dir.path(), Role::Frontend);
+        let back = open(dir.path(), Role::Backend);
+        let sink = Arc::new(SlowCollect::default());
+        front.set_sink(sink.clone());
+        front
+            .set_listening(Listening {
+                events: true,
+                ..Listening::default()
+            })
+            .unwrap();
+        let total = 400u64;
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let pollers: Vec<_> = (0..3)
+            .map(|_| {
+                let (front, done) = (Arc::clone(&front), Arc::clone(&done));
+                std::thread::spawn(move || {
+                    while !done.load(Ordering::Relaxed) {
+                        front.poll().unwrap();
+                    }
+                })
+            })
+            .collect();
+        for seq in 0..total {
+            back.send_event("tick", json!({ "seq": seq })).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sink.0.lock().unwrap().len() < total as usize && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        done.store(true, Ordering::Relaxed);
+        for poller in pollers {
+            poller.join().unwrap();
+        }
+        front.close();
+        let seen = sink.0.lock().unwrap().clone();
+        assert_eq!(seen, (0..total).collect::<Vec<_>>());
     }
 
     #[test]
