@@ -108,7 +108,9 @@ def send(args):
     if args.kind == "error" and not isinstance(params, str):
         params = json.dumps(params)
     channel = open_channel(args)
-    for _ in range(args.count):
+    for n in range(args.count):
+        if args.pause_every and n and n % args.pause_every == 0:
+            time.sleep(args.pause_ms / 1000)
         if args.kind == "request":
             sent = channel.send_request(args.method, params)
         elif args.kind == "event":
@@ -208,6 +210,9 @@ def parse_args():
                         "(a JSON string is used as is)")
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--reply-to", help="request id (response, error)")
+    p.add_argument("--pause-every", type=int, default=0,
+                   help="pause after every N messages (bursts a busy reader can follow)")
+    p.add_argument("--pause-ms", type=float, default=20)
 
     p = command("recv", recv,
                 "print new messages; exit 1 if fewer than --expect")
