@@ -285,7 +285,13 @@ describe('ipckit monitor', () => {
     const frontend = open('frontend')
     const early = frontend.sendRequest('add', { a: 1, b: 1 })
     await frontend.waitResponse(early, 5000)
-    const before = fs.readdirSync(dir).sort()
+    // A live reader's acknowledgement may be mid-replacement (a `.tmp` for a moment): not the monitor's.
+    const files = () =>
+      fs
+        .readdirSync(dir)
+        .filter((name) => !name.endsWith('.tmp'))
+        .sort()
+    const before = files()
     const infoMtime = fs.statSync(path.join(dir, '.channel_info')).mtimeMs
 
     const monitor = startMonitor([dir, '--json', '--count', '5'])
@@ -312,10 +318,12 @@ describe('ipckit monitor', () => {
     expect(new Set(seen.map((m) => m.id)).size).toBe(5)
     expect(seen[3]).toMatchObject({ payload: 42, file: 'backend_to_frontend.json' })
     // The real frontend still got the event: the monitor took nothing away.
-    await new Promise((resolve) => setTimeout(resolve, 300))
+    for (let waited = 0; frontendEvents.length === 0 && waited < 5000; waited += 20) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
     expect(frontendEvents.map((m) => m.method)).toEqual(['tick'])
     // It wrote nothing: no new files, and the files it read were not touched by it.
-    expect(fs.readdirSync(dir).sort()).toEqual(before)
+    expect(files()).toEqual(before)
     expect(fs.statSync(path.join(dir, '.channel_info')).mtimeMs).toBe(infoMtime)
   })
 
@@ -359,8 +367,13 @@ describe('ipckit monitor', () => {
     const backend = open('backend')
     const frontend = open('frontend')
     frontend.sendEvent('old')
-    const monitor = startMonitor([dir, '--json', '--new', '--duration-ms', '1500'])
-    await new Promise((resolve) => setTimeout(resolve, 400))
+    const monitor = startMonitor([dir, '--json', '--new', '--duration-ms', '3000'])
+    // It is watching once it prints a probe (a loaded machine can take a while to start node).
+    for (let probe = 0; monitor.lines().length === 0; probe++) {
+      if (probe === 100) throw new Error(`the monitor printed no probe in 10 s: ${(await monitor.done).stderr}`)
+      frontend.sendEvent('probe', probe)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
     for (let i = 0; i < 30; i++) frontend.sendEvent('burst', i) // many share a millisecond
     backend.sendEvent('back')
     const { code, stdout } = await monitor.done

@@ -92,7 +92,8 @@ for i in range(int(sys.argv[2])):
 function nodeWriter(dir, count) {
   const script = `
 const { FileChannel } = require(${JSON.stringify(path.join(__dirname, '..'))})
-const ch = FileChannel.backend(process.argv[1])
+// Four writers contend for one lock: a patient lock timeout, since this test is about loss, not ELOCKED.
+const ch = FileChannel.backend(process.argv[1], { lockTimeoutMs: 5000 })
 const tag = process.argv[3]
 let i = 0
 const timer = setInterval(() => {

@@ -267,11 +267,15 @@ mod tests {
             .map(|w| {
                 let path = path.clone();
                 std::thread::spawn(move || {
-                    let mut outbox = Outbox::new(path, settings(1000));
+                    // The lock is not fair: on a loaded machine one writer can wait out the
+                    // default 500 ms. This test is about losing nothing, so give it time.
+                    let mut patient = settings(1000);
+                    patient.lock.timeout = Duration::from_secs(20);
+                    let mut outbox = Outbox::new(path, patient);
                     for i in 0..100 {
                         outbox
                             .append(&[&Message::event("w", json!([w, i]))])
-                            .unwrap();
+                            .unwrap_or_else(|e| panic!("writer {w}, send {i}: {e}"));
                     }
                 })
             })
