@@ -9,6 +9,7 @@ const {
   createHarness,
   waitFor,
   sleep,
+  removeLiveDir,
   settle,
   median,
   expectRejects,
@@ -628,8 +629,7 @@ describe('bursts and clear()', () => {
     first.sendEvent('e', 'before')
     await waitFor(() => got.length === 1)
     first.close()
-    // The live reader may publish its acknowledgement file mid-removal (ENOTEMPTY): retry, as a user would.
-    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 10 })
+    await removeLiveDir(dir)
     await sleep(50)
     const second = h.backend(dir)
     second.sendEvent('e', 'after')

@@ -12,6 +12,7 @@ const {
   createHarness,
   waitFor,
   sleep,
+  removeLiveDir,
   writeAtomic,
   writeMessages,
   diskMessage,
@@ -305,8 +306,7 @@ describe('the channel directory', () => {
     const errors = []
     front.on('error', (error) => errors.push(error))
     front.on('message', () => {})
-    // The live reader may publish its acknowledgement file mid-removal (ENOTEMPTY): retry, as a user would.
-    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 10 })
+    await removeLiveDir(dir)
     const error = expectThrows(() => front.sendRequest('m', 1), 'ENOENT', dir)
     expect(error.message).toContain(dir)
     expectThrows(() => front.sendEvent('e'), 'ENOENT', dir)

@@ -4,6 +4,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { FileChannel } = require('../index.js')
+const { removeLiveDir } = require('./helpers/channels.js')
 
 const channels = []
 let base
@@ -49,8 +50,7 @@ test('a directory deleted and re-created by the peer: the listener receives agai
   back.sendEvent('e', 'before')
   await until(() => got.length === 1)
 
-  // The live reader may publish its acknowledgement file mid-removal (ENOTEMPTY): retry, as a user would.
-  fs.rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 10 })
+  await removeLiveDir(dir)
   await until(() => errors.includes('ENOENT')) // reported, not a crash
   const reborn = open('backend', dir) // the peer comes back and re-creates the channel
   reborn.sendEvent('e', 'after')
@@ -65,8 +65,7 @@ test('a directory deleted and re-created by the peer: the listener receives agai
 test('a directory replaced by a file: sends fail with ENOTDIR naming the path, and work again once it is back', async () => {
   const dir = path.join(base, 'chan')
   const front = open('frontend', dir)
-  // The live reader may publish its acknowledgement file mid-removal (ENOTEMPTY): retry, as a user would.
-  fs.rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 10 })
+  await removeLiveDir(dir)
   fs.writeFileSync(dir, 'not a directory')
   let thrown
   try {

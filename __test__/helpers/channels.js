@@ -19,6 +19,23 @@ const PEER = path.join(__dirname, '..', 'peer', 'node_peer.js')
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/**
+ * Removes a channel directory that a live reader still uses, as a user would: its reader may publish
+ * its acknowledgement file while the removal runs (ENOTEMPTY), so try again. fs.rmSync's own
+ * maxRetries only retries the final rmdir, not the children that reappeared.
+ */
+async function removeLiveDir(dir) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      fs.rmSync(dir, { recursive: true, force: true })
+      return
+    } catch (error) {
+      if (error.code !== 'ENOTEMPTY' || attempt === 20) throw error
+      await sleep(10)
+    }
+  }
+}
+
 /** Creates and tracks channels, temporary directories and child processes of one test file. */
 function createHarness() {
   const channels = []
@@ -278,6 +295,7 @@ module.exports = {
   UUID_V4,
   PEER,
   sleep,
+  removeLiveDir,
   createHarness,
   waitFor,
   writeAtomic,
