@@ -32,6 +32,30 @@ describe('Node frontend <-> Node backend in another process', () => {
     expect(response).toMatchObject({ type: 'response', replyTo: id, payload: null, error: 'raw' })
   })
 
+  test('a 3,000-event burst reaches the listener in send order while the JS thread also reads the inbox', async () => {
+    const dir = h.channelDir()
+    const child = h.peer(['burst', dir, '3000'])
+    await child.ready()
+    const front = h.frontend(dir)
+    const got = []
+    front.on('event', (m) => got.push(m.payload))
+    const errors = []
+    front.on('error', (error) => errors.push(error))
+    child.stdin.write('go\n')
+    // recv() reads the inbox on this thread while the watcher reads it on its own: both hand their
+    // batches to the listener, and a later batch must never overtake an earlier one.
+    let reads = 0
+    while (got.length < 3000 && errors.length === 0 && reads < 200_000) {
+      expect(front.recv()).toEqual([])
+      reads++
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    await child.nextLine((line) => line.sent === 3000, 20000)
+    await waitFor(() => got.length >= 3000 || errors.length > 0, { what: '3,000 events', timeoutMs: 10000 })
+    expect(errors).toEqual([])
+    expect(got).toEqual(Array.from({ length: 3000 }, (_, i) => i))
+  }, 60000)
+
   test('events in both directions', async () => {
     const { front } = await startBackend()
     const events = []

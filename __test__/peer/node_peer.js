@@ -15,6 +15,8 @@
 //   listen         frontend with a 'message' listener, never closed
 //   unref-wait     frontend with a pending waitResponse, unref()
 //   ref-wait       frontend: sendRequest('answer-me'), print its id, wait for the response
+//   burst          backend: after "go" on stdin, sendAsync <count> events numbered 0.. as fast as
+//                  acknowledgements allow, print {"sent": count}, close()
 
 const { FileChannel } = require('../../index.js')
 
@@ -116,6 +118,17 @@ function refWait() {
   ready()
 }
 
+async function burst() {
+  const count = Number(process.argv[4])
+  const channel = FileChannel.backend(dir)
+  ready()
+  await new Promise((resolve) => process.stdin.once('data', resolve))
+  process.stdin.pause()
+  for (let i = 0; i < count; i++) await channel.sendAsync('event', 'seq', i, { timeoutMs: 20000 })
+  emit({ sent: count })
+  channel.close()
+}
+
 const modes = {
   backend,
   oneshot,
@@ -123,6 +136,7 @@ const modes = {
   listen,
   'unref-wait': unrefWait,
   'ref-wait': refWait,
+  burst,
 }
 
 if (!modes[mode] || !dir) {
