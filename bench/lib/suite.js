@@ -93,6 +93,13 @@ function metrics(smoke) {
     ],
   })
 
+  // The same stream of messages for every memory case.
+  const memoryRun = { messages: smoke ? 2000 : 1_000_000, warmup: smoke ? 200 : 10_000 }
+  const growthFields = [
+    ['growthMB', 'RSS growth', 'MB', 'lower'],
+    ['heapTotalGrowthMB', 'V8 heapTotal growth', 'MB', 'lower'],
+  ]
+
   const list = {
     latency: {
       title: 'Round trip (two processes, one small request and its response)',
@@ -157,13 +164,10 @@ function metrics(smoke) {
         {
           id: 'mem.recv',
           label: `ipckit recv() path, ${smoke ? '2,000' : '1,000,000'} messages`,
-          cmd: node('memory.js', { mode: 'recv', messages: smoke ? 2000 : 1_000_000, warmup: smoke ? 200 : 10_000 }, [
-            '--expose-gc',
-          ]),
+          cmd: node('memory.js', { mode: 'recv', ...memoryRun }, ['--expose-gc']),
           timeoutMs: 240_000,
           fields: [
-            ['growthMB', 'RSS growth', 'MB', 'lower'],
-            ['heapTotalGrowthMB', 'V8 heapTotal growth', 'MB', 'lower'],
+            ...growthFields,
             ['heapGrowthMB', 'V8 heapUsed growth', 'MB', 'lower'],
             ['rssBeforeMB', 'RSS before', 'MB', 'lower'],
             ['rssAfterMB', 'RSS after', 'MB', 'lower'],
@@ -174,50 +178,23 @@ function metrics(smoke) {
         {
           id: 'mem.recv.semi1',
           label: `same, V8 young generation capped (--max-semi-space-size=1)`,
-          cmd: node('memory.js', { mode: 'recv', messages: smoke ? 2000 : 1_000_000, warmup: smoke ? 200 : 10_000 }, [
-            '--expose-gc',
-            '--max-semi-space-size=1',
-          ]),
+          cmd: node('memory.js', { mode: 'recv', ...memoryRun }, ['--expose-gc', '--max-semi-space-size=1']),
           timeoutMs: 240_000,
-          fields: [
-            ['growthMB', 'RSS growth', 'MB', 'lower'],
-            ['heapTotalGrowthMB', 'V8 heapTotal growth', 'MB', 'lower'],
-          ],
+          fields: growthFields,
         },
         {
           id: 'mem.recv.purejs',
           label: `pure-JS recv() path, ${smoke ? '2,000' : '1,000,000'} messages (same writer)`,
-          cmd: node(
-            'memory.js',
-            { mode: 'recv', impl: 'purejs', messages: smoke ? 2000 : 1_000_000, warmup: smoke ? 200 : 10_000 },
-            ['--expose-gc'],
-          ),
+          cmd: node('memory.js', { mode: 'recv', impl: 'purejs', ...memoryRun }, ['--expose-gc']),
           timeoutMs: 240_000,
-          fields: [
-            ['growthMB', 'RSS growth', 'MB', 'lower'],
-            ['heapTotalGrowthMB', 'V8 heapTotal growth', 'MB', 'lower'],
-          ],
+          fields: growthFields,
         },
         {
           id: 'mem.send',
           label: `ipckit sendEvent + recv() path (${TMPFS || 'tmpdir'}, 45 s budget)`,
-          cmd: node(
-            'memory.js',
-            {
-              mode: 'send',
-              messages: smoke ? 2000 : 1_000_000,
-              warmup: smoke ? 200 : 10_000,
-              budgetMs: smoke ? 5000 : 45_000,
-            },
-            ['--expose-gc'],
-          ),
+          cmd: node('memory.js', { mode: 'send', ...memoryRun, budgetMs: smoke ? 5000 : 45_000 }, ['--expose-gc']),
           timeoutMs: 240_000,
-          fields: [
-            ['growthMB', 'RSS growth', 'MB', 'lower'],
-            ['heapTotalGrowthMB', 'V8 heapTotal growth', 'MB', 'lower'],
-            ['messages', 'messages', '', 'higher'],
-            ['seconds', 'duration', 's', 'lower'],
-          ],
+          fields: [...growthFields, ['messages', 'messages', '', 'higher'], ['seconds', 'duration', 's', 'lower']],
         },
       ],
     },

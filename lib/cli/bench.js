@@ -7,7 +7,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { spawn } = require('node:child_process')
-const { EXIT, CliError, parseCommandArgs, intOption, out } = require('./common.js')
+const { EXIT, CliError, usageError, parseCommandArgs, intOption, out } = require('./common.js')
 
 const summary = 'a quick local round-trip figure (Node backend in a child process)'
 
@@ -69,7 +69,7 @@ async function run(argv) {
     out(help)
     return EXIT.OK
   }
-  if (positionals.length > 0) throw new CliError(`unexpected argument '${positionals[0]}'\n\n${help}`, EXIT.USAGE)
+  if (positionals.length > 0) throw usageError(`unexpected argument '${positionals[0]}'\n\n${help}`)
   const count = intOption(values.count, 'count', 200, 1)
   const warmup = intOption(values.warmup, 'warmup', 20, 0)
   const payloadBytes = intOption(values['payload-bytes'], 'payload-bytes', 64, 0)

@@ -2,7 +2,7 @@
 
 // `ipckit event <dir> <name> [json]`: send one event.
 
-const { EXIT, CliError, parseCommandArgs, roleOption, jsonArgument, requireDirectory, out } = require('./common.js')
+const { EXIT, usageError, parseCommandArgs, roleOption, jsonArgument, requireDirectory, out } = require('./common.js')
 
 const summary = 'send an event'
 
@@ -31,7 +31,7 @@ async function run(argv) {
     return EXIT.OK
   }
   if (positionals.length < 2 || positionals.length > 3) {
-    throw new CliError(`expected <dir> <name> [json], got ${positionals.length} arguments\n\n${help}`, EXIT.USAGE)
+    throw usageError(`expected <dir> <name> [json], got ${positionals.length} arguments\n\n${help}`)
   }
   const [dir, name, json] = positionals
   const role = roleOption(values.role)

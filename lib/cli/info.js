@@ -9,7 +9,7 @@ const {
   EXIT,
   MESSAGE_FILES,
   STALE_LOCK_MS,
-  CliError,
+  usageError,
   requireDirectory,
   parseCommandArgs,
   colorEnabled,
@@ -326,8 +326,7 @@ async function run(argv) {
     out(help)
     return EXIT.OK
   }
-  if (positionals.length !== 1)
-    throw new CliError(`expected one <dir>, got ${positionals.length}\n\n${help}`, EXIT.USAGE)
+  if (positionals.length !== 1) throw usageError(`expected one <dir>, got ${positionals.length}\n\n${help}`)
   const { report, now } = gather(positionals[0])
   if (values.json) out(`${JSON.stringify(report, null, 2)}\n`)
   else out(render(report, now, painter(colorEnabled(process.stdout))))

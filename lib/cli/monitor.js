@@ -13,7 +13,7 @@ const path = require('node:path')
 const {
   EXIT,
   MESSAGE_FILES,
-  CliError,
+  usageError,
   parseCommandArgs,
   intOption,
   requireDirectory,
@@ -122,8 +122,7 @@ function run(argv) {
     out(help)
     return EXIT.OK
   }
-  if (positionals.length !== 1)
-    throw new CliError(`expected one <dir>, got ${positionals.length}\n\n${help}`, EXIT.USAGE)
+  if (positionals.length !== 1) throw usageError(`expected one <dir>, got ${positionals.length}\n\n${help}`)
   const dir = positionals[0]
   const count = intOption(values.count, 'count', Infinity, 1)
   const durationMs = intOption(values['duration-ms'], 'duration-ms', undefined, 1)

@@ -5,6 +5,7 @@
 const {
   EXIT,
   CliError,
+  usageError,
   parseCommandArgs,
   intOption,
   roleOption,
@@ -54,7 +55,7 @@ async function run(argv) {
     return EXIT.OK
   }
   if (positionals.length < 2 || positionals.length > 3) {
-    throw new CliError(`expected <dir> <method> [json], got ${positionals.length} arguments\n\n${help}`, EXIT.USAGE)
+    throw usageError(`expected <dir> <method> [json], got ${positionals.length} arguments\n\n${help}`)
   }
   const [dir, method, json] = positionals
   const timeoutMs = intOption(values['timeout-ms'], 'timeout-ms', 10000, 1)
