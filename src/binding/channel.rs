@@ -55,9 +55,7 @@ impl ChannelOptions {
     fn into_core(self) -> Result<channel::ChannelOptions, Code> {
         let mut core = channel::ChannelOptions::default();
         if let Some(max) = self.max_messages {
-            if max == 0 {
-                return Err(invalid("options.maxMessages must be at least 1"));
-            }
+            // Zero is refused by the core, for every caller.
             core.max_messages = max as usize;
         }
         if let Some(ms) = self.lock_timeout_ms {

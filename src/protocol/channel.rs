@@ -190,7 +190,7 @@ impl Channel {
     pub fn open(dir: &Path, role: Role, options: ChannelOptions) -> Result<Arc<Channel>> {
         if options.max_messages == 0 {
             return Err(ChannelError::Invalid(
-                "maxMessages must be at least 1".into(),
+                "options.maxMessages must be at least 1".into(),
             ));
         }
         create_channel_dir(dir, options.dir_mode)?;
@@ -213,7 +213,7 @@ impl Channel {
             options.max_messages,
         );
         reader.set_acknowledging(options.acknowledge);
-        let ack = options.acknowledge.then(|| {
+        let mut ack = options.acknowledge.then(|| {
             let reader_id = uuid::Uuid::new_v4().simple().to_string();
             AckPublisher::new(
                 &inbox_path,
@@ -222,7 +222,6 @@ impl Channel {
                 options.file_mode,
             )
         });
-        let mut ack = ack;
         if let Some(publisher) = &mut ack {
             // From now on the writer keeps what we have not read.
             publisher.flush(Instant::now())?;
@@ -780,24 +779,22 @@ impl DirWatch {
 
 fn create_channel_dir(dir: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
+    match std::fs::DirBuilder::new()
         .recursive(true)
         .mode(mode)
         .create(dir)
-        .map_err(|e| {
-            // A file where the directory should be: say so, not "File exists".
-            let e = if e.kind() == io::ErrorKind::AlreadyExists && !dir.is_dir() {
-                io::Error::from_raw_os_error(libc::ENOTDIR)
-            } else {
-                e
-            };
-            ChannelError::io("creating directory", dir, e)
-        })?;
-    if !dir.is_dir() {
-        let not_dir = io::Error::from_raw_os_error(libc::ENOTDIR);
-        return Err(ChannelError::io("opening channel", dir, not_dir));
+    {
+        Ok(()) if dir.is_dir() => Ok(()),
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            Err(ChannelError::io("creating directory", dir, e))
+        }
+        // A file where the directory should be: say so, not "File exists".
+        _ => Err(ChannelError::io(
+            "creating directory",
+            dir,
+            io::Error::from_raw_os_error(libc::ENOTDIR),
+        )),
     }
-    Ok(())
 }
 
 /// Refuses a directory that other local users could write to or that belongs to someone else,

@@ -47,6 +47,7 @@ pub struct Outbox {
     positions: Option<(Instant, Vec<Option<String>>)>,
 }
 
+/// The outbox as it is on disk: its bytes and its elements.
 #[derive(Debug)]
 struct WrittenFile {
     bytes: Vec<u8>,
@@ -77,14 +78,6 @@ fn still_holds(path: &Path, written: &WrittenFile) -> bool {
     check().unwrap_or(false)
 }
 
-impl WrittenFile {
-    /// Keeps the cache valid after a refused send: the file still holds exactly these entries.
-    fn unchanged(entries: VecDeque<Element>) -> Self {
-        let bytes = encode_file(entries.iter().map(|(_, text)| text.as_str()));
-        WrittenFile { bytes, entries }
-    }
-}
-
 impl Outbox {
     pub fn new(path: PathBuf, settings: OutboxSettings) -> Self {
         Outbox {
@@ -110,17 +103,19 @@ impl Outbox {
             .collect();
         let _lock =
             LockGuard::acquire(&self.lock_path, self.settings.lock, self.settings.file_mode)?;
-        let mut entries = self.current_entries()?;
-        let excess = (entries.len() + new.len()).saturating_sub(self.settings.max_messages);
-        let mut drop = excess.min(entries.len() + new.len());
-        if let (Some(acks), true) = (self.settings.acknowledgements, excess > 0) {
-            drop = drop.min(self.first_unconsumed(&entries, acks));
-            let kept = entries.len() + new.len() - drop;
+        let current = self.current_file()?;
+        let total = current.entries.len() + new.len();
+        let mut drop = total.saturating_sub(self.settings.max_messages);
+        if let (Some(acks), true) = (self.settings.acknowledgements, drop > 0) {
+            drop = drop.min(self.first_unconsumed(&current.entries, acks));
+            let kept = total - drop;
             if kept > acks.max_backlog.max(self.settings.max_messages) {
-                self.written = Some(WrittenFile::unchanged(entries));
+                // Refused: the file is untouched, so what we know of it stays valid.
+                self.written = Some(current);
                 return Err(backlog_full(&self.path, kept, acks.max_backlog));
             }
         }
+        let mut entries = current.entries;
         entries.extend(new);
         entries.drain(..drop);
         self.write_locked(entries)
@@ -168,35 +163,39 @@ impl Outbox {
         Ok(())
     }
 
-    /// The outbox's entries as element texts. Another writer of the same role may have changed
-    /// the file since our last write, so the file is read; it is parsed only if it differs.
-    fn current_entries(&mut self) -> Result<VecDeque<Element>> {
-        let written = self.written.take();
-        if let Some(written) = written {
+    /// The outbox as it is now. Another writer of the same role may have changed the file since
+    /// our last write, so the file is checked; it is read and parsed only if it differs.
+    fn current_file(&mut self) -> Result<WrittenFile> {
+        if let Some(written) = self.written.take() {
             if still_holds(&self.path, &written) {
-                return Ok(written.entries);
+                return Ok(written);
             }
         }
+        let empty = |bytes| WrittenFile {
+            bytes,
+            entries: VecDeque::new(),
+        };
         let bytes = match read_message_file(&self.path, self.settings.max_file_bytes) {
             Ok(Some((bytes, _))) => bytes,
-            Ok(None) => return Ok(VecDeque::new()),
+            Ok(None) => return Ok(empty(Vec::new())),
             // Content nobody can read is replaced rather than blocking every later send.
             Err(ChannelError::TooLarge { .. } | ChannelError::BadFile { .. }) => {
-                return Ok(VecDeque::new())
+                return Ok(empty(Vec::new()))
             }
             Err(e) => return Err(e),
         };
-        let Ok(entries) = decode_file(&bytes) else {
-            return Ok(VecDeque::new());
+        let Ok(decoded) = decode_file(&bytes) else {
+            return Ok(empty(bytes));
         };
-        Ok(entries
+        let entries = decoded
             .into_iter()
             .filter_map(|entry| match entry {
                 Entry::Valid(message) => Some((Some(message.id.clone()), message.encode())),
                 // Keep what the peer wrote even if it is not a message: its reader reports it.
                 Entry::Invalid { id, value, .. } => value.as_ref().map(|v| (id, encode_value(v))),
             })
-            .collect())
+            .collect();
+        Ok(WrittenFile { bytes, entries })
     }
 }
 
