@@ -10,7 +10,7 @@ const { NativeFileChannel } = loadNative()
 
 function loadNative() {
   try {
-    return require('./binding.js')
+    return require('./lib/native.js')
   } catch (cause) {
     const target = `${process.platform}-${process.arch}`
     const error = new Error(

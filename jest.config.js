@@ -1,6 +1,8 @@
 module.exports = {
   testEnvironment: 'node',
   testMatch: ['<rootDir>/__test__/**/*.test.js'],
+  // __test__/windows/ holds Windows-only suites, run under Wine by jest.windows.config.js.
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/__test__/windows/'],
   testTimeout: 30000,
   // Two cores: run suites side by side, but not more.
   maxWorkers: 2,
