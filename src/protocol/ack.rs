@@ -8,6 +8,7 @@
 use super::error::{ChannelError, Result};
 use super::files::{remove_if_exists, replace_file};
 use super::message::now_ms;
+use super::platform::{host_name, process_alive};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,10 @@ struct AckRecord {
     pid: u32,
     host: String,
 }
+
+/// How long publishing an acknowledgement waits for a writer that holds the file open: the next
+/// publication comes soon anyway.
+const ACK_REPLACE_PATIENCE: Duration = Duration::from_millis(50);
 
 /// The reader's side: publishes its position, at most every `interval`, and at least every
 /// `heartbeat` while it is alive.
@@ -98,7 +103,13 @@ impl AckPublisher {
             host: host_name().to_owned(),
         };
         let bytes = serde_json::to_vec_pretty(&record).expect("an ack record always serializes");
-        replace_file(&self.tmp_path, &self.path, &bytes, self.file_mode)?;
+        replace_file(
+            &self.tmp_path,
+            &self.path,
+            &bytes,
+            self.file_mode,
+            ACK_REPLACE_PATIENCE,
+        )?;
         self.published = self.consumed.clone();
         self.last_write = Some(now);
         Ok(())
@@ -140,28 +151,6 @@ pub fn live_positions(outbox: &Path, ack_timeout: Duration) -> Vec<Option<String
             (fresh && alive).then_some(record.last_id)
         })
         .collect()
-}
-
-fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // Signal 0 checks existence; EPERM means it exists but belongs to someone else.
-    let result = unsafe { libc::kill(pid, 0) };
-    result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-/// This host's name, read once.
-fn host_name() -> &'static str {
-    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HOST.get_or_init(|| {
-        let mut buffer = [0u8; 256];
-        if unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) } != 0 {
-            return String::new();
-        }
-        let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
-        String::from_utf8_lossy(&buffer[..end]).into_owned()
-    })
 }
 
 /// Error for a writer whose live readers have not consumed enough to make room.

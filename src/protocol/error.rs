@@ -21,6 +21,16 @@ pub enum ChannelError {
         waited_ms: u64,
     },
 
+    #[error(
+        "replacing {}: another process holds the file open and would not let it be replaced for {waited_ms} ms ({source}); nothing was written",
+        path.display()
+    )]
+    Busy {
+        path: PathBuf,
+        waited_ms: u64,
+        source: io::Error,
+    },
+
     #[error("lock {} cannot be used: {reason}", path.display())]
     BadLock { path: PathBuf, reason: String },
 
@@ -130,6 +140,7 @@ impl ChannelError {
             ChannelError::Insecure { .. } => "EPERM",
             ChannelError::Backlog { .. } => "ENOBUFS",
             ChannelError::Invalid(_) => "EINVAL",
+            ChannelError::Busy { .. } => "EBUSY",
             ChannelError::Io { source, .. } => io_code(source),
         }
     }
@@ -137,27 +148,13 @@ impl ChannelError {
 
 /// The POSIX name of an I/O error, as Node's own `fs` errors carry it.
 pub fn io_code(error: &io::Error) -> &'static str {
-    match error.raw_os_error() {
-        Some(libc::ENOENT) => "ENOENT",
-        Some(libc::EACCES) => "EACCES",
-        Some(libc::EPERM) => "EPERM",
-        Some(libc::ENOTDIR) => "ENOTDIR",
-        Some(libc::EISDIR) => "EISDIR",
-        Some(libc::EEXIST) => "EEXIST",
-        Some(libc::ENOSPC) => "ENOSPC",
-        Some(libc::EROFS) => "EROFS",
-        Some(libc::EBUSY) => "EBUSY",
-        Some(libc::ELOOP) => "ELOOP",
-        Some(libc::EMFILE) => "EMFILE",
-        Some(libc::ENAMETOOLONG) => "ENAMETOOLONG",
-        _ => match error.kind() {
-            io::ErrorKind::NotFound => "ENOENT",
-            io::ErrorKind::PermissionDenied => "EACCES",
-            io::ErrorKind::AlreadyExists => "EEXIST",
-            io::ErrorKind::TimedOut => "ETIMEDOUT",
-            _ => "EIO",
-        },
-    }
+    super::platform::error_code(error).unwrap_or(match error.kind() {
+        io::ErrorKind::NotFound => "ENOENT",
+        io::ErrorKind::PermissionDenied => "EACCES",
+        io::ErrorKind::AlreadyExists => "EEXIST",
+        io::ErrorKind::TimedOut => "ETIMEDOUT",
+        _ => "EIO",
+    })
 }
 
 pub type Result<T, E = ChannelError> = std::result::Result<T, E>;
@@ -171,7 +168,7 @@ mod tests {
         let error = ChannelError::io(
             "reading",
             "/x/inbox.json",
-            io::Error::from_raw_os_error(libc::ENOTDIR),
+            super::super::platform::not_a_directory(),
         );
         assert_eq!(error.code(), "ENOTDIR");
         assert!(error.to_string().starts_with("reading /x/inbox.json: "));

@@ -1,31 +1,33 @@
-//! File-system helpers shared by the reader and the writer.
+//! File-system helpers shared by the reader and the writer. Whatever differs between operating
+//! systems is in `platform`.
 
 use super::error::{ChannelError, Result};
-use std::fs::{self, File, OpenOptions};
+use super::platform;
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// What identifies one version of a file without reading it. A file replaced by rename gets a
-/// new inode, and any write changes size or times.
+/// What identifies one version of a file without reading it: the file itself (device and inode,
+/// or volume and file index), its size and its times. A file replaced by rename is another file,
+/// and any write changes size or times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileIdentity {
-    dev: u64,
-    ino: u64,
+    volume: u64,
+    index: u64,
     size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
+    modified_ns: i128,
+    changed_ns: i128,
 }
 
 impl FileIdentity {
-    pub fn of(metadata: &fs::Metadata) -> Self {
+    pub fn new(volume: u64, index: u64, size: u64, modified_ns: i128, changed_ns: i128) -> Self {
         FileIdentity {
-            dev: metadata.dev(),
-            ino: metadata.ino(),
-            size: metadata.len(),
-            mtime_ns: metadata.mtime() as i128 * 1_000_000_000 + metadata.mtime_nsec() as i128,
-            ctime_ns: metadata.ctime() as i128 * 1_000_000_000 + metadata.ctime_nsec() as i128,
+            volume,
+            index,
+            size,
+            modified_ns,
+            changed_ns,
         }
     }
 
@@ -33,14 +35,19 @@ impl FileIdentity {
         self.size
     }
 
-    /// The identity of the inode alone (for directories, whose times change with every write).
+    /// The identity of the file alone (for directories, whose times change with every write).
     pub fn without_times(self) -> Self {
         FileIdentity {
             size: 0,
-            mtime_ns: 0,
-            ctime_ns: 0,
+            modified_ns: 0,
+            changed_ns: 0,
             ..self
         }
+    }
+
+    /// Whether both are versions of the same file.
+    pub fn same_file(&self, other: &FileIdentity) -> bool {
+        self.without_times() == other.without_times()
     }
 
     /// Whether a later change is sure to show in the identity. File times have a coarse clock, so
@@ -48,7 +55,7 @@ impl FileIdentity {
     /// clean" problem); such a version is re-read next time instead of trusted.
     pub fn is_settled(&self, read_at_ns: i128) -> bool {
         const CLOCK_SLACK_NS: i128 = 50_000_000;
-        read_at_ns - self.mtime_ns.max(self.ctime_ns) > CLOCK_SLACK_NS
+        read_at_ns - self.modified_ns.max(self.changed_ns) > CLOCK_SLACK_NS
     }
 }
 
@@ -60,9 +67,10 @@ pub fn now_ns() -> i128 {
 }
 
 /// Reads a message file, refusing anything that is not a regular file or is over `limit` bytes
-/// before reading it whole. `Ok(None)` when the file does not exist.
+/// before reading it whole. `Ok(None)` when the file does not exist. The file is open only while
+/// it is read, and shared for replacing (Windows), so we never make a writer's rename fail.
 pub fn read_message_file(path: &Path, limit: u64) -> Result<Option<(Vec<u8>, FileIdentity)>> {
-    let mut file = match open_no_follow(path) {
+    let mut file = match platform::open_for_reading(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(ChannelError::io("opening", path, e)),
@@ -83,6 +91,8 @@ pub fn read_message_file(path: &Path, limit: u64) -> Result<Option<(Vec<u8>, Fil
             limit,
         });
     }
+    let identity =
+        platform::identity_of(&file).map_err(|e| ChannelError::io("reading", path, e))?;
     let mut bytes = Vec::with_capacity(metadata.len() as usize + 1);
     // Read one byte past the limit so a file growing under us is still refused.
     (&mut file)
@@ -96,33 +106,21 @@ pub fn read_message_file(path: &Path, limit: u64) -> Result<Option<(Vec<u8>, Fil
             limit,
         });
     }
-    Ok(Some((bytes, FileIdentity::of(&metadata))))
+    Ok(Some((bytes, identity)))
 }
 
+/// The identity of what is at `path` (a link is not followed), `None` when nothing is there.
 pub fn stat(path: &Path) -> Result<Option<FileIdentity>> {
-    match fs::symlink_metadata(path) {
-        Ok(metadata) => Ok(Some(FileIdentity::of(&metadata))),
+    match platform::identity_at(path) {
+        Ok((identity, _)) => Ok(Some(identity)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(ChannelError::io("checking", path, e)),
     }
 }
 
-fn open_no_follow(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-}
-
-/// Creates `path` afresh (never through a symlink planted there) with `mode`, writes `bytes`.
+/// Creates `path` afresh (never through a link planted there) with `mode`, writes `bytes`.
 pub fn create_new_with(path: &Path, bytes: &[u8], mode: u32) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)?;
+    let mut file = platform::create_new_file(path, mode)?;
     file.write_all(bytes)?;
     Ok(file)
 }
@@ -135,9 +133,15 @@ pub fn remove_if_exists(path: &Path) -> io::Result<()> {
 }
 
 /// Writes `bytes` to `tmp` and renames it over `target`: readers see the old or the new content,
-/// never a mix. A rename refused with EPERM/EACCES (Windows, while a reader holds the target open)
-/// is retried briefly.
-pub fn replace_file(tmp: &Path, target: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+/// never a mix. A replace refused because another process holds the target open (Windows) is
+/// retried for up to `patience`; `tmp` never outlives a failure.
+pub fn replace_file(
+    tmp: &Path,
+    target: &Path,
+    bytes: &[u8],
+    mode: u32,
+    patience: Duration,
+) -> Result<()> {
     let file = match create_new_with(tmp, bytes, mode) {
         // Left over by a writer that died before its rename, or planted: we hold the lock.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -147,46 +151,58 @@ pub fn replace_file(tmp: &Path, target: &Path, bytes: &[u8], mode: u32) -> Resul
         other => other,
     }
     .map_err(|e| ChannelError::io("writing", tmp, e))?;
-    let written = file
-        .metadata()
-        .map_err(|e| ChannelError::io("writing", tmp, e))?;
+    let written = platform::identity_of(&file);
     drop(file);
+    let written = written.map_err(|e| {
+        let _ = fs::remove_file(tmp);
+        ChannelError::io("writing", tmp, e)
+    })?;
     // Rename only the file we wrote: someone may have swapped the temp path for a link.
-    let about_to_rename =
-        fs::symlink_metadata(tmp).map_err(|e| ChannelError::io("checking", tmp, e))?;
-    if !about_to_rename.file_type().is_file() || about_to_rename.ino() != written.ino() {
+    let (about_to_rename, is_file) =
+        platform::identity_at(tmp).map_err(|e| ChannelError::io("checking", tmp, e))?;
+    if !is_file || !about_to_rename.same_file(&written) {
         return Err(ChannelError::BadFile {
             path: tmp.into(),
             reason: "was replaced by another file or link while we wrote it; not renaming it"
                 .into(),
         });
     }
-    rename_with_retry(tmp, target, |from, to| fs::rename(from, to))
+    rename_with_retry(tmp, target, patience, |from, to| fs::rename(from, to))
 }
 
+/// Renames `from` over `to`, retrying with a short backoff for up to `patience` while another
+/// process holds `to` in a way that forbids replacing it. On failure `from` is removed and the
+/// error is `EBUSY` (held) or the OS error.
 pub fn rename_with_retry(
     from: &Path,
     to: &Path,
+    patience: Duration,
     mut rename: impl FnMut(&Path, &Path) -> io::Result<()>,
 ) -> Result<()> {
-    const ATTEMPTS: u32 = 20;
-    let mut attempt = 0;
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
     loop {
-        match rename(from, to) {
+        let error = match rename(from, to) {
             Ok(()) => return Ok(()),
-            Err(e)
-                if attempt + 1 < ATTEMPTS
-                    && matches!(e.kind(), io::ErrorKind::PermissionDenied)
-                    && to.is_file() =>
-            {
-                attempt += 1;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => {
-                let _ = fs::remove_file(from);
-                return Err(ChannelError::io("replacing", to, e));
-            }
+            Err(e) => e,
+        };
+        let held = platform::is_sharing_conflict(&error) && to.is_file();
+        let waited = started.elapsed();
+        if held && waited < patience {
+            std::thread::sleep(pause.min(patience - waited));
+            pause = (pause * 2).min(Duration::from_millis(16));
+            continue;
         }
+        let _ = fs::remove_file(from);
+        return Err(if held {
+            ChannelError::Busy {
+                path: to.into(),
+                waited_ms: waited.as_millis() as u64,
+                source: error,
+            }
+        } else {
+            ChannelError::io("replacing", to, error)
+        });
     }
 }
 
@@ -194,56 +210,69 @@ pub fn rename_with_retry(
 mod tests {
     use super::*;
 
-    #[test]
-    fn replace_refuses_to_write_through_a_planted_symlink() {
-        let dir = tempfile::tempdir().unwrap();
-        let victim = dir.path().join("victim");
-        fs::write(&victim, "precious").unwrap();
-        let tmp = dir.path().join("out.tmp");
-        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
-        replace_file(&tmp, &dir.path().join("out.json"), b"[]", 0o600).unwrap();
-        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
-        assert_eq!(
-            fs::read_to_string(dir.path().join("out.json")).unwrap(),
-            "[]"
-        );
-    }
+    const PATIENCE: Duration = Duration::from_millis(500);
 
     #[test]
-    fn reading_refuses_symlinks_and_oversized_files() {
+    fn reading_refuses_oversized_files_and_reports_missing_ones() {
         let dir = tempfile::tempdir().unwrap();
         let big = dir.path().join("big.json");
         fs::write(&big, vec![b' '; 2048]).unwrap();
         let err = read_message_file(&big, 1024).unwrap_err();
         assert_eq!(err.code(), "EFBIG");
-        let link = dir.path().join("link.json");
-        std::os::unix::fs::symlink(&big, &link).unwrap();
-        assert_eq!(read_message_file(&link, 4096).unwrap_err().code(), "ELOOP");
+        assert!(err.to_string().contains("big.json"), "{err}");
+        assert_eq!(
+            read_message_file(&big, 4096).unwrap().unwrap().0.len(),
+            2048
+        );
         assert!(read_message_file(&dir.path().join("none"), 10)
             .unwrap()
             .is_none());
     }
 
     #[test]
-    fn rename_retries_transient_permission_errors() {
+    fn rename_retries_while_the_target_is_held_then_fails_with_ebusy() {
         let dir = tempfile::tempdir().unwrap();
         let (from, to) = (dir.path().join("a"), dir.path().join("b"));
         fs::write(&from, "new").unwrap();
         fs::write(&to, "old").unwrap();
         let mut failures = 3;
-        rename_with_retry(&from, &to, |a: &Path, b: &Path| {
+        rename_with_retry(&from, &to, PATIENCE, |a: &Path, b: &Path| {
             if failures > 0 {
                 failures -= 1;
-                return Err(io::Error::from(io::ErrorKind::PermissionDenied));
+                return Err(platform::test_support::sharing_violation());
             }
             fs::rename(a, b)
         })
         .unwrap();
         assert_eq!(fs::read_to_string(&to).unwrap(), "new");
-        let err = rename_with_retry(&to, &from, |_: &Path, _: &Path| {
-            Err(io::Error::from_raw_os_error(libc::EACCES))
+
+        fs::write(&from, "newer").unwrap();
+        let started = Instant::now();
+        let err = rename_with_retry(
+            &from,
+            &to,
+            Duration::from_millis(50),
+            |_: &Path, _: &Path| Err(platform::test_support::sharing_violation()),
+        )
+        .unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert_eq!(err.code(), "EBUSY");
+        assert!(err.to_string().contains(&to.display().to_string()), "{err}");
+        assert!(!from.exists(), "the temporary file is removed");
+        assert_eq!(fs::read_to_string(&to).unwrap(), "new");
+    }
+
+    #[test]
+    fn other_rename_errors_fail_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("a");
+        fs::write(&from, "x").unwrap();
+        let started = Instant::now();
+        let err = rename_with_retry(&from, &dir.path().join("no/such/dir"), PATIENCE, |a, b| {
+            fs::rename(a, b)
         })
         .unwrap_err();
-        assert_eq!(err.code(), "EACCES");
+        assert!(started.elapsed() < PATIENCE);
+        assert_eq!(err.code(), "ENOENT");
     }
 }

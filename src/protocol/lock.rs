@@ -4,6 +4,7 @@
 
 use super::error::{ChannelError, Result};
 use super::files::{create_new_with, stat, FileIdentity};
+use super::platform;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,7 @@ impl LockGuard {
         loop {
             match create_new_with(path, content.as_bytes(), mode) {
                 Ok(file) => {
-                    let identity = file.metadata().ok().map(|m| FileIdentity::of(&m));
+                    let identity = platform::identity_of(&file).ok();
                     return Ok(LockGuard {
                         path: path.to_path_buf(),
                         identity,
@@ -65,6 +66,11 @@ fn take_over_if_stale(path: &Path, stale_after: Duration) -> Result<bool> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
         Err(e) => return Err(ChannelError::io("checking lock", path, e)),
     };
+    let judged = match platform::identity_at(path) {
+        Ok((identity, _)) => identity,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(ChannelError::io("checking lock", path, e)),
+    };
     if !metadata.file_type().is_file() {
         return Err(ChannelError::BadLock {
             path: path.to_path_buf(),
@@ -81,7 +87,7 @@ fn take_over_if_stale(path: &Path, stale_after: Duration) -> Result<bool> {
         return Ok(false);
     }
     // Only remove the very lock we judged stale, not a fresh one another writer just made.
-    if stat(path)? != Some(FileIdentity::of(&metadata)) {
+    if stat(path)? != Some(judged) {
         return Ok(true);
     }
     match fs::remove_file(path) {

@@ -10,3 +10,4 @@ pub mod inbox;
 pub mod lock;
 pub mod message;
 pub mod outbox;
+pub mod platform;

@@ -9,6 +9,7 @@ use super::error::{ChannelError, Result};
 use super::files::{read_message_file, replace_file};
 use super::lock::{LockGuard, LockTiming};
 use super::message::{decode_file, encode_file, encode_value, Entry, Message};
+use super::platform;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -58,13 +59,10 @@ struct WrittenFile {
 /// writer appends, so any change by another writer alters the size or the tail, and the tail
 /// holds the id of the newest message.
 fn still_holds(path: &Path, written: &WrittenFile) -> bool {
-    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    use std::io::{Read, Seek, SeekFrom};
     let tail_len = written.entries.back().map_or(0, |(_, text)| text.len()) + 64;
     let check = || -> std::io::Result<bool> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path)?;
+        let mut file = platform::open_for_reading(path)?;
         let metadata = file.metadata()?;
         let size = written.bytes.len();
         if !metadata.is_file() || metadata.len() != size as u64 {
@@ -72,7 +70,8 @@ fn still_holds(path: &Path, written: &WrittenFile) -> bool {
         }
         let start = size.saturating_sub(tail_len);
         let mut tail = vec![0; size - start];
-        file.read_exact_at(&mut tail, start as u64)?;
+        file.seek(SeekFrom::Start(start as u64))?;
+        file.read_exact(&mut tail)?;
         Ok(tail == written.bytes[start..])
     };
     check().unwrap_or(false)
@@ -158,7 +157,13 @@ impl Outbox {
     fn write_locked(&mut self, entries: VecDeque<Element>) -> Result<()> {
         let bytes = encode_file(entries.iter().map(|(_, text)| text.as_str()));
         self.written = None;
-        replace_file(&self.tmp_path, &self.path, &bytes, self.settings.file_mode)?;
+        replace_file(
+            &self.tmp_path,
+            &self.path,
+            &bytes,
+            self.settings.file_mode,
+            self.settings.lock.timeout,
+        )?;
         self.written = Some(WrittenFile { bytes, entries });
         Ok(())
     }

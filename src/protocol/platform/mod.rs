@@ -1,0 +1,23 @@
+//! Everything that differs between operating systems, behind one interface: how files are opened
+//! and created, what identifies a version of a file, whether a process is alive, the host name,
+//! the privacy policy for the channel directory, and OS error codes. The rest of the core is
+//! written once, against these functions.
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as os;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as os;
+
+pub use os::{
+    create_dir_all_private, create_new_file, dir_privacy_problem, error_code, host_name,
+    identity_at, identity_of, is_sharing_conflict, not_a_directory, open_for_reading,
+    process_alive,
+};
+
+#[cfg(test)]
+pub use os::test_support;

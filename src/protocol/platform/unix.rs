@@ -1,0 +1,317 @@
+//! Unix (Linux, macOS): POSIX calls through `libc`.
+
+use crate::protocol::files::FileIdentity;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Opens a file for reading without following a symbolic link at `path` (ELOOP instead), and
+/// without blocking on a FIFO planted there.
+pub fn open_for_reading(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+}
+
+/// Creates `path`, which must not exist yet (not even as a dangling link), with permissions `mode`.
+pub fn create_new_file(path: &Path, mode: u32) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+}
+
+/// Creates `dir` and its missing parents with permissions `mode`.
+pub fn create_dir_all_private(dir: &Path, mode: u32) -> io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(mode).create(dir)
+}
+
+fn identity_from(metadata: &fs::Metadata) -> FileIdentity {
+    FileIdentity::new(
+        metadata.dev(),
+        metadata.ino(),
+        metadata.len(),
+        metadata.mtime() as i128 * 1_000_000_000 + metadata.mtime_nsec() as i128,
+        metadata.ctime() as i128 * 1_000_000_000 + metadata.ctime_nsec() as i128,
+    )
+}
+
+/// Device, inode, size, modification and change times of an open file.
+pub fn identity_of(file: &File) -> io::Result<FileIdentity> {
+    Ok(identity_from(&file.metadata()?))
+}
+
+/// The identity of what is at `path` itself (a link is not followed), and whether it is a
+/// regular file.
+pub fn identity_at(path: &Path) -> io::Result<(FileIdentity, bool)> {
+    let metadata = fs::symlink_metadata(path)?;
+    Ok((identity_from(&metadata), metadata.file_type().is_file()))
+}
+
+/// Whether process `pid` exists on this host. Signal 0 checks existence; EPERM means it exists
+/// but belongs to another user.
+pub fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    let result = unsafe { libc::kill(pid, 0) };
+    result == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// This host's name (as Python's `socket.gethostname()` gives it), read once.
+pub fn host_name() -> &'static str {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        let mut buffer = [0u8; 256];
+        if unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) } != 0 {
+            return String::new();
+        }
+        let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
+        String::from_utf8_lossy(&buffer[..end]).into_owned()
+    })
+}
+
+/// Why other local users could tamper with `dir`, if they could: the policy of OpenSSH's
+/// StrictModes as Debian ships it. The owner must be this user (root may not use a directory
+/// another user owns either: that user could swap files under it). Group write is accepted only
+/// for a private group: the owner's primary group, named like the owner, with no other members
+/// (the `umask 002` default on Debian and Ubuntu). World write is never accepted.
+pub fn dir_privacy_problem(dir: &Path) -> io::Result<Option<String>> {
+    let metadata = fs::metadata(dir)?;
+    let our_uid = unsafe { libc::geteuid() };
+    let mode = metadata.mode() & 0o7777;
+    Ok(if metadata.uid() != our_uid {
+        Some(format!(
+            "is owned by uid {}, not by this process (uid {our_uid})",
+            metadata.uid()
+        ))
+    } else if mode & 0o002 != 0 {
+        Some(format!("is writable by others (mode {:o})", mode & 0o777))
+    } else if mode & 0o020 != 0 && !is_private_group(metadata.gid(), our_uid) {
+        Some(format!(
+            "is writable by group {} (mode {:o}), which is not the owner's private group",
+            metadata.gid(),
+            mode & 0o777
+        ))
+    } else {
+        None
+    })
+}
+
+/// A user's private group: the user's primary group, with the user's name and no listed members
+/// other than the user.
+fn is_private_group(gid: libc::gid_t, uid: libc::uid_t) -> bool {
+    let Some((user_name, primary_gid)) = user_entry(uid) else {
+        return false;
+    };
+    let Some((group_name, members)) = group_entry(gid) else {
+        return false;
+    };
+    primary_gid == gid && group_name == user_name && members.iter().all(|m| *m == user_name)
+}
+
+fn user_entry(uid: libc::uid_t) -> Option<(Vec<u8>, libc::gid_t)> {
+    let mut buffer = vec![0 as libc::c_char; 16 * 1024];
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    let status = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut entry,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut found,
+        )
+    };
+    if status != 0 || found.is_null() {
+        return None;
+    }
+    let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
+    Some((name.to_bytes().to_vec(), entry.pw_gid))
+}
+
+fn group_entry(gid: libc::gid_t) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
+    let mut buffer = vec![0 as libc::c_char; 64 * 1024];
+    let mut entry: libc::group = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    let status = unsafe {
+        libc::getgrgid_r(
+            gid,
+            &mut entry,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut found,
+        )
+    };
+    if status != 0 || found.is_null() {
+        return None;
+    }
+    let name = unsafe { std::ffi::CStr::from_ptr(entry.gr_name) }
+        .to_bytes()
+        .to_vec();
+    let mut members = Vec::new();
+    let mut cursor = entry.gr_mem;
+    while !cursor.is_null() && unsafe { !(*cursor).is_null() } {
+        members.push(
+            unsafe { std::ffi::CStr::from_ptr(*cursor) }
+                .to_bytes()
+                .to_vec(),
+        );
+        cursor = unsafe { cursor.add(1) };
+    }
+    Some((name, members))
+}
+
+/// The POSIX name of an OS error, as Node's `fs` errors carry it.
+pub fn error_code(error: &io::Error) -> Option<&'static str> {
+    Some(match error.raw_os_error()? {
+        libc::ENOENT => "ENOENT",
+        libc::EACCES => "EACCES",
+        libc::EPERM => "EPERM",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EISDIR => "EISDIR",
+        libc::EEXIST => "EEXIST",
+        libc::ENOSPC => "ENOSPC",
+        libc::EROFS => "EROFS",
+        libc::EBUSY => "EBUSY",
+        libc::ELOOP => "ELOOP",
+        libc::EMFILE => "EMFILE",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        _ => return None,
+    })
+}
+
+/// The error for a file standing where a directory should be.
+pub fn not_a_directory() -> io::Error {
+    io::Error::from_raw_os_error(libc::ENOTDIR)
+}
+
+/// Whether replacing a file failed because another process holds it (possible on Unix only
+/// through a network file system serving Windows clients): worth retrying for a while.
+pub fn is_sharing_conflict(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EACCES | libc::EPERM | libc::EBUSY)
+    )
+}
+
+#[cfg(test)]
+pub mod test_support {
+    /// An error the platform reports when a file is held by another process.
+    pub fn sharing_violation() -> std::io::Error {
+        std::io::Error::from_raw_os_error(libc::EBUSY)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::channel::{Channel, ChannelOptions, Role};
+    use crate::protocol::files::{read_message_file, replace_file};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn replace_refuses_to_write_through_a_planted_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious").unwrap();
+        let tmp = dir.path().join("out.tmp");
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        let patience = std::time::Duration::from_millis(100);
+        replace_file(&tmp, &dir.path().join("out.json"), b"[]", 0o600, patience).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("out.json")).unwrap(),
+            "[]"
+        );
+    }
+
+    #[test]
+    fn reading_refuses_a_symlink_at_the_channel_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere.json");
+        fs::write(&target, "[]").unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = read_message_file(&link, 4096).unwrap_err();
+        assert_eq!(err.code(), "ELOOP");
+        assert!(err.to_string().contains("link.json"), "{err}");
+    }
+
+    #[test]
+    fn channel_files_and_directories_are_private() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("a/b");
+        Channel::open(&dir, Role::Frontend, ChannelOptions::default()).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&base.path().join("a")), 0o700);
+        assert_eq!(mode(&dir.join("frontend_to_backend.json")), 0o600);
+    }
+
+    #[test]
+    fn a_directory_others_can_write_is_refused_unless_allowed() {
+        let base = tempfile::tempdir().unwrap();
+        fs::set_permissions(base.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let error = Channel::open(base.path(), Role::Backend, ChannelOptions::default())
+            .err()
+            .unwrap();
+        assert_eq!(error.code(), "EPERM");
+        assert!(error.to_string().contains("writable by others (mode 777)"));
+        let allowed = ChannelOptions {
+            allow_insecure: true,
+            ..ChannelOptions::default()
+        };
+        assert!(Channel::open(base.path(), Role::Backend, allowed).is_ok());
+    }
+
+    fn chown(path: &Path, uid: u32, gid: u32) -> bool {
+        let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        unsafe { libc::chown(path.as_ptr(), uid, gid) == 0 }
+    }
+
+    #[test]
+    fn group_write_is_accepted_only_for_the_owners_private_group() {
+        let uid = unsafe { libc::geteuid() };
+        let (_, primary_gid) = user_entry(uid).unwrap();
+        let base = tempfile::tempdir().unwrap();
+        fs::set_permissions(base.path(), fs::Permissions::from_mode(0o770)).unwrap();
+        assert!(chown(base.path(), uid, primary_gid));
+        // umask 002 with a private group per user (Debian, Ubuntu): fine.
+        assert_eq!(
+            dir_privacy_problem(base.path()).unwrap().is_none(),
+            is_private_group(primary_gid, uid)
+        );
+        if uid == 0 {
+            assert!(is_private_group(0, 0), "root's group is root's own");
+            // "users" (gid 100 on Debian) is nobody's private group.
+            assert!(chown(base.path(), uid, 100));
+            let problem = dir_privacy_problem(base.path()).unwrap().unwrap();
+            assert!(problem.contains("writable by group 100"), "{problem}");
+        }
+    }
+
+    #[test]
+    fn a_directory_owned_by_another_user_is_refused_even_for_root() {
+        let base = tempfile::tempdir().unwrap();
+        let our_uid = unsafe { libc::geteuid() };
+        let changed = chown(base.path(), 65534, u32::MAX);
+        assert!(
+            changed || our_uid != 0,
+            "root could not chown a temporary directory"
+        );
+        if changed {
+            let problem = dir_privacy_problem(base.path()).unwrap().unwrap();
+            assert!(problem.contains("owned by uid 65534"), "{problem}");
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! Windows: Win32 calls through `windows-sys`.
+//!
+//! Files are opened with read, write and delete sharing and never follow a reparse point
+//! (symbolic link or junction) at the channel's paths. A channel directory is private when its
+//! owner and the accounts its DACL lets write are this user, SYSTEM or Administrators: the rule
+//! OpenSSH for Windows applies to `~/.ssh`.
+
+use crate::protocol::files::FileIdentity;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::windows::fs::{MetadataExt, OpenOptionsExt};
+use std::os::windows::io::AsRawHandle;
+use std::path::Path;
+use windows_sys::Win32::Foundation::{
+    CloseHandle, LocalFree, ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_CANT_RESOLVE_FILENAME,
+    ERROR_DIRECTORY, ERROR_DIR_NOT_EMPTY, ERROR_DISK_FULL, ERROR_FILENAME_EXCED_RANGE,
+    ERROR_FILE_EXISTS, ERROR_FILE_NOT_FOUND, ERROR_HANDLE_DISK_FULL, ERROR_INVALID_NAME,
+    ERROR_LOCK_VIOLATION, ERROR_PATH_NOT_FOUND, ERROR_SHARING_VIOLATION, ERROR_TOO_MANY_OPEN_FILES,
+    ERROR_WRITE_PROTECT, FILETIME, HANDLE, STILL_ACTIVE,
+};
+use windows_sys::Win32::Security::Authorization::{GetSecurityInfo, SE_FILE_OBJECT};
+use windows_sys::Win32::Security::{
+    EqualSid, GetAce, GetTokenInformation, IsWellKnownSid, TokenUser, WinBuiltinAdministratorsSid,
+    WinLocalSystemSid, ACCESS_ALLOWED_ACE, ACE_HEADER, ACL, DACL_SECURITY_INFORMATION,
+    INHERIT_ONLY_ACE, OWNER_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID, TOKEN_QUERY,
+    TOKEN_USER,
+};
+use windows_sys::Win32::Storage::FileSystem::{
+    GetFileInformationByHandle, BY_HANDLE_FILE_INFORMATION, DELETE, FILE_ADD_FILE,
+    FILE_ADD_SUBDIRECTORY, FILE_APPEND_DATA, FILE_ATTRIBUTE_DIRECTORY,
+    FILE_ATTRIBUTE_REPARSE_POINT, FILE_DELETE_CHILD, FILE_FLAG_BACKUP_SEMANTICS,
+    FILE_FLAG_OPEN_REPARSE_POINT, FILE_READ_ATTRIBUTES, FILE_SHARE_DELETE, FILE_SHARE_READ,
+    FILE_SHARE_WRITE, FILE_WRITE_ATTRIBUTES, FILE_WRITE_DATA, READ_CONTROL,
+};
+use windows_sys::Win32::System::SystemInformation::{ComputerNameDnsHostname, GetComputerNameExW};
+use windows_sys::Win32::System::SystemServices::ACCESS_ALLOWED_ACE_TYPE;
+use windows_sys::Win32::System::Threading::{
+    GetCurrentProcess, GetExitCodeProcess, OpenProcess, OpenProcessToken,
+    PROCESS_QUERY_LIMITED_INFORMATION,
+};
+
+/// Every open shares read, write and delete, so that we never make another process's replace
+/// of the file fail while we hold it.
+const SHARE_ALL: u32 = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE;
+
+/// Opens a file for reading without following a reparse point at `path` (ELOOP instead).
+pub fn open_for_reading(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .share_mode(SHARE_ALL)
+        .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS)
+        .open(path)?;
+    refuse_reparse_point(&file)?;
+    Ok(file)
+}
+
+fn refuse_reparse_point(file: &File) -> io::Result<()> {
+    if file.metadata()?.file_attributes() & FILE_ATTRIBUTE_REPARSE_POINT != 0 {
+        return Err(io::Error::from_raw_os_error(
+            ERROR_CANT_RESOLVE_FILENAME as i32,
+        ));
+    }
+    Ok(())
+}
+
+/// Creates `path`, which must not exist yet (not even as a link). `mode` has no meaning here: the
+/// file inherits the directory's ACL.
+pub fn create_new_file(path: &Path, _mode: u32) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .share_mode(SHARE_ALL)
+        .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
+        .open(path)
+}
+
+/// Creates `dir` and its missing parents; they inherit their parent's ACL.
+pub fn create_dir_all_private(dir: &Path, _mode: u32) -> io::Result<()> {
+    fs::create_dir_all(dir)
+}
+
+fn handle_information(file: &File) -> io::Result<BY_HANDLE_FILE_INFORMATION> {
+    let mut info: BY_HANDLE_FILE_INFORMATION = unsafe { std::mem::zeroed() };
+    if unsafe { GetFileInformationByHandle(file.as_raw_handle() as HANDLE, &mut info) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info)
+}
+
+/// Nanoseconds since the Unix epoch of a FILETIME (100 ns ticks since 1601).
+fn unix_ns(time: FILETIME) -> i128 {
+    const TICKS_1601_TO_1970: i128 = 116_444_736_000_000_000;
+    let ticks = ((time.dwHighDateTime as i128) << 32) | time.dwLowDateTime as i128;
+    (ticks - TICKS_1601_TO_1970) * 100
+}
+
+fn identity_from(info: &BY_HANDLE_FILE_INFORMATION) -> FileIdentity {
+    let written = unix_ns(info.ftLastWriteTime);
+    FileIdentity::new(
+        info.dwVolumeSerialNumber as u64,
+        ((info.nFileIndexHigh as u64) << 32) | info.nFileIndexLow as u64,
+        ((info.nFileSizeHigh as u64) << 32) | info.nFileSizeLow as u64,
+        written,
+        written,
+    )
+}
+
+/// Volume serial number, file index, size and last-write time of an open file.
+pub fn identity_of(file: &File) -> io::Result<FileIdentity> {
+    Ok(identity_from(&handle_information(file)?))
+}
+
+/// The identity of what is at `path` itself (a reparse point is not followed), and whether it
+/// is a regular file.
+pub fn identity_at(path: &Path) -> io::Result<(FileIdentity, bool)> {
+    let file = OpenOptions::new()
+        .access_mode(FILE_READ_ATTRIBUTES)
+        .share_mode(SHARE_ALL)
+        .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS)
+        .open(path)?;
+    let info = handle_information(&file)?;
+    let not_file = FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT;
+    Ok((identity_from(&info), info.dwFileAttributes & not_file == 0))
+}
+
+/// Whether process `pid` is running on this host. A process we may not query exists.
+pub fn process_alive(pid: u32) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    let process = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+    if process.is_null() {
+        return io::Error::last_os_error().raw_os_error() == Some(ERROR_ACCESS_DENIED as i32);
+    }
+    let mut exit_code = 0u32;
+    let queried = unsafe { GetExitCodeProcess(process, &mut exit_code) } != 0;
+    unsafe { CloseHandle(process) };
+    !queried || exit_code == STILL_ACTIVE as u32
+}
+
+/// This host's DNS name (as Python's `socket.gethostname()` gives it), read once.
+pub fn host_name() -> &'static str {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        let mut buffer = [0u16; 256];
+        let mut size = buffer.len() as u32;
+        let ok =
+            unsafe { GetComputerNameExW(ComputerNameDnsHostname, buffer.as_mut_ptr(), &mut size) };
+        if ok == 0 {
+            return String::new();
+        }
+        String::from_utf16_lossy(&buffer[..size as usize])
+    })
+}
+
+/// Rights that let an account add, replace or delete the directory's files, or take it over.
+const WRITE_RIGHTS: u32 = FILE_WRITE_DATA
+    | FILE_ADD_FILE
+    | FILE_APPEND_DATA
+    | FILE_ADD_SUBDIRECTORY
+    | FILE_DELETE_CHILD
+    | DELETE
+    | FILE_WRITE_ATTRIBUTES
+    | 0x0004_0000 // WRITE_DAC
+    | 0x0008_0000 // WRITE_OWNER
+    | 0x4000_0000 // GENERIC_WRITE
+    | 0x1000_0000; // GENERIC_ALL
+
+/// Why another account could tamper with `dir`, if it could: its owner, or an account its DACL
+/// lets write, is not this user, SYSTEM or Administrators.
+pub fn dir_privacy_problem(dir: &Path) -> io::Result<Option<String>> {
+    let handle = OpenOptions::new()
+        .access_mode(READ_CONTROL | FILE_READ_ATTRIBUTES)
+        .share_mode(SHARE_ALL)
+        .custom_flags(FILE_FLAG_BACKUP_SEMANTICS)
+        .open(dir)?;
+    let user = TokenUserSid::current()?;
+    let mut owner: PSID = std::ptr::null_mut();
+    let mut dacl: *mut ACL = std::ptr::null_mut();
+    let mut descriptor: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
+    let status = unsafe {
+        GetSecurityInfo(
+            handle.as_raw_handle() as HANDLE,
+            SE_FILE_OBJECT,
+            OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION,
+            &mut owner,
+            std::ptr::null_mut(),
+            &mut dacl,
+            std::ptr::null_mut(),
+            &mut descriptor,
+        )
+    };
+    if status != 0 {
+        return Err(io::Error::from_raw_os_error(status as i32));
+    }
+    let trusted = |sid: PSID| unsafe {
+        EqualSid(sid, user.sid()) != 0
+            || IsWellKnownSid(sid, WinLocalSystemSid) != 0
+            || IsWellKnownSid(sid, WinBuiltinAdministratorsSid) != 0
+    };
+    let problem = if owner.is_null() || !trusted(owner) {
+        Some("is owned by another account, not by this user, SYSTEM or Administrators".to_string())
+    } else if dacl.is_null() {
+        Some("has no DACL, so every account may write to it".to_string())
+    } else {
+        let count = unsafe { (*dacl).AceCount } as u32;
+        (0..count).find_map(|index| {
+            let mut ace: *mut core::ffi::c_void = std::ptr::null_mut();
+            if unsafe { GetAce(dacl, index, &mut ace) } == 0 {
+                return None;
+            }
+            let header = unsafe { &*(ace as *const ACE_HEADER) };
+            let applies_here = header.AceFlags as u32 & INHERIT_ONLY_ACE == 0;
+            if header.AceType as u32 != ACCESS_ALLOWED_ACE_TYPE || !applies_here {
+                return None;
+            }
+            let allowed = ace as *const ACCESS_ALLOWED_ACE;
+            let sid = unsafe { std::ptr::addr_of!((*allowed).SidStart) } as PSID;
+            let mask = unsafe { (*allowed).Mask };
+            (mask & WRITE_RIGHTS != 0 && !trusted(sid)).then(|| {
+                format!(
+                    "lets another account write to it (an ACL entry grants access mask {mask:#x})"
+                )
+            })
+        })
+    };
+    unsafe { LocalFree(descriptor as _) };
+    Ok(problem)
+}
+
+/// The SID of the user this process runs as.
+struct TokenUserSid(Vec<u64>);
+
+impl TokenUserSid {
+    fn current() -> io::Result<Self> {
+        let mut token: HANDLE = std::ptr::null_mut();
+        if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut token) } == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // u64 storage keeps the TOKEN_USER header aligned.
+        let mut buffer = vec![0u64; 128];
+        let mut length = 0u32;
+        let ok = unsafe {
+            GetTokenInformation(
+                token,
+                TokenUser,
+                buffer.as_mut_ptr().cast(),
+                (buffer.len() * 8) as u32,
+                &mut length,
+            )
+        };
+        let error = io::Error::last_os_error();
+        unsafe { CloseHandle(token) };
+        if ok == 0 {
+            return Err(error);
+        }
+        Ok(TokenUserSid(buffer))
+    }
+
+    fn sid(&self) -> PSID {
+        unsafe { (*(self.0.as_ptr() as *const TOKEN_USER)).User.Sid }
+    }
+}
+
+/// The POSIX name of an OS error, as Node's `fs` errors carry it (libuv's mapping).
+pub fn error_code(error: &io::Error) -> Option<&'static str> {
+    let code = u32::try_from(error.raw_os_error()?).ok()?;
+    Some(match code {
+        ERROR_FILE_NOT_FOUND | ERROR_PATH_NOT_FOUND | ERROR_INVALID_NAME => "ENOENT",
+        ERROR_ACCESS_DENIED => "EPERM",
+        ERROR_SHARING_VIOLATION | ERROR_LOCK_VIOLATION => "EBUSY",
+        ERROR_FILE_EXISTS | ERROR_ALREADY_EXISTS => "EEXIST",
+        ERROR_DISK_FULL | ERROR_HANDLE_DISK_FULL => "ENOSPC",
+        ERROR_WRITE_PROTECT => "EROFS",
+        ERROR_TOO_MANY_OPEN_FILES => "EMFILE",
+        ERROR_FILENAME_EXCED_RANGE => "ENAMETOOLONG",
+        ERROR_DIRECTORY => "ENOTDIR",
+        ERROR_DIR_NOT_EMPTY => "ENOTEMPTY",
+        ERROR_CANT_RESOLVE_FILENAME => "ELOOP",
+        _ => return None,
+    })
+}
+
+/// The error for a file standing where a directory should be.
+pub fn not_a_directory() -> io::Error {
+    io::Error::from_raw_os_error(ERROR_DIRECTORY as i32)
+}
+
+/// Whether replacing a file failed because another process holds it open without delete
+/// sharing (Python's `open()`, antivirus scanners, indexers, backup tools): worth retrying.
+pub fn is_sharing_conflict(error: &io::Error) -> bool {
+    matches!(
+        error
+            .raw_os_error()
+            .and_then(|code| u32::try_from(code).ok()),
+        Some(ERROR_ACCESS_DENIED | ERROR_SHARING_VIOLATION | ERROR_LOCK_VIOLATION)
+    )
+}
+
+#[cfg(test)]
+pub mod test_support {
+    /// An error the platform reports when a file is held by another process.
+    pub fn sharing_violation() -> std::io::Error {
+        std::io::Error::from_raw_os_error(
+            windows_sys::Win32::Foundation::ERROR_SHARING_VIOLATION as i32,
+        )
+    }
+}
