@@ -14,7 +14,7 @@ use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -599,15 +599,17 @@ impl Channel {
         }
     }
 
-    /// One round of the dispatcher: read, route, expire. Returns the next deadline and whether
-    /// the dispatcher is still needed (if not, it is marked stopped under the same lock).
-    fn tick(&self, deliveries: &mut Vec<Delivery>) -> (bool, Option<Instant>) {
+    /// One round of the dispatcher: read, route, expire. Returns whether the dispatcher is still
+    /// needed (if not, it is marked stopped under the same lock), the next deadline, and whether
+    /// the read found new messages.
+    fn tick(&self, deliveries: &mut Vec<Delivery>) -> (bool, Option<Instant>, bool) {
         let mut state = lock(&self.state);
         if state.closed {
             state.dispatcher_running = false;
-            return (false, None);
+            return (false, None, false);
         }
         let outcome = state.reader.read_new();
+        let found = !outcome.messages.is_empty();
         self.route(&mut state, outcome, deliveries);
         let now = Instant::now();
         let mut next_deadline: Option<Instant> = None;
@@ -642,7 +644,7 @@ impl Channel {
             state.dispatcher_running = false;
             state.dispatcher_idle_since = None;
         }
-        (keep_running, next_deadline)
+        (keep_running, next_deadline, found)
     }
 
     fn ensure_dispatcher(self: &Arc<Self>) {
@@ -665,6 +667,21 @@ impl Channel {
         }
     }
 
+    /// Reports, once per problem, that changes are found by polling instead of by the watcher.
+    fn report_watch_problem(&self, reason: String) {
+        let problem = ChannelError::Watch {
+            dir: self.dir.clone(),
+            reason,
+            poll_ms: self.options.poll_interval.as_millis() as u64,
+        };
+        let mut deliveries = Vec::new();
+        let order = lock(&self.delivery_order);
+        let mut state = lock(&self.state);
+        self.report(&mut state, vec![problem], &mut deliveries);
+        drop(state);
+        self.dispatch(order, deliveries);
+    }
+
     fn run_dispatcher(self: Arc<Self>, wake_rx: mpsc::Receiver<()>) {
         let mut watch = DirWatch::default();
         // A change is handled right on the watcher's thread: one thread hop less per message.
@@ -677,27 +694,29 @@ impl Channel {
         });
         if self.options.watch {
             if let Err(reason) = watch.start(&self.dir, &self.inbox_path, &on_change) {
-                let problem = ChannelError::Watch {
-                    dir: self.dir.clone(),
-                    reason,
-                    poll_ms: self.options.poll_interval.as_millis() as u64,
-                };
-                let mut deliveries = Vec::new();
-                let order = lock(&self.delivery_order);
-                let mut state = lock(&self.state);
-                self.report(&mut state, vec![problem], &mut deliveries);
-                drop(state);
-                self.dispatch(order, deliveries);
+                self.report_watch_problem(reason);
             }
         }
+        let mut safety_read = false;
         loop {
             let mut deliveries = Vec::new();
             let order = lock(&self.delivery_order);
-            let (needed, next_deadline) = self.tick(&mut deliveries);
+            let (needed, next_deadline, found) = self.tick(&mut deliveries);
             self.dispatch(order, deliveries);
             if !needed {
                 return;
             }
+            if safety_read && self.options.watch {
+                if let Some(reason) = watch.check_missed(found) {
+                    // Stopped by the OS (ReadDirectoryChangesW's buffer overflow ends notify's
+                    // watch) or silent: re-arm it; polling goes on meanwhile.
+                    let _ = watch.start(&self.dir, &self.inbox_path, &on_change);
+                    if let Some(reason) = reason {
+                        self.report_watch_problem(reason);
+                    }
+                }
+            }
+            safety_read = false;
             let now = Instant::now();
             let wait = next_deadline
                 .map_or(self.options.poll_interval, |d| {
@@ -707,6 +726,7 @@ impl Channel {
             match wake_rx.recv_timeout(wait) {
                 Ok(()) => while wake_rx.try_recv().is_ok() {},
                 Err(RecvTimeoutError::Timeout) => {
+                    safety_read = true;
                     // The watch dies with its directory; re-arm it when the directory is back.
                     if self.options.watch && watch.is_stale(&self.dir) {
                         let _ = watch.start(&self.dir, &self.inbox_path, &on_change);
@@ -724,7 +744,15 @@ impl Channel {
 struct DirWatch {
     watcher: Option<notify::RecommendedWatcher>,
     dir_identity: Option<FileIdentity>,
+    /// Set by the watcher on every inbox hint, taken by the safety re-read.
+    hinted: Arc<AtomicBool>,
+    /// Safety re-reads in a row that found messages the watcher had not announced.
+    missed_in_a_row: u32,
+    reported_silence: bool,
 }
+
+/// Safety re-reads in a row that find unannounced messages before the watcher is reported.
+const MISSES_BEFORE_REPORT: u32 = 3;
 
 impl DirWatch {
     fn start(
@@ -740,24 +768,30 @@ impl DirWatch {
             .flatten()
             .map(|identity| identity.without_times());
         let inbox_name = inbox.file_name().map(|n| n.to_os_string());
+        let watched_dir = dir.to_path_buf();
         let on_change = Arc::clone(on_change);
+        let hinted = Arc::clone(&self.hinted);
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 let relevant = match &event {
                     // Our own reads of the inbox show up as access events: waking on them
                     // would make the dispatcher read in a loop.
                     Ok(event) if matches!(event.kind, notify::EventKind::Access(_)) => false,
+                    // A rescan (inotify's queue overflow), or an event naming the directory
+                    // itself (ReadDirectoryChangesW's overflow, which notify reports as an empty
+                    // file name), may hide an inbox change: re-read.
                     Ok(event) => {
                         event.need_rescan()
                             || event.paths.is_empty()
-                            || event
-                                .paths
-                                .iter()
-                                .any(|p| p.file_name().map(|n| n.to_os_string()) == inbox_name)
+                            || event.paths.iter().any(|p| {
+                                p == &watched_dir
+                                    || p.file_name().map(|n| n.to_os_string()) == inbox_name
+                            })
                     }
                     Err(_) => true,
                 };
                 if relevant {
+                    hinted.store(true, Ordering::Relaxed);
                     on_change();
                 }
             })
@@ -767,6 +801,24 @@ impl DirWatch {
             .map_err(|e| e.to_string())?;
         self.watcher = Some(watcher);
         Ok(())
+    }
+
+    /// After a safety re-read: whether the watcher missed the change the read found (it should
+    /// be re-armed), and the first time it keeps missing, why to report it.
+    fn check_missed(&mut self, found: bool) -> Option<Option<String>> {
+        if self.hinted.swap(false, Ordering::Relaxed) || !found || self.watcher.is_none() {
+            self.missed_in_a_row = 0;
+            return None;
+        }
+        self.missed_in_a_row += 1;
+        let report = self.missed_in_a_row >= MISSES_BEFORE_REPORT && !self.reported_silence;
+        self.reported_silence |= report;
+        Some(report.then(|| {
+            format!(
+                "the watcher missed {} changes in a row (the file system may not report changes)",
+                self.missed_in_a_row
+            )
+        }))
     }
 
     fn is_stale(&self, dir: &Path) -> bool {
@@ -862,6 +914,46 @@ mod tests {
         // The reference opens what we created.
         let mut reference = ipckit::FileChannel::backend(&dir).unwrap();
         assert!(reference.recv().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_watcher_that_misses_changes_is_rearmed_and_reported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut watch = DirWatch::default();
+        let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(|| {});
+        watch
+            .start(dir.path(), &dir.path().join(BACKEND_OUTBOX), &on_change)
+            .unwrap();
+        // Nothing new, or announced by the watcher: fine.
+        assert_eq!(watch.check_missed(false), None);
+        watch.hinted.store(true, Ordering::Relaxed);
+        assert_eq!(watch.check_missed(true), None);
+        // Found by the safety re-read alone: re-arm; the third time in a row, report.
+        assert_eq!(watch.check_missed(true), Some(None));
+        assert_eq!(watch.check_missed(true), Some(None));
+        let reason = watch.check_missed(true).unwrap().unwrap();
+        assert!(reason.contains("missed 3 changes"), "{reason}");
+        assert_eq!(watch.check_missed(true), Some(None), "reported once");
+        // A real hint ends the streak.
+        watch.hinted.store(true, Ordering::Relaxed);
+        assert_eq!(watch.check_missed(true), None);
+    }
+
+    #[test]
+    fn the_watcher_announces_inbox_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut watch = DirWatch::default();
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+            let _ = lock(&tx).send(());
+        });
+        let inbox = dir.path().join(BACKEND_OUTBOX);
+        watch.start(dir.path(), &inbox, &on_change).unwrap();
+        std::fs::write(dir.path().join("x.tmp"), "[]").unwrap();
+        std::fs::rename(dir.path().join("x.tmp"), &inbox).unwrap();
+        rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(watch.check_missed(true), None);
     }
 
     #[test]

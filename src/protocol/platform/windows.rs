@@ -306,3 +306,157 @@ pub mod test_support {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::channel::{Channel, ChannelOptions, Role};
+    use crate::protocol::files::{read_message_file, replace_file};
+    use std::time::{Duration, Instant};
+
+    /// Opens `path` the way Python's `open()` (the CRT) does: no delete sharing, so the file
+    /// cannot be replaced while it is open.
+    fn hold_like_python(path: &Path) -> File {
+        OpenOptions::new()
+            .read(true)
+            .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE)
+            .open(path)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_replace_blocked_by_a_holder_fails_with_ebusy_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tmp, target) = (dir.path().join("out.tmp"), dir.path().join("out.json"));
+        fs::write(&target, "[]").unwrap();
+        let holder = hold_like_python(&target);
+        let started = Instant::now();
+        let err = replace_file(&tmp, &target, b"[1]", 0, Duration::from_millis(200)).unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert_eq!(err.code(), "EBUSY");
+        assert!(err.to_string().contains("out.json"), "{err}");
+        assert!(!tmp.exists());
+        drop(holder);
+        assert_eq!(fs::read_to_string(&target).unwrap(), "[]");
+    }
+
+    #[test]
+    fn a_replace_succeeds_once_the_holder_lets_go_within_the_patience() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tmp, target) = (dir.path().join("out.tmp"), dir.path().join("out.json"));
+        fs::write(&target, "[]").unwrap();
+        let holder = hold_like_python(&target);
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(holder);
+        });
+        replace_file(&tmp, &target, b"[1]", 0, Duration::from_secs(20)).unwrap();
+        release.join().unwrap();
+        assert_eq!(fs::read_to_string(&target).unwrap(), "[1]");
+        assert!(!tmp.exists());
+    }
+
+    #[test]
+    fn a_send_to_a_held_outbox_fails_with_ebusy_releases_the_lock_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let quick = ChannelOptions {
+            lock_timeout: Duration::from_millis(150),
+            ..ChannelOptions::default()
+        };
+        let front = Channel::open(dir.path(), Role::Frontend, quick).unwrap();
+        let back = Channel::open(dir.path(), Role::Backend, ChannelOptions::default()).unwrap();
+        front.send_event("first", serde_json::json!(1)).unwrap();
+        let outbox = dir.path().join("frontend_to_backend.json");
+        let holder = hold_like_python(&outbox);
+        let err = front
+            .send_event("second", serde_json::json!(2))
+            .unwrap_err();
+        assert_eq!(err.code(), "EBUSY");
+        assert!(!dir.path().join("frontend_to_backend.lock").exists());
+        assert!(!dir.path().join("frontend_to_backend.tmp").exists());
+        drop(holder);
+        front.send_event("third", serde_json::json!(3)).unwrap();
+        let methods: Vec<_> = back
+            .recv(usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.method.unwrap())
+            .collect();
+        assert_eq!(methods, ["first", "third"]);
+    }
+
+    #[test]
+    fn our_reads_share_delete_so_others_may_rename_and_remove_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inbox.json");
+        fs::write(&path, "[]").unwrap();
+        let reading = open_for_reading(&path).unwrap();
+        fs::rename(&path, dir.path().join("moved.json")).unwrap();
+        fs::remove_file(dir.path().join("moved.json")).unwrap();
+        drop(reading);
+        let (_, is_file) = identity_at(dir.path()).unwrap();
+        assert!(!is_file);
+    }
+
+    #[test]
+    fn file_identity_tells_a_replaced_file_and_a_rewritten_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.json");
+        fs::write(&path, "[]").unwrap();
+        let (first, is_file) = identity_at(&path).unwrap();
+        assert!(is_file);
+        assert_eq!(
+            identity_of(&open_for_reading(&path).unwrap()).unwrap(),
+            first
+        );
+        fs::write(dir.path().join("g.json"), "[1]").unwrap();
+        fs::rename(dir.path().join("g.json"), &path).unwrap();
+        let (second, _) = identity_at(&path).unwrap();
+        assert!(!second.same_file(&first));
+        assert_eq!(second.size(), 3);
+    }
+
+    #[test]
+    fn paths_with_spaces_non_ascii_letters_and_over_260_characters_work() {
+        let base = tempfile::tempdir().unwrap();
+        let mut dir = base.path().join("José Müller").join("AppData Local");
+        while dir.as_os_str().len() < 300 {
+            dir = dir.join("a fairly long directory name");
+        }
+        let front = Channel::open(&dir, Role::Frontend, ChannelOptions::default()).unwrap();
+        let back = Channel::open(&dir, Role::Backend, ChannelOptions::default()).unwrap();
+        front.send_event("ping", serde_json::json!("ü")).unwrap();
+        let got = back.recv(usize::MAX).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].payload, serde_json::json!("ü"));
+        let (bytes, _) = read_message_file(&dir.join("frontend_to_backend.json"), 1 << 20)
+            .unwrap()
+            .unwrap();
+        assert!(String::from_utf8(bytes).unwrap().contains("\"ping\""));
+    }
+
+    #[test]
+    fn process_liveness_host_name_and_privacy_of_a_fresh_directory() {
+        assert!(process_alive(std::process::id()));
+        assert!(!process_alive(0));
+        assert!(!process_alive(0xFFFF_FFF0));
+        assert!(!host_name().is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(dir_privacy_problem(dir.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn win32_errors_carry_the_codes_node_uses() {
+        let code = |n: u32| error_code(&io::Error::from_raw_os_error(n as i32));
+        assert_eq!(code(ERROR_FILE_NOT_FOUND), Some("ENOENT"));
+        assert_eq!(code(ERROR_SHARING_VIOLATION), Some("EBUSY"));
+        assert_eq!(code(ERROR_ACCESS_DENIED), Some("EPERM"));
+        assert_eq!(code(ERROR_DIRECTORY), Some("ENOTDIR"));
+        assert!(is_sharing_conflict(&io::Error::from_raw_os_error(
+            ERROR_SHARING_VIOLATION as i32
+        )));
+        assert!(!is_sharing_conflict(&io::Error::from_raw_os_error(
+            ERROR_FILE_NOT_FOUND as i32
+        )));
+    }
+}
