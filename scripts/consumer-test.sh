@@ -67,7 +67,9 @@ const forbidden = [/^src\//, /^target\//, /^__test__\//, /^node_modules\//, /^be
   /(^|\/)\.env/, /^jest\.config/, /^package-lock\.json$/]
 const allowed = [/^package\.json$/, /^[A-Z][A-Z0-9_-]*(\.md)?$/, /^[A-Za-z0-9_-]+\.md$/,
   /^index\.(js|mjs|d\.ts)$/, /^binding\.(js|d\.ts)$/, /^ipckit\.[a-z0-9-]+\.node$/,
-  /^bin\/[^/]+\.js$/, /^lib\/.+\.(js|cjs|mjs|d\.ts|json)$/]
+  /^bin\/[^/]+\.js$/, /^lib\/.+\.(js|cjs|mjs|d\.ts|json)$/,
+  // The Python companion package (pip install ./node_modules/ipckit/python), without its tests.
+  /^python\/(pyproject\.toml|README\.md|ipckit_peer\/[a-z_]+\.py)$/]
 if (sourceBuild) allowed.push(/^src\/.+\.rs$/, /^build\.rs$/, /^Cargo\.(toml|lock)$/, /^scripts\/install\.js$/)
 
 const problems = []

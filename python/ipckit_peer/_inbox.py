@@ -1,0 +1,296 @@
+"""Reading the inbox: each message exactly once, and publishing how far we have read.
+
+The reference ``FileChannel.recv()`` remembers the timestamp of the last message it returned, so
+it repeats messages that share a millisecond and skips messages whose timestamps go backwards.
+This reader compares message ids instead: a message is new when its id was not in the previous
+snapshot of the file. Writers replace the file by rename, so every read sees one whole version,
+and a message never comes back once a writer has trimmed it. Only the previous snapshot's ids are
+kept, so memory is bounded by the file.
+"""
+
+import hashlib
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+
+from .errors import InboxProblem
+
+MESSAGE_TYPES = ("request", "response", "event")
+
+# Re-read the inbox at least this often even when its stat() looks unchanged (a writer that
+# rewrites a file in place within one timestamp tick would otherwise go unnoticed).
+FULL_READ_PERIOD = 1.0
+
+DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+if os.name == "nt":  # pragma: no cover - exercised on Windows only
+    import ctypes
+    import msvcrt
+    from ctypes import wintypes
+
+    _kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    _CreateFileW = _kernel32.CreateFileW
+    _CreateFileW.argtypes = [
+        wintypes.LPCWSTR,
+        wintypes.DWORD,
+        wintypes.DWORD,
+        wintypes.LPVOID,
+        wintypes.DWORD,
+        wintypes.DWORD,
+        wintypes.HANDLE,
+    ]
+    _CreateFileW.restype = wintypes.HANDLE
+    _CloseHandle = _kernel32.CloseHandle
+    _CloseHandle.argtypes = [wintypes.HANDLE]
+    _INVALID_HANDLE = wintypes.HANDLE(-1).value
+    _GENERIC_READ = 0x80000000
+    _SHARE_ALL = 0x1 | 0x2 | 0x4  # read, write, delete: a writer may rename over the file meanwhile
+    _OPEN_EXISTING = 3
+    _FILE_ATTRIBUTE_NORMAL = 0x80
+
+    def _read_file(path):
+        """The file's bytes and os.fstat() result, opened so that a writer's rename never fails."""
+        handle = _CreateFileW(path, _GENERIC_READ, _SHARE_ALL, None, _OPEN_EXISTING, _FILE_ATTRIBUTE_NORMAL, None)
+        if handle is None or handle == _INVALID_HANDLE:
+            error = ctypes.get_last_error()
+            raise OSError(None, ctypes.FormatError(error), path, error)
+        try:
+            fd = msvcrt.open_osfhandle(handle, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        except Exception:
+            _CloseHandle(handle)
+            raise
+        with os.fdopen(fd, "rb") as handle_file:
+            return handle_file.read(), os.fstat(handle_file.fileno())
+
+else:
+
+    def _read_file(path):
+        """The file's bytes and the os.fstat() result of the very file that was read."""
+        with open(path, "rb") as handle_file:
+            return handle_file.read(), os.fstat(handle_file.fileno())
+
+
+def _signature(st):
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def message_problem(message):
+    """Why ``message`` (one element of the array) cannot be delivered, or None."""
+    if not isinstance(message, dict):
+        return "not a JSON object"
+    ident = message.get("id")
+    if not isinstance(ident, str) or not ident:
+        return "no string id"
+    kind = message.get("type")
+    if kind not in MESSAGE_TYPES:
+        return "unknown type %r" % (kind,)
+    if kind == "response":
+        if not isinstance(message.get("reply_to"), str):
+            return "a response without a string reply_to"
+    elif not isinstance(message.get("method"), str):
+        return "a %s without a string method" % kind
+    return None
+
+
+def _bad_key(index, message):
+    """A key that names an undeliverable element across snapshots (so it is reported once)."""
+    ident = message.get("id") if isinstance(message, dict) else None
+    if isinstance(ident, str):
+        return "bad:id:" + ident
+    try:
+        text = json.dumps(message, sort_keys=True)
+    except (TypeError, ValueError):  # pragma: no cover - parsed JSON always dumps
+        text = repr(message)
+    return "bad:%d:%s" % (index, hashlib.sha1(text.encode("utf-8")).hexdigest())
+
+
+class InboxReader(object):
+    """Returns the inbox messages not seen in the previous snapshot, in file order.
+
+    ``report(problem)`` receives an :class:`InboxProblem` for an unreadable file or a bad message,
+    once per distinct file version / message. Not thread-safe: the caller serializes reads.
+    """
+
+    def __init__(self, path, report, max_file_bytes=DEFAULT_MAX_FILE_BYTES):
+        self.path = path
+        self._report = report
+        self._max_file_bytes = max_file_bytes
+        self._previous = frozenset()
+        self._signature = None
+        self._last_full_read = None
+        self._reported = None  # what was last reported about the file as a whole
+        self.last_id = None  # id of the newest message of the newest non-empty snapshot
+
+    def _report_once(self, key, text):
+        if self._reported != key:
+            self._reported = key
+            self._report(InboxProblem(text, self.path))
+
+    def read_new(self):
+        """The new, well-formed messages (a list, possibly empty)."""
+        now = time.monotonic()
+        try:
+            signature = _signature(os.stat(self.path))
+        except OSError as error:
+            self._report_once(("stat", error.errno), "cannot read inbox %s: %s" % (self.path, error))
+            return []
+        if (
+            signature == self._signature
+            and self._last_full_read is not None
+            and now - self._last_full_read < FULL_READ_PERIOD
+        ):
+            return []
+        if signature[2] > self._max_file_bytes:
+            self._signature = signature
+            self._last_full_read = now
+            self._report_once(
+                ("size", signature),
+                "inbox %s is %d bytes, more than the %d allowed; not read"
+                % (self.path, signature[2], self._max_file_bytes),
+            )
+            return []
+        try:
+            data, st = _read_file(self.path)
+        except OSError as error:
+            self._report_once(("read", error.errno), "cannot read inbox %s: %s" % (self.path, error))
+            return []
+        signature = _signature(st)
+        if not data.strip():
+            # Only a writer that rewrites the file in place (the reference clear()) leaves it
+            # empty, and only for an instant: read it again next time.
+            self._signature = None
+            return []
+        self._last_full_read = now
+        self._signature = signature
+        try:
+            snapshot = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as error:
+            # The writer replaces the file by rename, so this is a genuinely bad file: say so once
+            # for this version and keep the previous snapshot (nothing is delivered from it).
+            self._report_once(("parse", signature), "inbox %s is not valid JSON: %s" % (self.path, error))
+            return []
+        if not isinstance(snapshot, list):
+            self._report_once(("shape", signature), "inbox %s does not hold a JSON array" % self.path)
+            return []
+        self._reported = None
+
+        keys = set()
+        fresh = []
+        last_id = None
+        for index, message in enumerate(snapshot):
+            problem = message_problem(message)
+            if problem is None:
+                key = message["id"]
+                last_id = key
+                if key in keys:
+                    continue  # the same id twice in one file: deliver it once
+                keys.add(key)
+                if key not in self._previous:
+                    fresh.append(message)
+            else:
+                if isinstance(message, dict) and isinstance(message.get("id"), str):
+                    last_id = message["id"]  # looked at, so consumed: a writer may trim it
+                key = _bad_key(index, message)
+                if key in keys:
+                    continue
+                keys.add(key)
+                if key not in self._previous:
+                    self._report(
+                        InboxProblem(
+                            "inbox %s: message %d is skipped: %s" % (self.path, index, problem),
+                            self.path,
+                            message,
+                        )
+                    )
+        self._previous = frozenset(keys)
+        if last_id is not None:
+            self.last_id = last_id
+        return fresh
+
+
+class AckPublisher(object):
+    """Publishes ``<inbox stem>.<reader id>.ack``: how far this reader has consumed its inbox.
+
+    The content is ``{"last_id", "updated", "pid", "host"}``, written to ``<name>.ack.tmp`` and
+    renamed over ``<name>.ack``. Thread-safe.
+    """
+
+    INTERVAL = 0.02  # at most this often for position changes
+
+    def __init__(self, inbox_path, heartbeat):
+        directory, name = os.path.split(inbox_path)
+        stem = os.path.splitext(name)[0]
+        self.reader_id = uuid.uuid4().hex
+        self.path = os.path.join(directory, "%s.%s.ack" % (stem, self.reader_id))
+        self.tmp_path = self.path + ".tmp"
+        self.heartbeat = heartbeat
+        self._lock = threading.Lock()
+        self._consumed = None
+        self._published = None
+        self._last_write = None
+        self._removed = False
+        self._pid = os.getpid()
+        self._host = socket.gethostname()
+
+    def note_consumed(self, last_id):
+        if last_id is not None:
+            with self._lock:
+                self._consumed = last_id
+
+    def pending(self):
+        """True when a position change is waiting for the next write."""
+        with self._lock:
+            return self._consumed != self._published
+
+    def flush_if_due(self, now=None):
+        """Writes when the position moved (and INTERVAL passed) or the heartbeat is due."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if self._removed:
+                return False
+            if self._last_write is not None:
+                elapsed = now - self._last_write
+                moved = self._consumed != self._published
+                if not ((moved and elapsed >= self.INTERVAL) or elapsed >= self.heartbeat):
+                    return False
+            self._write(now)
+            return True
+
+    def _write(self, now):
+        record = {
+            "last_id": self._consumed,
+            "updated": int(time.time() * 1000),
+            "pid": self._pid,
+            "host": self._host,
+        }
+        data = json.dumps(record, indent=2).encode("utf-8")
+        fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        deadline = now + 0.05
+        while True:
+            try:
+                os.replace(self.tmp_path, self.path)
+                break
+            except PermissionError:
+                # Windows: a writer is reading the file right now; it is done within moments.
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.002)
+        self._published = self._consumed
+        self._last_write = now
+
+    def remove(self):
+        with self._lock:
+            self._removed = True
+            for path in (self.path, self.tmp_path):
+                try:
+                    os.remove(path)
+                except OSError:
+                    pass
