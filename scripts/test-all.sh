@@ -39,6 +39,30 @@ npx jest --ci --json --outputFile="$report_dir/jest.json" 2>&1 | tail -n 60
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 count_jest "$report_dir/jest.json"
 
+echo "== python companion (pytest)"
+# python/ (ipckit_peer) against the reference ipckit, in the peer venv; counts come from pytest's
+# summary line. A run that reports no failed test but still fails counts as one failure.
+bash scripts/test-python.sh 2>&1 | tee "$report_dir/pytest.log"
+pytest_rc=${PIPESTATUS[0]}
+read -r pyp pyf pys < <(tail -n 1 "$report_dir/pytest.log" | awk '{ for (i = 1; i < NF; i++) {
+    if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^(failed|errors?)/) f += $i; if ($(i+1) ~ /^skipped/) s += $i } }
+  END { print p + 0, f + 0, s + 0 }')
+passed=$((passed + pyp))
+failed=$((failed + pyf))
+sed -nE 's/^(FAILED|ERROR) /pytest: /p' "$report_dir/pytest.log" >>"$failures"
+if [ "$pytest_rc" -ne 0 ]; then
+  status=1
+  if [ "$pyf" -eq 0 ]; then
+    failed=$((failed + 1))
+    echo "pytest: the run failed before reporting a failed test (exit $pytest_rc; see its output above)" >>"$failures"
+  fi
+fi
+if [ "${CI:-}" = "true" ] && [ "$pys" -gt 0 ]; then
+  echo "$pys pytest tests were skipped under CI"
+  failed=$((failed + pys))
+  status=1
+fi
+
 if [ -f scripts/consumer-test.sh ]; then
   echo "== consumer (npm pack, install, require/import/tsc)"
   if bash scripts/consumer-test.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; echo "consumer test" >>"$failures"; fi
