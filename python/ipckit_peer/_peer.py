@@ -159,6 +159,11 @@ class Peer(object):
             raise ValueError("role must be 'backend' or 'frontend', not %r" % (role,))
         if heartbeat_interval <= 0 or heartbeat_interval > 10.0 / 3:
             raise ValueError("heartbeat_interval must be in (0, 10/3] seconds")
+        if not hasattr(ipckit, "FileChannel"):
+            raise ImportError(
+                "ipckit %s has no FileChannel here (its native extension is not built for this "
+                "Python or platform); install an ipckit wheel with the extension" % getattr(ipckit, "__version__", "?")
+            )
         self.dir = os.path.abspath(os.fspath(channel_dir))
         self.role = role
         self._channel = ipckit.FileChannel.backend(self.dir) if role == "backend" else ipckit.FileChannel.frontend(self.dir)
