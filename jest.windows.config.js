@@ -1,11 +1,23 @@
 // jest under Wine's Windows node.exe (scripts/test-windows.sh): every suite that needs no Python,
 // plus the Windows-only suites in __test__/windows/. Python on Windows cannot run here, so the
-// interop suite and the Python stress test (*-python.test.js) are left out by path, not skipped.
+// suites that use the Python reference peer (they require helpers/python) are left out by path,
+// not skipped; a Python test in a Node suite lives in its own *-python.test.js file for this.
+const fs = require('node:fs')
+const path = require('node:path')
 const base = require('./jest.config.js')
+
+const tests = path.join(__dirname, '__test__')
+const pythonSuites = fs
+  .readdirSync(tests)
+  .filter((name) => name.endsWith('.test.js'))
+  .filter((name) =>
+    /require\(['"]\.\/helpers\/python(\.js)?['"]\)/.test(fs.readFileSync(path.join(tests, name), 'utf8')),
+  )
+  .map((name) => `/__test__/${name.replace(/\./g, '\\.')}$`)
 
 module.exports = {
   ...base,
-  testPathIgnorePatterns: ['/node_modules/', 'interop\\.test\\.js$', '-python\\.test\\.js$'],
+  testPathIgnorePatterns: ['/node_modules/', ...pythonSuites],
   // Starting a process under Wine takes 0.5-1 s (Linux: 0.1 s), and the tests start many.
   testTimeout: 120000,
 }

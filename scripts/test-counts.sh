@@ -32,12 +32,12 @@ count_jest() {
     return
   fi
   read -r jp jf jskip < <(node -e '
-    const r = require(process.argv[1]);
+    const r = require(require("path").resolve(process.argv[1]));
     console.log(r.numPassedTests, r.numFailedTests + r.numRuntimeErrorTestSuites, r.numPendingTests + r.numTodoTests)
   ' "$json")
   node -e '
     const [json, label] = process.argv.slice(1);
-    const r = require(json);
+    const r = require(require("path").resolve(json));
     for (const s of r.testResults) {
       const file = s.name.split(/[\\/]/).pop();
       if (s.status === "failed" && s.assertionResults.every((a) => a.status !== "failed"))
@@ -46,6 +46,12 @@ count_jest() {
         if (a.status === "failed") console.log(label + ": " + a.fullName + " (" + file + ")")
     }
   ' "$json" "$label" >>"$failures"
+  if [ -z "$jf" ]; then
+    echo "$label: unreadable report $json" >>"$failures"
+    failed=$((failed + 1))
+    status=1
+    return
+  fi
   passed=$((passed + jp))
   failed=$((failed + jf))
   [ "$jf" -eq 0 ] || status=1

@@ -118,11 +118,25 @@ async function waitFor(predicate, { timeoutMs = 5000, intervalMs = 2, what = 'co
   }
 }
 
-/** Writes `content` to `file` by temp file and rename, as a protocol writer would. */
+/**
+ * Writes `content` to `file` by temp file and rename, as a protocol writer would. On Windows the
+ * rename fails (EPERM, EACCES or EBUSY) while a reader holds the file open for a moment, so it is
+ * retried there for up to 2 s, as the core's writer does.
+ */
 function writeAtomic(file, content) {
   const tmp = `${file}.${process.pid}.${crypto.randomUUID()}.part`
   fs.writeFileSync(tmp, content)
-  fs.renameSync(tmp, file)
+  const deadline = Date.now() + 2000
+  for (;;) {
+    try {
+      fs.renameSync(tmp, file)
+      return
+    } catch (error) {
+      const held = process.platform === 'win32' && ['EPERM', 'EACCES', 'EBUSY'].includes(error.code)
+      if (!held || Date.now() > deadline) throw error
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2) // this is synchronous: block 2 ms
+    }
+  }
 }
 
 /** A message as it is on disk (snake_case), valid unless overridden. */

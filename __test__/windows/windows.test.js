@@ -78,7 +78,7 @@ test('a third process holding the inbox open while the writer replaces it: nothi
   const writer = h.peer(['burst', dir, String(count)])
   await writer.ready()
   // The holder opens the frontend's inbox (the file the writer replaces) again and again, holding
-  // it 100 ms each time, as a virus scanner or the reference reader would, until stdin ends.
+  // it 100 ms each time with 50 ms between, as a virus scanner would, until stdin ends.
   const holder = runNode([
     '-e',
     `
@@ -90,7 +90,7 @@ test('a third process holding the inbox open while the writer replaces it: nothi
       if (stop) return process.stdout.write(JSON.stringify({ holds }))
       const fd = fs.openSync(file, 'r')
       holds++
-      setTimeout(() => { fs.closeSync(fd); setTimeout(hold, 20) }, 100)
+      setTimeout(() => { fs.closeSync(fd); setTimeout(hold, 50) }, 100)
     }
     hold()
     `,
