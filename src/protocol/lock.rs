@@ -5,7 +5,7 @@
 use super::error::{ChannelError, Result};
 use super::files::{create_new_with, stat, FileIdentity};
 use super::platform;
-use std::fs;
+use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -23,29 +23,25 @@ pub struct LockTiming {
 pub struct LockGuard {
     path: PathBuf,
     identity: Option<FileIdentity>,
+    /// Our writers' OS lock (flock, LockFileEx), held with the lock file; released by closing,
+    /// or by the OS when the process dies.
+    _writers: Option<File>,
+}
+
+/// The file beside the reference's lock whose OS lock our writers take first. Among our writers
+/// it makes taking over a stale lock file atomic: only the holder of the OS lock may judge and
+/// remove the lock file. The reference's writers never remove a lock file they did not create.
+pub fn writers_lock_path(lock_path: &Path) -> PathBuf {
+    let mut name = lock_path.file_name().unwrap_or_default().to_os_string();
+    name.push(".flock");
+    lock_path.with_file_name(name)
 }
 
 impl LockGuard {
     pub fn acquire(path: &Path, timing: LockTiming, mode: u32) -> Result<LockGuard> {
         let started = Instant::now();
-        let content = format!("{}\n", std::process::id());
         let mut pause = Duration::from_micros(200);
-        loop {
-            match create_new_with(path, content.as_bytes(), mode) {
-                Ok(file) => {
-                    let identity = platform::identity_of(&file).ok();
-                    return Ok(LockGuard {
-                        path: path.to_path_buf(),
-                        identity,
-                    });
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(ChannelError::io("creating lock", path, e)),
-            }
-            if take_over_if_stale(path, timing.stale_after)? {
-                continue;
-            }
-            let waited = started.elapsed();
+        let mut wait = |waited: Duration| -> Result<()> {
             if waited >= timing.timeout {
                 return Err(ChannelError::Locked {
                     path: path.to_path_buf(),
@@ -55,52 +51,134 @@ impl LockGuard {
             }
             std::thread::sleep(pause.min(timing.timeout - waited));
             pause = (pause * 2).min(Duration::from_millis(10));
+            Ok(())
+        };
+        let writers = match platform::open_or_create(&writers_lock_path(path), mode) {
+            Ok(file) => loop {
+                match file.try_lock() {
+                    Ok(()) => break Some(file),
+                    Err(TryLockError::WouldBlock) => wait(started.elapsed())?,
+                    // No OS locks on this file system: the lock file alone protects the outbox.
+                    Err(TryLockError::Error(_)) => break None,
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => None,
+            Err(e) => return Err(ChannelError::io("opening lock", path, e)),
+        };
+        let content = format!("{}\n", std::process::id());
+        loop {
+            match create_new_with(path, content.as_bytes(), mode) {
+                Ok(file) => {
+                    let identity = platform::identity_of(&file).ok();
+                    return Ok(LockGuard {
+                        path: path.to_path_buf(),
+                        identity,
+                        _writers: writers,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(ChannelError::io("creating lock", path, e)),
+            }
+            if take_over_if_abandoned(path, timing.stale_after)? {
+                continue;
+            }
+            wait(started.elapsed())?;
         }
     }
 }
 
-/// Removes a lock whose writer is gone. Returns whether the caller should retry at once.
-fn take_over_if_stale(path: &Path, stale_after: Duration) -> Result<bool> {
+/// What a lock file says about its holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockState {
+    /// The PID written in the file, when it holds one.
+    pub holder: Option<u32>,
+    /// How far the file's modification time is from now (either way: a time in the future is
+    /// as suspicious as one long past).
+    pub age: Duration,
+    /// Why the writer that made it is gone and it may be taken over, if it is.
+    pub abandoned: Option<&'static str>,
+}
+
+/// Judges the lock file at `path`: abandoned when its holder is a process that no longer exists
+/// on this host (on a local file system, where the PID must be ours to check), or when its time
+/// is more than `stale_after` from now. `Ok(None)` when there is no lock file.
+pub fn judge(path: &Path, stale_after: Duration) -> io::Result<Option<LockState>> {
     let metadata = match fs::symlink_metadata(path) {
         Ok(metadata) => metadata,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
-        Err(e) => return Err(ChannelError::io("checking lock", path, e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
     };
-    let judged = match platform::identity_at(path) {
-        Ok((identity, _)) => identity,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
-        Err(e) => return Err(ChannelError::io("checking lock", path, e)),
-    };
-    if !metadata.file_type().is_file() {
-        return Err(ChannelError::BadLock {
-            path: path.to_path_buf(),
-            reason: "it is not a regular file (a directory or a link is in the way); remove it"
-                .into(),
-        });
-    }
-    let age = metadata
-        .modified()
-        .ok()
-        .and_then(|m| SystemTime::now().duration_since(m).ok())
+    let now = SystemTime::now();
+    let modified = metadata.modified().unwrap_or(now);
+    let age = now
+        .duration_since(modified)
+        .or_else(|_| modified.duration_since(now))
         .unwrap_or_default();
-    if age <= stale_after {
+    let holder = read_holder(path);
+    let dead = holder.is_some_and(|pid| {
+        pid != std::process::id()
+            && !platform::process_alive(pid)
+            && path.parent().is_some_and(platform::is_local_file_system)
+    });
+    let abandoned = if dead {
+        Some("its holder is no longer running")
+    } else if is_stale(age, stale_after) {
+        Some("it is older than the stale-lock age")
+    } else {
+        None
+    };
+    Ok(Some(LockState {
+        holder,
+        age,
+        abandoned,
+    }))
+}
+
+/// Removes a lock whose writer is gone. Returns whether the caller should retry at once.
+fn take_over_if_abandoned(path: &Path, stale_after: Duration) -> Result<bool> {
+    let identity = match platform::identity_at(path) {
+        Ok((_, false)) => {
+            return Err(ChannelError::BadLock {
+                path: path.to_path_buf(),
+                reason: "it is not a regular file (a directory or a link is in the way); remove it"
+                    .into(),
+            })
+        }
+        Ok((identity, true)) => identity,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(ChannelError::io("checking lock", path, e)),
+    };
+    let state = match judge(path, stale_after) {
+        Ok(Some(state)) => state,
+        Ok(None) => return Ok(true),
+        Err(e) => return Err(ChannelError::io("checking lock", path, e)),
+    };
+    if state.abandoned.is_none() {
         return Ok(false);
     }
-    // Only remove the very lock we judged stale, not a fresh one another writer just made.
-    if stat(path)? != Some(judged) {
+    // Only remove the very lock we judged, not a fresh one a reference writer just made.
+    if stat(path)? != Some(identity) {
         return Ok(true);
     }
+    #[cfg(test)]
+    tests::widen_the_takeover_race();
     match fs::remove_file(path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
         Err(e) => Err(ChannelError::BadLock {
             path: path.to_path_buf(),
-            reason: format!("it is stale but cannot be removed ({e})"),
+            reason: format!("it is abandoned but cannot be removed ({e})"),
         }),
     }
 }
 
-fn read_holder(path: &Path) -> Option<u32> {
+/// Whether a lock file whose time is this far from now was left by a dead writer.
+pub fn is_stale(age: Duration, stale_after: Duration) -> bool {
+    age > stale_after
+}
+
+/// The PID a lock file names, when it names one.
+pub fn read_holder(path: &Path) -> Option<u32> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
@@ -118,6 +196,19 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+
+    thread_local! {
+        static TAKEOVER_PAUSE: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::ZERO) };
+    }
+
+    /// Fault injection: lets a test stretch the moment between judging a lock and removing it,
+    /// where two writers taking over at once could both get in.
+    pub(super) fn widen_the_takeover_race() {
+        let pause = TAKEOVER_PAUSE.with(|p| p.get());
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+    }
 
     const QUICK: LockTiming = LockTiming {
         timeout: Duration::from_millis(100),
@@ -141,15 +232,115 @@ mod tests {
     fn held_lock_times_out_naming_file_and_holder() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.lock");
-        fs::write(&path, "4242\n").unwrap();
+        // A live holder: this very process (as another thread of it would be).
+        let pid = std::process::id();
+        fs::write(&path, format!("{pid}\n")).unwrap();
         let started = Instant::now();
         let err = LockGuard::acquire(&path, QUICK, 0o600).unwrap_err();
         assert!(started.elapsed() >= Duration::from_millis(100));
         assert_eq!(err.code(), "ELOCKED");
         let text = err.to_string();
         assert!(
-            text.contains("x.lock") && text.contains("process 4242"),
+            text.contains("x.lock") && text.contains(&format!("process {pid}")),
             "{text}"
+        );
+    }
+
+    /// The PID of a process that has exited: this test binary, run to list its tests.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .arg("--list")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn a_lock_left_by_a_dead_process_is_taken_over_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        let dead = dead_pid();
+        fs::write(&path, format!("{dead}\n")).unwrap();
+        let patient = LockTiming {
+            timeout: Duration::from_secs(30),
+            stale_after: Duration::from_secs(60),
+        };
+        let started = Instant::now();
+        let guard = LockGuard::acquire(&path, patient, 0o600).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let state = judge(&path, patient.stale_after).unwrap().unwrap();
+        assert_eq!(state.holder, Some(std::process::id()));
+        assert_eq!(state.abandoned, None);
+        drop(guard);
+        assert_eq!(judge(&path, patient.stale_after).unwrap(), None);
+    }
+
+    #[test]
+    fn a_lock_dated_in_the_future_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        fs::write(&path, "garbage\n").unwrap();
+        let future = SystemTime::now() + Duration::from_secs(3600);
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(future)
+            .unwrap();
+        let state = judge(&path, QUICK.stale_after).unwrap().unwrap();
+        assert!(state.age > Duration::from_secs(3000));
+        assert_eq!(state.abandoned, Some("it is older than the stale-lock age"));
+        drop(LockGuard::acquire(&path, QUICK, 0o600).unwrap());
+    }
+
+    /// Writers that die holding the lock, over and over, while four threads take turns: taking
+    /// over an abandoned lock must never let two writers in.
+    #[test]
+    fn concurrent_takeovers_of_abandoned_locks_keep_mutual_exclusion() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Arc::new(dir.path().join("x.lock"));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let dead = format!("{}\n", dead_pid());
+        let saboteur = {
+            let (path, done) = (path.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut planted = 0;
+                while !done.load(Ordering::Relaxed) {
+                    if create_new_with(&path, dead.as_bytes(), 0o600).is_ok() {
+                        planted += 1;
+                    }
+                    std::thread::yield_now();
+                }
+                planted
+            })
+        };
+        let patient = LockTiming {
+            timeout: Duration::from_secs(30),
+            stale_after: Duration::from_secs(60),
+        };
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let (path, inside) = (path.clone(), inside.clone());
+                std::thread::spawn(move || {
+                    TAKEOVER_PAUSE.with(|p| p.set(Duration::from_micros(300)));
+                    for _ in 0..300 {
+                        let _guard = LockGuard::acquire(&path, patient, 0o600).unwrap();
+                        assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two writers in");
+                        std::thread::yield_now();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        writers.into_iter().for_each(|w| w.join().unwrap());
+        done.store(true, Ordering::Relaxed);
+        assert!(
+            saboteur.join().unwrap() > 0,
+            "no abandoned lock was planted"
         );
     }
 

@@ -24,6 +24,56 @@ pub fn create_new_file(path: &Path, mode: u32) -> io::Result<File> {
         .open(path)
 }
 
+/// Opens `path`, creating it with permissions `mode` when missing, never through a link.
+pub fn open_or_create(path: &Path, mode: u32) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+}
+
+/// Whether `dir` is on a file system of this host, where a PID written in a file names one of
+/// this host's processes (not NFS, SMB, FUSE mounts such as sshfs, or cluster file systems).
+pub fn is_local_file_system(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut info: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(path.as_ptr(), &mut info) } != 0 {
+        return false;
+    }
+    is_local(&info)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn is_local(info: &libc::statfs) -> bool {
+    const REMOTE: [u64; 12] = [
+        0x6969,      // NFS
+        0x517B,      // SMB
+        0xFF53_4D42, // CIFS
+        0xFE53_4D42, // SMB2
+        0x6573_5546, // FUSE
+        0x7375_7245, // Coda
+        0x5346_414F, // AFS
+        0x00C3_6400, // Ceph
+        0x0102_1997, // 9P
+        0x0116_1970, // GFS2
+        0x7461_636F, // OCFS2
+        0x0BD0_0BD0, // Lustre
+    ];
+    !REMOTE.contains(&(info.f_type as u64 & 0xFFFF_FFFF))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn is_local(info: &libc::statfs) -> bool {
+    info.f_flags as i64 & libc::MNT_LOCAL as i64 != 0
+}
+
 /// Creates `dir` and its missing parents with permissions `mode`.
 pub fn create_dir_all_private(dir: &Path, mode: u32) -> io::Result<()> {
     fs::DirBuilder::new().recursive(true).mode(mode).create(dir)
