@@ -15,15 +15,29 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Serialize, Deserialize)]
-struct AckRecord {
+pub struct AckRecord {
     /// Id of the newest message the reader has consumed (every older one is consumed too);
     /// `null` before it has consumed anything.
-    last_id: Option<String>,
+    pub last_id: Option<String>,
     /// Wall-clock milliseconds of the last update: a reader silent for longer than the
     /// writer's `ackTimeoutMs` no longer holds messages back.
-    updated: u64,
-    pid: u32,
-    host: String,
+    pub updated: u64,
+    pub pid: u32,
+    pub host: String,
+}
+
+impl AckRecord {
+    /// Whether its reader was a process of this host that no longer runs.
+    pub fn is_orphan(&self) -> bool {
+        self.host == host_name() && !process_alive(self.pid)
+    }
+
+    /// Whether a writer honours this acknowledgement at `now_ms`: fresh, and (same host) its
+    /// process exists.
+    pub fn is_live(&self, now_ms: u64, ack_timeout: Duration) -> bool {
+        let fresh = now_ms.saturating_sub(self.updated) <= ack_timeout.as_millis() as u64;
+        fresh && (self.host != host_name() || process_alive(self.pid))
+    }
 }
 
 /// How long publishing an acknowledgement waits for a writer that holds the file open: the next
@@ -136,7 +150,6 @@ pub fn live_positions(outbox: &Path, ack_timeout: Duration) -> Vec<Option<String
         return Vec::new();
     };
     let now = now_ms();
-    let host = host_name();
     listing
         .flatten()
         .filter(|entry| {
@@ -145,12 +158,29 @@ pub fn live_positions(outbox: &Path, ack_timeout: Duration) -> Vec<Option<String
             name.starts_with(&prefix) && name.ends_with(".ack")
         })
         .filter_map(|entry| {
-            let record: AckRecord = serde_json::from_slice(&fs::read(entry.path()).ok()?).ok()?;
-            let fresh = now.saturating_sub(record.updated) <= ack_timeout.as_millis() as u64;
-            let alive = record.host != host || process_alive(record.pid);
-            (fresh && alive).then_some(record.last_id)
+            let path = entry.path();
+            let record: AckRecord = serde_json::from_slice(&fs::read(&path).ok()?).ok()?;
+            if record.is_orphan() {
+                // Its reader was killed: nobody will remove it, and every scan would read it.
+                remove_orphan(&path);
+                return None;
+            }
+            record.is_live(now, ack_timeout).then_some(record.last_id)
         })
         .collect()
+}
+
+/// Removes an acknowledgement whose reader is gone, unless that reader replaced it meanwhile.
+fn remove_orphan(path: &Path) {
+    let Ok(still) = fs::read(path) else {
+        return;
+    };
+    if serde_json::from_slice::<AckRecord>(&still).is_ok_and(|record| record.is_orphan()) {
+        let _ = remove_if_exists(path);
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let _ = remove_if_exists(Path::new(&tmp));
+    }
 }
 
 /// Error for a writer whose live readers have not consumed enough to make room.
@@ -249,5 +279,50 @@ mod tests {
         assert!(fs::read_to_string(publisher.path())
             .unwrap()
             .contains("\"a\""));
+    }
+
+    #[test]
+    fn acknowledgements_of_killed_readers_are_removed_by_the_next_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("backend_to_frontend.json");
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .arg("--list")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        for n in 0..50 {
+            let record = AckRecord {
+                last_id: None,
+                updated: now_ms(),
+                pid: dead,
+                host: host_name().to_owned(),
+            };
+            let name = format!("backend_to_frontend.dead{n}.ack");
+            fs::write(dir.path().join(name), serde_json::to_vec(&record).unwrap()).unwrap();
+        }
+        // One from another host is judged by its age alone, and kept.
+        let remote = AckRecord {
+            last_id: Some("x".into()),
+            updated: now_ms(),
+            pid: dead,
+            host: format!("not-{}", host_name()),
+        };
+        let remote_path = dir.path().join("backend_to_frontend.remote.ack");
+        fs::write(&remote_path, serde_json::to_vec(&remote).unwrap()).unwrap();
+        let mut live = AckPublisher::new(&inbox, "live", Duration::from_secs(10), 0o600);
+        live.flush(Instant::now()).unwrap();
+
+        let mut positions = live_positions(&inbox, Duration::from_secs(10));
+        positions.sort();
+        assert_eq!(positions, vec![None, Some("x".to_string())]);
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.ends_with(".ack"))
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(remote_path.exists() && live.path().exists());
     }
 }

@@ -7,6 +7,7 @@ use super::error::{ChannelError, Result};
 use super::files::{create_new_with, stat, FileIdentity};
 use super::inbox::{InboxReader, ReadOutcome};
 use super::lock::LockTiming;
+use super::message::REFERENCE_CAP;
 use super::message::{depth, Message, MessageType, MAX_PAYLOAD_DEPTH};
 use super::outbox::{AckSettings, Outbox, OutboxSettings};
 use super::platform;
@@ -71,20 +72,23 @@ pub struct ChannelOptions {
 
 impl Default for ChannelOptions {
     fn default() -> Self {
+        // The values are defined once, in `options` (which also exports them to JavaScript).
+        use super::options::*;
+        let ms = |ms: u32| Duration::from_millis(ms.into());
         ChannelOptions {
-            max_messages: 100,
-            lock_timeout: Duration::from_millis(500),
-            stale_lock: Duration::from_millis(5000),
-            max_file_bytes: 64 << 20,
+            max_messages: DEFAULT_MAX_MESSAGES as usize,
+            lock_timeout: ms(DEFAULT_LOCK_TIMEOUT_MS),
+            stale_lock: ms(DEFAULT_STALE_LOCK_MS),
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             watch: true,
-            poll_interval: Duration::from_millis(100),
-            max_queued: 10_000,
-            file_mode: 0o600,
-            dir_mode: 0o700,
+            poll_interval: ms(DEFAULT_POLL_INTERVAL_MS),
+            max_queued: DEFAULT_MAX_QUEUED as usize,
+            file_mode: DEFAULT_FILE_MODE,
+            dir_mode: DEFAULT_DIR_MODE,
             allow_insecure: false,
             acknowledge: true,
-            ack_timeout: Duration::from_secs(10),
-            max_backlog: 5000,
+            ack_timeout: ms(DEFAULT_ACK_TIMEOUT_MS),
+            max_backlog: DEFAULT_MAX_BACKLOG as usize,
         }
     }
 }
@@ -208,12 +212,11 @@ impl Channel {
             create_if_missing(&dir.join(name), b"[]", options.file_mode)?;
         }
         let inbox_path = dir.join(inbox_name);
-        let mut reader = InboxReader::new(
-            inbox_path.clone(),
-            options.max_file_bytes,
-            options.max_messages,
-        );
+        // The peer's cap is not ours to know: judge loss by the reference's.
+        let mut reader =
+            InboxReader::new(inbox_path.clone(), options.max_file_bytes, REFERENCE_CAP);
         reader.set_acknowledging(options.acknowledge);
+        reader.note_baseline();
         let mut ack = options.acknowledge.then(|| {
             let reader_id = uuid::Uuid::new_v4().simple().to_string();
             AckPublisher::new(
@@ -847,7 +850,7 @@ fn create_channel_dir(dir: &Path, mode: u32) -> Result<()> {
 
 /// Refuses a directory that other local users could write to or that belongs to someone else,
 /// the way ssh treats `~/.ssh`: they could inject messages or swap our files.
-fn check_dir_is_private(dir: &Path) -> Result<()> {
+pub fn check_dir_is_private(dir: &Path) -> Result<()> {
     match platform::dir_privacy_problem(dir) {
         Ok(None) => Ok(()),
         Ok(Some(reason)) => Err(ChannelError::Insecure {
@@ -954,6 +957,58 @@ mod tests {
         std::fs::rename(dir.path().join("x.tmp"), &inbox).unwrap();
         rx.recv_timeout(Duration::from_secs(10)).unwrap();
         assert_eq!(watch.check_missed(true), None);
+    }
+
+    #[test]
+    fn a_reader_whose_acknowledgement_lapsed_is_told_of_its_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let short = ChannelOptions {
+            ack_timeout: Duration::from_millis(300),
+            ..ChannelOptions::default()
+        };
+        let back = Channel::open(dir.path(), Role::Backend, short.clone()).unwrap();
+        let lapsing = Channel::open(dir.path(), Role::Frontend, short.clone()).unwrap();
+        let keeping = Channel::open(dir.path(), Role::Frontend, short).unwrap();
+        back.send_event("e", json!(0)).unwrap();
+        assert_eq!(lapsing.recv(usize::MAX).unwrap().len(), 1);
+        assert_eq!(keeping.recv(usize::MAX).unwrap().len(), 1);
+        // `lapsing` goes silent for longer than the writer's ackTimeoutMs; `keeping` does not.
+        let outbox = dir.path().join(BACKEND_OUTBOX);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while crate::protocol::ack::live_positions(&outbox, Duration::from_millis(300)).len() > 1 {
+            assert!(Instant::now() < deadline, "the silent reader never lapsed");
+            keeping.recv(usize::MAX).unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for i in 1..=150 {
+            back.send_event("e", json!(i)).unwrap();
+        }
+        assert_eq!(keeping.recv(usize::MAX).unwrap().len(), 150);
+        for i in 151..=300 {
+            back.send_event("e", json!(i)).unwrap();
+        }
+        // The file holds more than the cap for `keeping`, but not `lapsing`'s anchor.
+        let error = lapsing.recv(usize::MAX).unwrap_err();
+        assert_eq!(error.code(), "ELOST", "{error}");
+        assert!(error.to_string().contains("acknowledgement had lapsed"));
+        let first = lapsing.recv(usize::MAX).unwrap()[0].payload.clone();
+        assert!(first.as_i64().unwrap() > 1, "{first}");
+    }
+
+    #[test]
+    fn a_readers_own_cap_is_not_taken_for_the_peers() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = ChannelOptions {
+            max_messages: 1000,
+            ..ChannelOptions::default()
+        };
+        let front = Channel::open(dir.path(), Role::Frontend, big).unwrap();
+        let mut reference = ipckit::FileChannel::backend(dir.path()).unwrap();
+        for i in 0..300 {
+            reference.send_event("e", json!(i)).unwrap();
+        }
+        assert_eq!(front.recv(usize::MAX).unwrap_err().code(), "EMAYBELOST");
+        assert_eq!(front.recv(usize::MAX).unwrap().len(), 100);
     }
 
     #[test]
@@ -1174,6 +1229,9 @@ mod tests {
             back.send_event("e", json!(i)).unwrap();
         }
         assert_eq!(reference.recv().unwrap().len(), 100);
+        // 50 were trimmed before the first read: reported, as possible (it cannot be told from
+        // exactly 100 new ones).
+        assert_eq!(front.recv(usize::MAX).unwrap_err().code(), "EMAYBELOST");
         assert_eq!(front.recv(usize::MAX).unwrap().len(), 100);
         // The closed reader's acknowledgement is gone, so it holds nothing back either.
         let acked = open(dir.path(), Role::Frontend);

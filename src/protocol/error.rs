@@ -52,8 +52,13 @@ pub enum ChannelError {
         limit: u64,
     },
 
-    #[error("{}: {}", path.display(), lost_text(*count))]
-    Lost { path: PathBuf, count: Option<u64> },
+    #[error("{}: {}", path.display(), lost_text(*count, *certain))]
+    Lost {
+        path: PathBuf,
+        count: Option<u64>,
+        /// Whether messages were surely dropped, or only may have been (`EMAYBELOST`).
+        certain: bool,
+    },
 
     #[error("cannot watch {} for changes ({reason}); polling every {poll_ms} ms instead", dir.display())]
     Watch {
@@ -110,11 +115,12 @@ fn id_text(id: &Option<String>) -> String {
     }
 }
 
-fn lost_text(count: Option<u64>) -> String {
-    match count {
-        Some(1) => "1 message was dropped by the writer's cap before it was read".to_string(),
-        Some(n) => format!("{n} messages were dropped by the writer's cap before they were read"),
-        None => "messages may have been dropped by the writer's cap before they were read (more than the cap arrived between two reads)".to_string(),
+fn lost_text(count: Option<u64>, certain: bool) -> String {
+    match (count, certain) {
+        (Some(1), _) => "1 message was dropped by the writer's cap before it was read".to_string(),
+        (Some(n), _) => format!("{n} messages were dropped by the writer's cap before they were read"),
+        (None, true) => "messages were dropped before they were read: nothing this reader had seen is left, and the writer had stopped keeping them for it (its acknowledgement had lapsed)".to_string(),
+        (None, false) => "messages may have been dropped by the writer's cap before they were read: nothing this reader had seen is left and the file is full (as many new messages as the cap arrived, or more)".to_string(),
     }
 }
 
@@ -134,6 +140,7 @@ impl ChannelError {
             ChannelError::Locked { .. } | ChannelError::BadLock { .. } => "ELOCKED",
             ChannelError::BadFile { .. } | ChannelError::BadMessage { .. } => "EBADMSG",
             ChannelError::TooLarge { .. } => "EFBIG",
+            ChannelError::Lost { certain: false, .. } => "EMAYBELOST",
             ChannelError::Lost { .. } | ChannelError::QueueOverflow { .. } => "ELOST",
             ChannelError::Watch { .. } => "EWATCH",
             ChannelError::Closed => "ECLOSED",

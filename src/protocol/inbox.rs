@@ -7,7 +7,7 @@
 
 use super::error::ChannelError;
 use super::files::{now_ns, read_message_file, stat, FileIdentity};
-use super::message::{decode_entry, peek_id, split_file, Entry, Message};
+use super::message::{decode_entry, peek_id, split_file, Entry, Message, RawElement};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -25,13 +25,18 @@ pub struct InboxReader {
     max_file_bytes: u64,
     /// A file holding this many messages may have had older ones trimmed away.
     cap: usize,
-    /// We publish acknowledgements, so a writer of ours keeps what we have not read.
-    acknowledging: bool,
     seen: Snapshot,
     /// The identity of the last version reported as broken, so each breakage is reported once.
     reported: Option<Option<FileIdentity>>,
     /// The version that failed to parse, when we read it, and why: not re-read while unchanged.
     broken: Option<(FileIdentity, i128, String)>,
+    /// What the inbox held when the channel opened, before the first read: a loss between the
+    /// opening and the first read is judged against it.
+    baseline: Option<HashSet<String>>,
+    /// We publish acknowledgements, so a writer of ours keeps what we have not read.
+    acknowledging: bool,
+    /// Ids reported as reused, while they are in the file: each reuse is reported once.
+    duplicates_reported: HashSet<String>,
 }
 
 #[derive(Debug, Default)]
@@ -50,19 +55,67 @@ impl InboxReader {
             path,
             max_file_bytes,
             cap,
-            acknowledging: false,
             seen: Snapshot::default(),
             reported: None,
             broken: None,
+            baseline: None,
+            acknowledging: false,
+            duplicates_reported: HashSet::new(),
         }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     pub fn set_acknowledging(&mut self, acknowledging: bool) {
         self.acknowledging = acknowledging;
+    }
+
+    /// Notes what the inbox holds now, without consuming it (the first read still delivers it),
+    /// so that messages trimmed away before the first read are reported.
+    pub fn note_baseline(&mut self) {
+        if let Ok(Some((bytes, _))) = read_message_file(&self.path, self.max_file_bytes) {
+            if let Ok(elements) = split_file(&bytes) {
+                let keys = elements.iter().map(element_key).collect();
+                self.baseline = Some(keys);
+            }
+        }
+    }
+
+    /// Whether messages were trimmed away before we read them, judged from the version we saw
+    /// last (or the baseline at opening) and this one: nothing we saw is left, and the file is
+    /// long enough that its writer trims it.
+    /// - At exactly the reference's cap it is undecidable (that many new messages, or more): a
+    ///   possible loss (`EMAYBELOST`).
+    /// - Beyond the cap only a writer of ours honouring acknowledgements keeps a file. It keeps
+    ///   an acknowledging reader's last message as an anchor; with the anchor gone, it had
+    ///   stopped counting this reader (its acknowledgement lapsed): a certain loss (`ELOST`).
+    ///   With nothing read yet there is no anchor, and such a writer keeps everything for us.
+    fn judge_loss(
+        &self,
+        keys: &HashSet<String>,
+        fresh_from: Option<usize>,
+    ) -> Option<ChannelError> {
+        let previous = if self.seen.identity.is_some() {
+            &self.seen.keys
+        } else {
+            self.baseline.as_ref()?
+        };
+        let len = keys.len();
+        let nothing_left = fresh_from == Some(0) && !previous.iter().any(|k| keys.contains(k));
+        if !nothing_left || len < self.cap {
+            return None;
+        }
+        let had_anchor = !previous.is_empty() && self.acknowledging;
+        if len > self.cap && previous.is_empty() && self.acknowledging {
+            return None;
+        }
+        Some(ChannelError::Lost {
+            path: self.path.clone(),
+            count: None,
+            certain: len > self.cap && had_anchor,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Id of the newest message read so far: this reader has consumed it and all before it.
@@ -137,16 +190,46 @@ impl InboxReader {
         let mut keys = HashSet::with_capacity(elements.len());
         let mut fresh_from = None;
         let mut last_id = None;
-        for (index, raw) in elements.into_iter().enumerate() {
-            let id = peek_id(raw);
-            let key = id.clone().unwrap_or_else(|| anonymous_key(raw.get()));
-            last_id = id;
+        for (index, element) in elements.into_iter().enumerate() {
+            let (id, key) = match &element {
+                Ok(raw) => {
+                    let id = peek_id(raw);
+                    let key = id
+                        .clone()
+                        .unwrap_or_else(|| anonymous_key(raw.get().as_bytes()));
+                    (id, key)
+                }
+                Err(broken) => (None, anonymous_key(&broken.bytes)),
+            };
+            last_id = id.clone().or(last_id);
             let already_seen = self.seen.keys.contains(&key);
-            if !keys.insert(key) || already_seen {
+            let repeated_here = !keys.insert(key.clone());
+            // Writers only append: an id twice in one version, or a known id after new
+            // messages, is another message reusing the id. Report it once; deliver the first.
+            if repeated_here || (already_seen && fresh_from.is_some()) {
+                if id.is_some() && self.duplicates_reported.insert(key) {
+                    outcome.problems.push(ChannelError::BadMessage {
+                        path: self.path.clone(),
+                        index,
+                        id,
+                        reason: "repeats the id of an earlier message; not delivered".into(),
+                    });
+                }
+                continue;
+            }
+            if already_seen {
                 continue;
             }
             fresh_from.get_or_insert(index);
-            match decode_entry(raw) {
+            let entry = match element {
+                Ok(raw) => decode_entry(raw),
+                Err(broken) => Entry::Invalid {
+                    id: broken.id,
+                    reason: broken.reason,
+                    value: None,
+                },
+            };
+            match entry {
                 Entry::Valid(message) => outcome.messages.push(message),
                 Entry::Invalid { id, reason, .. } => {
                     outcome.problems.push(ChannelError::BadMessage {
@@ -158,27 +241,11 @@ impl InboxReader {
                 }
             }
         }
-        let len = keys.len();
-        // We read this file before, nothing we saw is left, and it is full: the writer's cap may
-        // have dropped messages between our last read and the first one now in the file.
-        // A writer honouring our acknowledgements trims only what we consumed and may exceed the
-        // cap; the reference never does. So for an acknowledging reader only a file at exactly
-        // the cap is suspect.
-        let full = if self.acknowledging {
-            len == self.cap
-        } else {
-            len >= self.cap
-        };
-        let lost = self.seen.identity.is_some()
-            && fresh_from == Some(0)
-            && full
-            && !self.seen.keys.iter().any(|k| keys.contains(k));
-        if lost {
-            outcome.problems.push(ChannelError::Lost {
-                path: self.path.clone(),
-                count: None,
-            });
+        if let Some(problem) = self.judge_loss(&keys, fresh_from) {
+            outcome.problems.push(problem);
         }
+        self.baseline = None;
+        self.duplicates_reported.retain(|key| keys.contains(key));
         self.seen = Snapshot {
             last_id,
             identity: Some(identity),
@@ -199,7 +266,14 @@ impl BrokenVersion {
     }
 }
 
-fn anonymous_key(raw: &str) -> String {
+fn element_key(element: &RawElement<'_>) -> String {
+    match element {
+        Ok(raw) => peek_id(raw).unwrap_or_else(|| anonymous_key(raw.get().as_bytes())),
+        Err(broken) => anonymous_key(&broken.bytes),
+    }
+}
+
+fn anonymous_key(raw: &[u8]) -> String {
     let mut hasher = DefaultHasher::new();
     raw.hash(&mut hasher);
     format!("#{:016x}", hasher.finish())
@@ -291,7 +365,8 @@ mod tests {
         let outcome = reader.read_new();
         assert_eq!(payloads(&outcome), (51..=150).collect::<Vec<_>>());
         assert_eq!(outcome.problems.len(), 1);
-        assert_eq!(outcome.problems[0].code(), "ELOST");
+        // 150 or exactly 100 new messages look alike: a possible loss, never a certain one.
+        assert_eq!(outcome.problems[0].code(), "EMAYBELOST");
         // Keeping up is not loss.
         for i in 151..=160 {
             writer.append(&[&Message::event("e", json!(i))]).unwrap();
@@ -348,5 +423,102 @@ mod tests {
         let mut reader = InboxReader::new(path, 1024, 100);
         let outcome = reader.read_new();
         assert_eq!(outcome.problems[0].code(), "EFBIG");
+    }
+
+    fn write_elements(path: &Path, elements: &[String]) {
+        let bytes = crate::protocol::message::encode_file(elements.iter().map(String::as_str));
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    fn event_text(id: &str, n: i64) -> String {
+        Message {
+            id: id.into(),
+            timestamp: 1,
+            ..Message::event("e", json!(n))
+        }
+        .encode()
+    }
+
+    #[test]
+    fn messages_trimmed_before_the_first_read_are_reported_as_possibly_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.json");
+        std::fs::write(&path, "[]").unwrap();
+        let mut writer = outbox(&path, 100);
+        let mut reader = InboxReader::new(path.clone(), 64 << 20, 100);
+        reader.note_baseline();
+        for i in 0..150 {
+            writer.append(&[&Message::event("e", json!(i))]).unwrap();
+        }
+        let outcome = reader.read_new();
+        assert_eq!(payloads(&outcome), (50..150).collect::<Vec<_>>());
+        let codes: Vec<_> = outcome.problems.iter().map(|p| p.code()).collect();
+        assert_eq!(codes, ["EMAYBELOST"]);
+        // Fewer than the cap since the opening: nothing can have been trimmed.
+        let other = dir.path().join("other.json");
+        std::fs::write(&other, "[]").unwrap();
+        let mut writer = outbox(&other, 100);
+        let mut reader = InboxReader::new(other.clone(), 64 << 20, 100);
+        reader.note_baseline();
+        for i in 0..99 {
+            writer.append(&[&Message::event("e", json!(i))]).unwrap();
+        }
+        assert!(reader.read_new().problems.is_empty());
+    }
+
+    #[test]
+    fn a_reused_id_is_reported_once_and_the_first_message_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.json");
+        let mut reader = InboxReader::new(path.clone(), 64 << 20, 100);
+        write_elements(&path, &[event_text("a", 1), event_text("a", 2)]);
+        let outcome = reader.read_new();
+        assert_eq!(payloads(&outcome), [1]);
+        assert_eq!(outcome.problems.len(), 1);
+        let text = outcome.problems[0].to_string();
+        assert!(
+            text.contains("message 1 (id a)") && text.contains("repeats the id"),
+            "{text}"
+        );
+        // Read again with a new message: the reuse is not reported twice.
+        write_elements(
+            &path,
+            &[event_text("a", 1), event_text("a", 2), event_text("b", 3)],
+        );
+        let outcome = reader.read_new();
+        assert_eq!(payloads(&outcome), [3]);
+        assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
+        // An id we read before, appended again after new messages, is a reuse too.
+        write_elements(
+            &path,
+            &[event_text("b", 3), event_text("c", 4), event_text("b", 5)],
+        );
+        let outcome = reader.read_new();
+        assert_eq!(payloads(&outcome), [4]);
+        assert_eq!(outcome.problems.len(), 1);
+        assert_eq!(outcome.problems[0].code(), "EBADMSG");
+    }
+
+    #[test]
+    fn a_message_that_is_not_json_costs_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.json");
+        let mut reader = InboxReader::new(path.clone(), 64 << 20, 100);
+        let mut bytes = b"[\n".to_vec();
+        bytes.extend_from_slice(event_text("a", 1).as_bytes());
+        bytes.extend_from_slice(b",\n  {\"id\": \"nan\", \"timestamp\": 1, \"type\": \"event\", \"method\": \"e\", \"payload\": NaN},\n");
+        bytes.extend_from_slice(b"  {\"id\": \"bytes\", \"payload\": \"\xc3\x28\"},\n");
+        bytes.extend_from_slice(event_text("b", 2).as_bytes());
+        bytes.extend_from_slice(b"\n]");
+        std::fs::write(&path, &bytes).unwrap();
+        let outcome = reader.read_new();
+        assert_eq!(payloads(&outcome), [1, 2]);
+        let problems: Vec<_> = outcome.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("message 1 (id nan)"), "{problems:?}");
+        assert!(problems[1].contains("message 2 (id bytes)") && problems[1].contains("UTF-8"));
+        // Unchanged: nothing delivered or reported again.
+        let again = reader.read_new();
+        assert!(again.messages.is_empty() && again.problems.is_empty());
     }
 }

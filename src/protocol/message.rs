@@ -13,6 +13,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// `serde_json` stops at 128 levels, and the array and the message object take two of them.
 pub const MAX_PAYLOAD_DEPTH: usize = 125;
 
+/// How many messages the reference writer keeps in a file: a file this long may have lost older
+/// messages to trimming.
+pub const REFERENCE_CAP: usize = 100;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageType {
@@ -45,6 +49,28 @@ pub struct Message {
     pub payload: Value,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
+    /// Error responses, an extension (PROTOCOL-EXTENSIONS.md): a machine-readable code beside
+    /// `error`. The reference reader ignores it.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "string_or_nothing"
+    )]
+    pub error_code: Option<String>,
+    /// Error responses, an extension: any JSON detail beside `error`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error_data: Option<Value>,
+}
+
+/// An optional extension field that must never make a message unreadable: a string is kept,
+/// any other value is ignored.
+fn string_or_nothing<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::String(text) => Some(text),
+        _ => None,
+    })
 }
 
 impl Message {
@@ -62,6 +88,8 @@ impl Message {
             method: method.map(str::to_owned),
             payload,
             error: None,
+            error_code: None,
+            error_data: None,
         }
     }
 
@@ -136,24 +164,125 @@ pub enum Entry {
 }
 
 /// Splits a message file into its elements. `Err` when the file as a whole is not a JSON array.
-/// An empty or all-whitespace file counts as `[]`, as the reference reads it.
+/// An empty or all-whitespace file counts as `[]`, as the reference reads it. An element that is
+/// not JSON (invalid UTF-8, `NaN`) is an invalid entry; the others are still read.
 pub fn decode_file(bytes: &[u8]) -> Result<Vec<Entry>, String> {
-    Ok(split_file(bytes)?.into_iter().map(decode_entry).collect())
+    Ok(split_file(bytes)?
+        .into_iter()
+        .map(|element| match element {
+            Ok(raw) => decode_entry(raw),
+            Err(broken) => Entry::Invalid {
+                id: broken.id,
+                reason: broken.reason,
+                value: None,
+            },
+        })
+        .collect())
 }
 
-/// The elements of a message file, unparsed (a cheap scan that checks the JSON syntax).
-pub fn split_file(bytes: &[u8]) -> Result<Vec<&RawValue>, String> {
-    let text = std::str::from_utf8(bytes).map_err(|e| format!("not valid UTF-8 ({e})"))?;
-    if text.trim().is_empty() {
-        return Ok(Vec::new());
+/// An element of a message file that is not JSON, isolated from the elements around it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenElement {
+    /// The `id` it seems to have, read leniently.
+    pub id: Option<String>,
+    pub reason: String,
+    /// Its bytes, to tell it apart from other broken elements.
+    pub bytes: Vec<u8>,
+}
+
+/// One element of a message file: its JSON text, or why it has none.
+pub type RawElement<'a> = Result<&'a RawValue, BrokenElement>;
+
+/// The elements of a message file, unparsed (a cheap scan that checks the JSON syntax). When the
+/// file is not valid JSON as a whole but is still an array, each element is checked on its own,
+/// so one bad element does not cost the good ones.
+pub fn split_file(bytes: &[u8]) -> Result<Vec<RawElement<'_>>, String> {
+    let whole = std::str::from_utf8(bytes).map_err(|e| format!("not valid UTF-8 ({e})"));
+    let strict_error = match &whole {
+        Ok(text) if text.trim().is_empty() => return Ok(Vec::new()),
+        Ok(text) => match serde_json::from_str::<Vec<&RawValue>>(text) {
+            Ok(elements) => return Ok(elements.into_iter().map(Ok).collect()),
+            Err(e) if text.trim_start().starts_with('[') => {
+                format!("not a valid JSON array ({e})")
+            }
+            Err(e) => format!("not a JSON array ({e})"),
+        },
+        Err(e) => e.clone(),
+    };
+    let elements = array_elements(bytes).ok_or(strict_error)?;
+    Ok(elements.into_iter().map(parse_element).collect())
+}
+
+fn parse_element(bytes: &[u8]) -> RawElement<'_> {
+    let broken = |reason: String| BrokenElement {
+        id: lenient_id(bytes),
+        reason,
+        bytes: bytes.to_vec(),
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| broken(format!("not valid UTF-8 ({e})")))?;
+    serde_json::from_str::<&RawValue>(text).map_err(|e| broken(format!("not valid JSON ({e})")))
+}
+
+/// The top-level elements of a JSON array, found by brackets and string quotes alone, without
+/// judging the elements themselves. `None` when the bytes are not shaped like an array.
+fn array_elements(bytes: &[u8]) -> Option<Vec<&[u8]>> {
+    let body = trim(bytes).strip_prefix(b"[")?.strip_suffix(b"]")?;
+    if trim(body).is_empty() {
+        return Some(Vec::new());
     }
-    serde_json::from_str(text).map_err(|e| {
-        if text.trim_start().starts_with('[') {
-            format!("not a valid JSON array ({e})")
-        } else {
-            format!("not a JSON array ({e})")
+    let (mut elements, mut start, mut depth) = (Vec::new(), 0, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for (index, &byte) in body.iter().enumerate() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
         }
-    })
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => depth = depth.checked_sub(1)?,
+            b',' if depth == 0 => {
+                elements.push(trim(&body[start..index]));
+                start = index + 1;
+            }
+            _ => {}
+        }
+    }
+    if in_string || depth != 0 {
+        return None;
+    }
+    elements.push(trim(&body[start..]));
+    Some(elements)
+}
+
+fn trim(mut slice: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = slice {
+        if !first.is_ascii_whitespace() {
+            break;
+        }
+        slice = rest;
+    }
+    while let [rest @ .., last] = slice {
+        if !last.is_ascii_whitespace() {
+            break;
+        }
+        slice = rest;
+    }
+    slice
+}
+
+/// The `id` of an element that is not valid JSON, read leniently, to name it in a report.
+fn lenient_id(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let after_key = &text[text.find("\"id\"")? + 4..];
+    let value = after_key.trim_start().strip_prefix(':')?.trim_start();
+    let value = value.strip_prefix('"')?;
+    Some(value[..value.find('"')?].to_string())
 }
 
 /// The `id` of an element without building its payload, when it has a string `id`.
@@ -369,7 +498,7 @@ mod tests {
         assert!(decode_file(b"\xEF\xBB\xBF[]")
             .unwrap_err()
             .starts_with("not a JSON array"));
-        assert!(decode_file(b"[\"\xff\"]")
+        assert!(decode_file(b"[\"\xff")
             .unwrap_err()
             .starts_with("not valid UTF-8"));
     }
@@ -410,5 +539,82 @@ mod tests {
             &entries[..],
             [Entry::Invalid { id: None, .. }, Entry::Invalid { .. }]
         ));
+    }
+
+    #[test]
+    fn error_code_and_data_are_written_beside_error_and_ignored_by_the_reference() {
+        let mut message = Message::error_response("r-1", "disk full");
+        message.error_code = Some("ENOSPC".into());
+        message.error_data = Some(json!({"free": 0}));
+        let text = String::from_utf8(encode_file([message.encode().as_str()])).unwrap();
+        assert!(text.contains(
+            "\"error\": \"disk full\",\n    \"error_code\": \"ENOSPC\",\n    \"error_data\": {"
+        ));
+        let theirs: Vec<ipckit::FileMessage> = serde_json::from_str(&text).unwrap();
+        assert_eq!(theirs[0].error.as_deref(), Some("disk full"));
+        let [Entry::Valid(ours)] = &decode_file(text.as_bytes()).unwrap()[..] else {
+            panic!("not one valid message");
+        };
+        assert_eq!(ours, &message);
+        // Without them the bytes are the reference's.
+        assert_same_bytes_as_reference(&[Message::error_response("r-2", "no")]);
+    }
+
+    #[test]
+    fn a_non_string_error_code_is_ignored_not_fatal() {
+        let text = r#"[{"id": "a", "timestamp": 1, "type": "response", "reply_to": "r",
+            "payload": null, "error": "x", "error_code": 42, "error_data": null}]"#;
+        let [Entry::Valid(message)] = &decode_file(text.as_bytes()).unwrap()[..] else {
+            panic!("not one valid message");
+        };
+        assert_eq!(message.error_code, None);
+        assert_eq!(message.error_data, None);
+    }
+
+    #[test]
+    fn a_bad_element_is_isolated_from_the_good_ones_around_it() {
+        let good = |n: u32| {
+            Message {
+                timestamp: 1,
+                ..Message::event("e", serde_json::json!(n))
+            }
+            .encode()
+        };
+        let mut file = Vec::new();
+        file.extend_from_slice(b"[\n");
+        file.extend_from_slice(good(1).as_bytes());
+        file.extend_from_slice(b",\n  {\"id\": \"bad-utf8\", \"payload\": \"\xff\xfe\"},\n");
+        file.extend_from_slice(
+            b"  {\"id\": \"nan\", \"timestamp\": 1, \"type\": \"event\", \"payload\": NaN},\n",
+        );
+        file.extend_from_slice(
+            b"  {\"id\": \"brackets \\\" ] } in a string\", \"payload\": [NaN]},\n",
+        );
+        file.extend_from_slice(good(2).as_bytes());
+        file.extend_from_slice(b"\n]");
+        let entries = decode_file(&file).unwrap();
+        let summary: Vec<_> = entries
+            .iter()
+            .map(|entry| match entry {
+                Entry::Valid(m) => format!("ok {}", m.payload),
+                Entry::Invalid { id, reason, .. } => {
+                    format!("bad {} {}", id.as_deref().unwrap_or("-"), &reason[..14])
+                }
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                "ok 1",
+                "bad bad-utf8 not valid UTF-",
+                "bad nan not valid JSON",
+                "bad brackets \\ not valid JSON",
+                "ok 2"
+            ]
+        );
+        // Still not an array at all: the file is refused as a whole.
+        assert!(decode_file(b"[1, [2").is_err());
+        assert!(decode_file(b"[1, \"2]").is_err());
+        assert_eq!(decode_file(b"[ ]").unwrap().len(), 0);
     }
 }

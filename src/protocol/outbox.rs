@@ -8,7 +8,7 @@ use super::ack::{backlog_full, live_positions};
 use super::error::{ChannelError, Result};
 use super::files::{read_message_file, replace_file};
 use super::lock::{LockGuard, LockTiming};
-use super::message::{decode_file, encode_file, encode_value, Entry, Message};
+use super::message::{decode_file, encode_file, encode_value, now_ms, Entry, Message};
 use super::platform;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -34,8 +34,26 @@ pub struct AckSettings {
 /// How long a scan of the readers' acknowledgements is reused.
 const POSITIONS_MAX_AGE: Duration = Duration::from_millis(10);
 
-/// One element of the outbox: the message id (when it has one) and its text.
-type Element = (Option<String>, String);
+/// One element of the outbox: the message id (when it has one), its timestamp (0 when it has
+/// none) and its text.
+#[derive(Debug)]
+struct Element {
+    id: Option<String>,
+    timestamp: u64,
+    text: String,
+}
+
+impl Element {
+    /// Sets the timestamp in the message's text, which holds it right after the id.
+    fn restamp(&mut self, timestamp: u64) {
+        if timestamp != self.timestamp {
+            let old = format!("\"timestamp\": {},", self.timestamp);
+            let new = format!("\"timestamp\": {timestamp},");
+            self.text = self.text.replacen(&old, &new, 1);
+            self.timestamp = timestamp;
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct Outbox {
@@ -60,7 +78,11 @@ struct WrittenFile {
 /// holds the id of the newest message.
 fn still_holds(path: &Path, written: &WrittenFile) -> bool {
     use std::io::{Read, Seek, SeekFrom};
-    let tail_len = written.entries.back().map_or(0, |(_, text)| text.len()) + 64;
+    let tail_len = written
+        .entries
+        .back()
+        .map_or(0, |element| element.text.len())
+        + 64;
     let check = || -> std::io::Result<bool> {
         let mut file = platform::open_for_reading(path)?;
         let metadata = file.metadata()?;
@@ -96,9 +118,13 @@ impl Outbox {
     /// Appends messages in order, keeping the newest `max_messages`, and, with
     /// acknowledgements, every message a live reader has not consumed yet.
     pub fn append(&mut self, messages: &[&Message]) -> Result<()> {
-        let new: Vec<Element> = messages
+        let mut new: Vec<Element> = messages
             .iter()
-            .map(|m| (Some(m.id.clone()), m.encode()))
+            .map(|m| Element {
+                id: Some(m.id.clone()),
+                timestamp: m.timestamp,
+                text: m.encode(),
+            })
             .collect();
         let _lock =
             LockGuard::acquire(&self.lock_path, self.settings.lock, self.settings.file_mode)?;
@@ -113,6 +139,13 @@ impl Outbox {
                 self.written = Some(current);
                 return Err(backlog_full(&self.path, kept, acks.max_backlog));
             }
+        }
+        // Stamped under the lock, never below the newest timestamp in the file: the reference
+        // reader skips messages older than the newest it has seen.
+        let newest = current.entries.iter().map(|e| e.timestamp).max();
+        let stamp = now_ms().max(newest.unwrap_or(0));
+        for element in &mut new {
+            element.restamp(stamp);
         }
         let mut entries = current.entries;
         entries.extend(new);
@@ -138,7 +171,7 @@ impl Outbox {
                 None => 0,
                 Some(last_id) => entries
                     .iter()
-                    .rposition(|(id, _)| id.as_deref() == Some(last_id.as_str()))
+                    .rposition(|element| element.id.as_deref() == Some(last_id.as_str()))
                     .unwrap_or(0),
             })
             .min()
@@ -155,7 +188,7 @@ impl Outbox {
     }
 
     fn write_locked(&mut self, entries: VecDeque<Element>) -> Result<()> {
-        let bytes = encode_file(entries.iter().map(|(_, text)| text.as_str()));
+        let bytes = encode_file(entries.iter().map(|element| element.text.as_str()));
         self.written = None;
         replace_file(
             &self.tmp_path,
@@ -195,9 +228,18 @@ impl Outbox {
         let entries = decoded
             .into_iter()
             .filter_map(|entry| match entry {
-                Entry::Valid(message) => Some((Some(message.id.clone()), message.encode())),
+                Entry::Valid(message) => Some(Element {
+                    id: Some(message.id.clone()),
+                    timestamp: message.timestamp,
+                    text: message.encode(),
+                }),
                 // Keep what the peer wrote even if it is not a message: its reader reports it.
-                Entry::Invalid { id, value, .. } => value.as_ref().map(|v| (id, encode_value(v))),
+                // An element that is not even JSON is dropped: it would break every reader.
+                Entry::Invalid { id, value, .. } => value.as_ref().map(|v| Element {
+                    id,
+                    timestamp: v.get("timestamp").and_then(|t| t.as_u64()).unwrap_or(0),
+                    text: encode_value(v),
+                }),
             })
             .collect();
         Ok(WrittenFile { bytes, entries })
@@ -310,5 +352,61 @@ mod tests {
             text.starts_with("[\n  {\n    \"id\": \"x\",\n    \"weird\": true\n  },\n  {\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_send_keeps_the_good_messages_around_one_that_is_not_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.json");
+        let good = |id: &str| {
+            Message {
+                id: id.into(),
+                ..Message::event("e", json!(id))
+            }
+            .encode()
+        };
+        let text = format!(
+            "[\n{},\n  {{\"id\": \"bad\", \"payload\": NaN}},\n{}\n]",
+            good("a"),
+            good("b")
+        );
+        fs::write(&path, text).unwrap();
+        let mut outbox = Outbox::new(path.clone(), settings(100));
+        outbox.append(&[&Message::event("e", json!("c"))]).unwrap();
+        let written: Vec<Message> =
+            serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        let payloads: Vec<_> = written.iter().map(|m| m.payload.clone()).collect();
+        assert_eq!(payloads, [json!("a"), json!("b"), json!("c")]);
+    }
+
+    #[test]
+    fn messages_are_stamped_under_the_lock_never_below_the_newest_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.json");
+        let mut outbox = Outbox::new(path.clone(), settings(100));
+        // Another writer's message from the future (its clock runs ahead).
+        let ahead = now_ms() + 60_000;
+        let foreign = Message {
+            timestamp: ahead,
+            ..Message::event("theirs", json!(1))
+        };
+        fs::write(&path, encode_file([foreign.encode().as_str()])).unwrap();
+        // Made long ago, sent now.
+        let old = Message {
+            timestamp: 5,
+            ..Message::event("ours", json!(2))
+        };
+        outbox.append(&[&old]).unwrap();
+        let written: Vec<Message> =
+            serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(written[1].timestamp, ahead);
+        assert_eq!(written[1].id, old.id);
+        // Without a newer one in the file, the stamp is the time of the write.
+        fs::write(&path, "[]").unwrap();
+        let before = now_ms();
+        outbox.append(&[&old]).unwrap();
+        let written: Vec<Message> =
+            serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        assert!(written[0].timestamp >= before);
     }
 }
