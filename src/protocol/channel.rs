@@ -169,7 +169,12 @@ struct State {
 }
 
 pub struct Channel {
+    /// The directory as the caller named it.
     dir: PathBuf,
+    /// The directory itself, links on the way resolved once, at opening.
+    real_dir: PathBuf,
+    /// Which directory that was: before each write we check it is still the same one.
+    dir_identity: Mutex<Option<FileIdentity>>,
     role: Role,
     options: ChannelOptions,
     outbox: Mutex<Outbox>,
@@ -198,10 +203,18 @@ impl Channel {
                 "options.maxMessages must be at least 1".into(),
             ));
         }
-        create_channel_dir(dir, options.dir_mode)?;
+        let given = dir;
+        if !options.allow_insecure {
+            refuse_foreign_links(given)?;
+        }
+        create_channel_dir(given, options.dir_mode)?;
+        // Work on the directory that was checked, wherever a link on the way points later.
+        let dir =
+            &platform::resolve_links(given).map_err(|e| ChannelError::io("resolving", given, e))?;
         if !options.allow_insecure {
             check_dir_is_private(dir)?;
         }
+        let dir_identity = stat(dir)?.map(FileIdentity::without_times);
         let info = format!(
             "{{\n  \"created\": {},\n  \"protocol\": \"file-ipc\",\n  \"version\": \"1.0\"\n}}",
             super::message::now_ms()
@@ -231,7 +244,9 @@ impl Channel {
             publisher.flush(Instant::now())?;
         }
         Ok(Arc::new(Channel {
-            dir: dir.to_path_buf(),
+            dir: given.to_path_buf(),
+            real_dir: dir.to_path_buf(),
+            dir_identity: Mutex::new(dir_identity),
             role,
             outbox: Mutex::new(Outbox::new(
                 dir.join(outbox_name),
@@ -261,6 +276,26 @@ impl Channel {
         &self.dir
     }
 
+    /// Before a write: the directory must still be the one that was checked. One replaced since
+    /// (the peer re-created the channel, or someone swapped it) is checked again and refused if
+    /// it is not private: our messages would go where others can read or plant them.
+    fn check_dir_unchanged(&self) -> Result<()> {
+        let Some((now, true)) = platform::identity_at(&self.real_dir)
+            .ok()
+            .map(|(identity, is_file)| (identity.without_times(), !is_file))
+        else {
+            return Ok(()); // gone or not a directory: the write itself fails and says so
+        };
+        let mut checked = lock(&self.dir_identity);
+        if *checked != Some(now) {
+            if !self.options.allow_insecure {
+                check_dir_is_private(&self.real_dir)?;
+            }
+            *checked = Some(now);
+        }
+        Ok(())
+    }
+
     pub fn role(&self) -> Role {
         self.role
     }
@@ -281,6 +316,7 @@ impl Channel {
 
     pub fn send(&self, message: &Message) -> Result<()> {
         self.check_open()?;
+        self.check_dir_unchanged()?;
         if depth(&message.payload) > MAX_PAYLOAD_DEPTH {
             return Err(ChannelError::Invalid(format!(
                 "payload is nested deeper than {MAX_PAYLOAD_DEPTH} levels, which the reference reader cannot read"
@@ -696,7 +732,7 @@ impl Channel {
             }
         });
         if self.options.watch {
-            if let Err(reason) = watch.start(&self.dir, &self.inbox_path, &on_change) {
+            if let Err(reason) = watch.start(&self.real_dir, &self.inbox_path, &on_change) {
                 self.report_watch_problem(reason);
             }
         }
@@ -713,7 +749,7 @@ impl Channel {
                 if let Some(reason) = watch.check_missed(found) {
                     // Stopped by the OS (ReadDirectoryChangesW's buffer overflow ends notify's
                     // watch) or silent: re-arm it; polling goes on meanwhile.
-                    let _ = watch.start(&self.dir, &self.inbox_path, &on_change);
+                    let _ = watch.start(&self.real_dir, &self.inbox_path, &on_change);
                     if let Some(reason) = reason {
                         self.report_watch_problem(reason);
                     }
@@ -732,7 +768,7 @@ impl Channel {
                     safety_read = true;
                     // The watch dies with its directory; re-arm it when the directory is back.
                     if self.options.watch && watch.is_stale(&self.dir) {
-                        let _ = watch.start(&self.dir, &self.inbox_path, &on_change);
+                        let _ = watch.start(&self.real_dir, &self.inbox_path, &on_change);
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
@@ -845,6 +881,15 @@ fn create_channel_dir(dir: &Path, mode: u32) -> Result<()> {
             dir,
             platform::not_a_directory(),
         )),
+    }
+}
+
+/// Refuses a path with a symbolic link on the way that another user owns: they could re-point
+/// it at a directory of theirs.
+fn refuse_foreign_links(dir: &Path) -> Result<()> {
+    match platform::foreign_link_on_the_way(dir) {
+        Some((link, reason)) => Err(ChannelError::Insecure { path: link, reason }),
+        None => Ok(()),
     }
 }
 
@@ -961,9 +1006,11 @@ mod tests {
 
     #[test]
     fn a_reader_whose_acknowledgement_lapsed_is_told_of_its_loss() {
+        // Long enough for `keeping` to stay live through 110 sends on a slow machine.
+        const ACK_TIMEOUT: Duration = Duration::from_secs(3);
         let dir = tempfile::tempdir().unwrap();
         let short = ChannelOptions {
-            ack_timeout: Duration::from_millis(300),
+            ack_timeout: ACK_TIMEOUT,
             ..ChannelOptions::default()
         };
         let back = Channel::open(dir.path(), Role::Backend, short.clone()).unwrap();
@@ -975,7 +1022,7 @@ mod tests {
         // `lapsing` goes silent for longer than the writer's ackTimeoutMs; `keeping` does not.
         let outbox = dir.path().join(BACKEND_OUTBOX);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while crate::protocol::ack::live_positions(&outbox, Duration::from_millis(300)).len() > 1 {
+        while crate::protocol::ack::live_positions(&outbox, ACK_TIMEOUT).len() > 1 {
             assert!(Instant::now() < deadline, "the silent reader never lapsed");
             keeping.recv(usize::MAX).unwrap();
             std::thread::sleep(Duration::from_millis(10));
@@ -984,7 +1031,7 @@ mod tests {
             back.send_event("e", json!(i)).unwrap();
         }
         assert_eq!(keeping.recv(usize::MAX).unwrap().len(), 150);
-        for i in 151..=300 {
+        for i in 151..=260 {
             back.send_event("e", json!(i)).unwrap();
         }
         // The file holds more than the cap for `keeping`, but not `lapsing`'s anchor.
@@ -1003,7 +1050,7 @@ mod tests {
             ..ChannelOptions::default()
         };
         let front = Channel::open(dir.path(), Role::Frontend, big).unwrap();
-        let mut reference = ipckit::FileChannel::backend(dir.path()).unwrap();
+        let reference = ipckit::FileChannel::backend(dir.path()).unwrap();
         for i in 0..300 {
             reference.send_event("e", json!(i)).unwrap();
         }

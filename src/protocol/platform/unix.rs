@@ -127,6 +127,28 @@ pub fn host_name() -> &'static str {
     })
 }
 
+/// The path with every symbolic link resolved.
+pub fn resolve_links(path: &Path) -> io::Result<std::path::PathBuf> {
+    fs::canonicalize(path)
+}
+
+/// The first symbolic link on the way to `path` (itself included) that belongs to another user
+/// (root's are trusted), with why it is refused.
+pub fn foreign_link_on_the_way(path: &Path) -> Option<(std::path::PathBuf, String)> {
+    let our_uid = unsafe { libc::geteuid() };
+    let absolute = std::path::absolute(path).ok()?;
+    absolute.ancestors().find_map(|step| {
+        let metadata = fs::symlink_metadata(step).ok()?;
+        let uid = metadata.uid();
+        (metadata.file_type().is_symlink() && uid != our_uid && uid != 0).then(|| {
+            (
+                step.to_path_buf(),
+                format!("is a symbolic link owned by uid {uid}, who could re-point it"),
+            )
+        })
+    })
+}
+
 /// Why other local users could tamper with `dir`, if they could: the policy of OpenSSH's
 /// StrictModes as Debian ships it. The owner must be this user (root may not use a directory
 /// another user owns either: that user could swap files under it). Group write is accepted only
@@ -363,5 +385,74 @@ mod tests {
             let problem = dir_privacy_problem(base.path()).unwrap().unwrap();
             assert!(problem.contains("owned by uid 65534"), "{problem}");
         }
+    }
+
+    #[test]
+    fn a_link_owned_by_another_user_on_the_way_is_refused_unless_allowed() {
+        let base = tempfile::tempdir().unwrap();
+        let real = base.path().join("real");
+        fs::create_dir(&real).unwrap();
+        let link = base.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let path = std::ffi::CString::new(link.as_os_str().as_encoded_bytes()).unwrap();
+        if unsafe { libc::lchown(path.as_ptr(), 65534, u32::MAX) } != 0 {
+            assert_ne!(
+                unsafe { libc::geteuid() },
+                0,
+                "root could not lchown a link"
+            );
+            return;
+        }
+        let dir = link.join("chan");
+        let error = Channel::open(&dir, Role::Frontend, ChannelOptions::default())
+            .err()
+            .unwrap();
+        assert_eq!(error.code(), "EPERM");
+        assert!(error.to_string().contains("owned by uid 65534"), "{error}");
+        assert!(
+            !real.join("chan").exists(),
+            "nothing created through the link"
+        );
+        let allowed = ChannelOptions {
+            allow_insecure: true,
+            ..ChannelOptions::default()
+        };
+        assert!(Channel::open(&dir, Role::Frontend, allowed).is_ok());
+    }
+
+    #[test]
+    fn re_pointing_a_link_later_does_not_move_the_channel() {
+        let base = tempfile::tempdir().unwrap();
+        let (ours, theirs) = (base.path().join("ours"), base.path().join("theirs"));
+        fs::create_dir(&ours).unwrap();
+        fs::create_dir(&theirs).unwrap();
+        let link = base.path().join("link");
+        std::os::unix::fs::symlink(&ours, &link).unwrap();
+        let front = Channel::open(&link, Role::Frontend, ChannelOptions::default()).unwrap();
+        assert_eq!(front.dir(), link.as_path());
+        fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(&theirs, &link).unwrap();
+        front.send_event("e", serde_json::json!(1)).unwrap();
+        let written = fs::read_to_string(ours.join("frontend_to_backend.json")).unwrap();
+        assert!(written.contains("\"e\""));
+        assert!(!theirs.join("frontend_to_backend.json").exists());
+    }
+
+    #[test]
+    fn a_directory_replaced_by_one_others_control_is_not_written_to() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("chan");
+        let front = Channel::open(&dir, Role::Frontend, ChannelOptions::default()).unwrap();
+        fs::rename(&dir, base.path().join("moved")).unwrap();
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let error = front.send_event("e", serde_json::json!(1)).unwrap_err();
+        assert_eq!(error.code(), "EPERM");
+        assert!(error.to_string().contains("writable by others"), "{error}");
+        assert!(!dir.join("frontend_to_backend.json").exists());
+        // Re-created privately (the peer came back): fine again.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        front.send_event("e", serde_json::json!(2)).unwrap();
+        assert!(dir.join("frontend_to_backend.json").exists());
     }
 }

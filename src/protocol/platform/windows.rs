@@ -182,6 +182,17 @@ pub fn host_name() -> &'static str {
     })
 }
 
+/// The path as given: resolving reparse points would turn it into a `\\?\` path, and links
+/// here need privileges to create.
+pub fn resolve_links(path: &Path) -> io::Result<std::path::PathBuf> {
+    std::path::absolute(path)
+}
+
+/// No check here: the directory's own owner and DACL are checked instead.
+pub fn foreign_link_on_the_way(_path: &Path) -> Option<(std::path::PathBuf, String)> {
+    None
+}
+
 /// Rights that let an account add, replace or delete the directory's files, or take it over.
 const WRITE_RIGHTS: u32 = FILE_WRITE_DATA
     | FILE_ADD_FILE
