@@ -205,7 +205,9 @@ describe('many waits at once', () => {
 
   test('1,000 waits on ids that never come all reject ETIMEDOUT, none early', async () => {
     const { front } = h.pair()
-    const timeoutMs = 300
+    // Under Wine (the Windows run here) each waitResponse call costs a wineserver round trip
+    // (~0.7 ms), so making 1,000 of them takes longer than 300 ms.
+    const timeoutMs = process.platform === 'win32' ? 3000 : 300
     const waits = []
     for (let i = 0; i < 1000; i++) {
       const started = performance.now()
@@ -451,20 +453,24 @@ describe('re-entrancy', () => {
 })
 
 describe('messages() async iteration', () => {
-  test('yields every message in order and ends when the signal aborts', async () => {
+  test('yields every message in order; aborting rejects with AbortError (like events.on) and loses nothing', async () => {
     const { front, back } = h.pair()
     const controller = new AbortController()
     const got = []
     const loop = (async () => {
       for await (const message of front.messages({ signal: controller.signal })) {
         got.push(message.payload)
-        if (got.length === 5) controller.abort()
+        if (got.length === 5) controller.abort('enough')
       }
       return 'ended'
     })()
     for (let i = 0; i < 8; i++) back.sendEvent('e', i)
-    await expect(loop).resolves.toBe('ended')
+    await expect(loop).rejects.toMatchObject({ name: 'AbortError', code: 'ABORT_ERR', cause: 'enough' })
     expect(got).toEqual([0, 1, 2, 3, 4])
+    // What the iterator held but did not yield goes back to recv(), with what arrives later.
+    const rest = []
+    await waitFor(() => rest.push(...front.recv().map((m) => m.payload)) && rest.length === 3)
+    expect(rest).toEqual([5, 6, 7])
   })
 
   test('ends when the channel closes', async () => {
@@ -481,11 +487,11 @@ describe('messages() async iteration', () => {
     expect(got).toEqual(['a'])
   })
 
-  test('an already aborted signal yields nothing; break stops taking messages', async () => {
+  test('an already aborted signal throws AbortError at once (like events.on); break stops taking messages', async () => {
     const { front, back } = h.pair()
-    const none = []
-    for await (const message of front.messages({ signal: AbortSignal.abort() })) none.push(message)
-    expect(none).toEqual([])
+    expect(() => front.messages({ signal: AbortSignal.abort() })).toThrow(
+      expect.objectContaining({ name: 'AbortError', code: 'ABORT_ERR' }),
+    )
     back.sendEvent('e', 1)
     back.sendEvent('e', 2)
     for await (const message of front.messages()) {
@@ -561,8 +567,11 @@ describe('bursts and clear()', () => {
     const { dir, front, back } = h.pair()
     for (let i = 0; i < 300; i++) back.sendEvent('burst', i)
     const onDisk = readMessages(dir, BACKEND_OUTBOX)
-    // The burst really shares milliseconds (the reference would repeat these).
-    expect(new Set(onDisk.map((m) => m.timestamp)).size).toBeLessThan(onDisk.length)
+    // The burst really shares milliseconds (the reference would repeat these). Not under Wine (the
+    // Windows run here), where a send takes ~5 ms: there this checks exactly-once and order only.
+    if (process.platform !== 'win32') {
+      expect(new Set(onDisk.map((m) => m.timestamp)).size).toBeLessThan(onDisk.length)
+    }
     const got = front.recv()
     expect(got.map((m) => m.payload)).toEqual(Array.from({ length: 300 }, (_, i) => i))
     expect(new Set(got.map((m) => m.id)).size).toBe(300)
