@@ -7,7 +7,9 @@ pub mod files;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod inbox;
+pub mod inspect;
 pub mod lock;
 pub mod message;
+pub mod options;
 pub mod outbox;
 pub mod platform;
