@@ -28,27 +28,31 @@ export declare class NativeFileChannel {
   sendRequest(method: string, paramsJson?: string | undefined | null): string
   /** Sends the response to request `requestId`. */
   sendResponse(requestId: string, resultJson?: string | undefined | null): void
-  /** Sends an error response to request `requestId`. */
-  sendError(requestId: string, message: string): void
+  /**
+   * Sends an error response to request `requestId`, with the optional extension fields
+   * `error_code` and `error_data` (JSON text).
+   */
+  sendError(requestId: string, message: string, code?: string | undefined | null, dataJson?: string | undefined | null): void
   /** Sends an event. */
   sendEvent(name: string, payloadJson?: string | undefined | null): void
   /** New messages not taken by a wait or a listener, oldest first, at most `max`. */
   recv(max?: number | undefined | null): Array<ChannelMessage>
   /**
    * Resolves with the response to `requestId` (an error response too), or rejects with
-   * `ETIMEDOUT` after `timeoutMs` (default 30000).
+   * `ETIMEDOUT` after `timeoutMs` (default `DEFAULTS.timeoutMs`).
    */
-  waitResponse(requestId: string, timeoutMs?: number | undefined | null): Promise<ChannelMessage>
+  waitResponse(requestId: string, timeoutMs?: unknown | undefined | null): Promise<ChannelMessage>
   /**
    * Like `waitResponse`, but returns `{ token, response }` so that this one wait can be
    * cancelled with `cancelWait(token, ...)`.
    */
-  beginWait(requestId: string, timeoutMs?: number | undefined | null): { token: number; response: Promise<ChannelMessage> }
+  beginWait(requestId: string, timeoutMs?: unknown | undefined | null): { token: number; response: Promise<ChannelMessage> }
   /**
    * Sends a request with its wait registered first. Returns `{ id, token, response }` where
-   * `response` resolves with the result payload or rejects (`EREMOTE`, `ETIMEDOUT`, ...).
+   * `response` resolves with the response message (an error response too) or rejects
+   * (`ETIMEDOUT`, `ECLOSED`, ...).
    */
-  beginRequest(method: string, paramsJson?: string | undefined | null, timeoutMs?: number | undefined | null): { id: string; token: number; response: Promise<any> }
+  beginRequest(method: string, paramsJson?: string | undefined | null, timeoutMs?: unknown | undefined | null): { id: string; token: number; response: Promise<ChannelMessage> }
   /**
    * Rejects the pending wait `token` (from `beginWait`/`beginRequest`) with `code` and
    * `message`. Returns whether it was still pending.
@@ -75,6 +79,25 @@ export declare class NativeFileChannel {
 }
 
 /**
+ * A bystander's reader of one message file: each message once, in file order, with the
+ * channel's own reader (its dedupe and loss rules); publishes no acknowledgement.
+ */
+export declare class NativeFileReader {
+  constructor(file: string)
+  /** The messages that are new since the last call, and problems (`EBADMSG`, `ELOST`, ...). */
+  read(): { messages: ChannelMessage[]; errors: Error[] }
+}
+
+export declare function channelFileNames(): ChannelFileNames
+
+/** The channel's file names: `{ frontendOutbox, backendOutbox, channelInfo }`. */
+export interface ChannelFileNames {
+  frontendOutbox: string
+  backendOutbox: string
+  channelInfo: string
+}
+
+/**
  * A message as JavaScript sees it. On disk `replyTo` is `reply_to`; the other names are the same.
  * Optional fields are absent (not `undefined`-valued) when the message does not carry them.
  */
@@ -96,9 +119,20 @@ export interface ChannelMessage {
   payload: any
   /** Error responses only: the error text. */
   error?: string
+  /**
+   * Error responses only, when the peer sent one: a machine-readable code (`error_code` on
+   * disk; an extension, see PROTOCOL-EXTENSIONS.md).
+   */
+  errorCode?: string
+  /** Error responses only, when the peer sent it: any JSON detail (`error_data` on disk). */
+  errorData?: any
 }
 
-/** Options of a channel. Every field is optional; the defaults are the reference's. */
+/**
+ * Options of a channel. Every field is optional; the defaults are the reference's. (This
+ * declares the type for TypeScript; the values are checked by the core, `protocol::options`,
+ * and the defaults are exported as `DEFAULTS`.)
+ */
 export interface ChannelOptions {
   /** Messages kept in our outbox; older ones are dropped when it is full. Default 100. */
   maxMessages?: number
@@ -143,3 +177,47 @@ export interface ChannelOptions {
    */
   maxBacklog?: number
 }
+
+/** Every channel option with its type, range and default, in documentation order. */
+export declare function channelOptionSpecs(): Array<OptionSpec>
+
+/**
+ * Throws `EPERM` when `dir` is owned by another user or writable by group or others (the
+ * check a channel makes when it opens, unless `allowInsecure`).
+ */
+export declare function checkChannelDir(dir: string): void
+
+/** How long `request()` and `waitResponse()` wait when no `timeoutMs` is given. */
+export declare const DEFAULT_TIMEOUT_MS: number
+
+/**
+ * What the message file `file` holds and who reads and writes it, as JSON text:
+ * `{ summary?, parseError?, lock, readers }`. Read-only: takes no lock, writes nothing.
+ */
+export declare function inspectMessageFile(file: string): string
+
+/** Deepest payload nesting the reference (Python) reader can still parse. */
+export declare const MAX_PAYLOAD_DEPTH: number
+
+/** The longest timeout a wait accepts; longer ones are capped to it. */
+export declare const MAX_TIMEOUT_MS: number
+
+/** One channel option as the core defines it. */
+export interface OptionSpec {
+  /** The option's name in `ChannelOptions`. */
+  name: string
+  /** `"integer"`, `"boolean"` or `"mode"` (permission bits). */
+  kind: 'integer' | 'boolean' | 'mode'
+  /** Smallest accepted value (integers and modes). */
+  min: number
+  /** Largest accepted value (integers and modes). */
+  max: number
+  /** The default value. */
+  default: number | boolean
+}
+
+/**
+ * A timeout in milliseconds as the waits take it: `undefined` is the default, longer than
+ * `MAX_TIMEOUT_MS` is capped; anything but a finite number >= 0 is `EINVAL` naming `argument`.
+ */
+export declare function resolveTimeoutMs(value: unknown | undefined | null, argument: string): number

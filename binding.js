@@ -836,3 +836,12 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeFileChannel = nativeBinding.NativeFileChannel
+module.exports.NativeFileReader = nativeBinding.NativeFileReader
+module.exports.channelFileNames = nativeBinding.channelFileNames
+module.exports.channelOptionSpecs = nativeBinding.channelOptionSpecs
+module.exports.checkChannelDir = nativeBinding.checkChannelDir
+module.exports.DEFAULT_TIMEOUT_MS = nativeBinding.DEFAULT_TIMEOUT_MS
+module.exports.inspectMessageFile = nativeBinding.inspectMessageFile
+module.exports.MAX_PAYLOAD_DEPTH = nativeBinding.MAX_PAYLOAD_DEPTH
+module.exports.MAX_TIMEOUT_MS = nativeBinding.MAX_TIMEOUT_MS
+module.exports.resolveTimeoutMs = nativeBinding.resolveTimeoutMs

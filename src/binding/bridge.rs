@@ -1,7 +1,7 @@
 //! Carries deliveries from any thread to the JavaScript thread through one threadsafe function
 //! per channel, and settles the promises of pending waits there, in Rust, without a JS hop.
 
-use super::convert::{channel_error_value, create_error, message_value, JsonPayload};
+use super::convert::{channel_error_value, create_error, message_value};
 use crate::protocol::channel::{Delivery, DeliverySink};
 use crate::protocol::error::ChannelError;
 use crate::protocol::message::Message;
@@ -12,18 +12,8 @@ use std::collections::HashMap;
 use std::ptr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-/// What a pending promise resolves with.
-#[derive(Clone, Copy)]
-pub enum WaitMode {
-    /// `waitResponse`: the response message, error responses included.
-    Message,
-    /// `request`: the result payload; an error response rejects with `EREMOTE`.
-    Payload,
-}
-
 struct PendingWait {
     deferred: sys::napi_deferred,
-    mode: WaitMode,
 }
 
 // A napi_deferred is only ever touched on the JavaScript thread that created it.
@@ -32,8 +22,8 @@ unsafe impl Send for PendingWait {}
 /// Messages for the listeners and problems for `'error'`, as the JS layer receives them.
 #[derive(Default)]
 pub struct DeliveryBatch {
-    messages: Vec<Message>,
-    problems: Vec<ChannelError>,
+    pub messages: Vec<Message>,
+    pub problems: Vec<ChannelError>,
 }
 
 impl ToNapiValue for DeliveryBatch {
@@ -150,11 +140,13 @@ impl Bridge {
         Ok(())
     }
 
-    pub fn add_wait(&self, env: &Env, token: u64, mode: WaitMode) -> Result<sys::napi_value> {
+    /// A promise for wait `token`, resolved with the response message (error responses too:
+    /// the JS layer makes `EREMOTE` errors, with the caller's stack).
+    pub fn add_wait(&self, env: &Env, token: u64) -> Result<sys::napi_value> {
         let mut deferred = ptr::null_mut();
         let mut promise = ptr::null_mut();
         check_status!(unsafe { sys::napi_create_promise(env.raw(), &mut deferred, &mut promise) })?;
-        lock(&self.pending).insert(token, PendingWait { deferred, mode });
+        lock(&self.pending).insert(token, PendingWait { deferred });
         self.update_ref(env.raw());
         Ok(promise)
     }
@@ -169,14 +161,9 @@ impl Bridge {
         let Some(wait) = lock(&self.pending).remove(&token) else {
             return;
         };
-        let settled = match (outcome, wait.mode) {
-            (Ok(message), WaitMode::Message) => message_value(env, message).map(|v| (true, v)),
-            (Ok(message), WaitMode::Payload) => match message.error {
-                Some(text) => create_error(env, "EREMOTE", &text).map(|v| (false, v)),
-                None => unsafe { JsonPayload::to_napi_value(env, JsonPayload(message.payload)) }
-                    .map(|v| (true, v)),
-            },
-            (Err(error), _) => channel_error_value(env, &error).map(|v| (false, v)),
+        let settled = match outcome {
+            Ok(message) => message_value(env, message).map(|v| (true, v)),
+            Err(error) => channel_error_value(env, &error).map(|v| (false, v)),
         };
         // If building the value failed, the promise still settles, with that failure.
         let (resolve, value) = settled.unwrap_or_else(|error| {

@@ -1,21 +1,23 @@
 //! `NativeFileChannel`: the protocol core's `Channel` as a JavaScript class. The public
 //! `FileChannel` (index.js) wraps it, turning payloads into JSON text and adding events.
 
-use super::bridge::{Bridge, DeliveryBatch, WaitMode};
-use super::convert::{invalid, parse_payload, parse_timeout, to_js_error, ChannelMessage, Code};
-use crate::protocol::channel::{self, Channel, Listening, Role};
+use super::bridge::{Bridge, DeliveryBatch};
+use super::convert::{
+    invalid, parse_channel_options, parse_payload, parse_timeout, to_js_error, ChannelMessage, Code,
+};
+use crate::protocol::channel::{Channel, Listening, Role};
 use crate::protocol::error::ChannelError;
+use crate::protocol::message::Message;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-const DEFAULT_TIMEOUT_MS: u64 = 30_000;
-
-/// Options of a channel. Every field is optional; the defaults are the reference's.
+/// Options of a channel. Every field is optional; the defaults are the reference's. (This
+/// declares the type for TypeScript; the values are checked by the core, `protocol::options`,
+/// and the defaults are exported as `DEFAULTS`.)
 #[napi(object)]
-#[derive(Default)]
+#[allow(dead_code)]
 pub struct ChannelOptions {
     /// Messages kept in our outbox; older ones are dropped when it is full. Default 100.
     pub max_messages: Option<u32>,
@@ -51,66 +53,6 @@ pub struct ChannelOptions {
     pub max_backlog: Option<u32>,
 }
 
-impl ChannelOptions {
-    fn into_core(self) -> Result<channel::ChannelOptions, Code> {
-        let mut core = channel::ChannelOptions::default();
-        if let Some(max) = self.max_messages {
-            // Zero is refused by the core, for every caller.
-            core.max_messages = max as usize;
-        }
-        if let Some(ms) = self.lock_timeout_ms {
-            core.lock_timeout = Duration::from_millis(ms.into());
-        }
-        if let Some(ms) = self.stale_lock_ms {
-            core.stale_lock = Duration::from_millis(ms.into());
-        }
-        if let Some(bytes) = self.max_file_bytes {
-            if !(bytes.is_finite() && bytes >= 2.0) {
-                return Err(invalid(format!(
-                    "options.maxFileBytes must be a number >= 2, got {bytes}"
-                )));
-            }
-            core.max_file_bytes = bytes as u64;
-        }
-        if let Some(watch) = self.watch {
-            core.watch = watch;
-        }
-        if let Some(ms) = self.poll_interval_ms {
-            if ms == 0 {
-                return Err(invalid("options.pollIntervalMs must be at least 1"));
-            }
-            core.poll_interval = Duration::from_millis(ms.into());
-        }
-        core.allow_insecure = self.allow_insecure.unwrap_or(false);
-        if let Some(acknowledge) = self.acknowledge {
-            core.acknowledge = acknowledge;
-        }
-        if let Some(ms) = self.ack_timeout_ms {
-            core.ack_timeout = Duration::from_millis(ms.into());
-        }
-        if let Some(max) = self.max_backlog {
-            core.max_backlog = max as usize;
-        }
-        if let Some(max) = self.max_queued {
-            core.max_queued = max.max(1) as usize;
-        }
-        for (value, target, name) in [
-            (self.mode, &mut core.file_mode, "options.mode"),
-            (self.dir_mode, &mut core.dir_mode, "options.dirMode"),
-        ] {
-            if let Some(mode) = value {
-                if mode > 0o777 {
-                    return Err(invalid(format!(
-                        "{name} must be permission bits (0 to 0o777), got {mode:#o}"
-                    )));
-                }
-                *target = mode;
-            }
-        }
-        Ok(core)
-    }
-}
-
 /// The native half of `FileChannel`. Payload arguments are JSON text; use `FileChannel`.
 #[napi]
 pub struct NativeFileChannel {
@@ -131,7 +73,7 @@ impl NativeFileChannel {
         dir: String,
         role: String,
         on_delivery: Function<'_, DeliveryBatch, Unknown<'static>>,
-        options: Option<ChannelOptions>,
+        options: Option<Unknown<'_>>,
     ) -> Result<Self, Code> {
         let role = match role.as_str() {
             "frontend" => Role::Frontend,
@@ -145,7 +87,7 @@ impl NativeFileChannel {
         if dir.is_empty() {
             return Err(invalid("dir must be a non-empty path"));
         }
-        let options = options.unwrap_or_default().into_core()?;
+        let options = parse_channel_options(options)?;
         let channel = Channel::open(&PathBuf::from(dir), role, options).map_err(to_js_error)?;
         let bridge = Arc::new(Bridge::default());
         bridge
@@ -205,12 +147,28 @@ impl NativeFileChannel {
             .map_err(to_js_error)
     }
 
-    /// Sends an error response to request `requestId`.
+    /// Sends an error response to request `requestId`, with the optional extension fields
+    /// `error_code` and `error_data` (JSON text).
     #[napi]
-    pub fn send_error(&self, request_id: String, message: String) -> Result<(), Code> {
-        self.channel
-            .send_error(&request_id, &message)
-            .map_err(to_js_error)
+    pub fn send_error(
+        &self,
+        request_id: String,
+        message: String,
+        code: Option<String>,
+        data_json: Option<String>,
+    ) -> Result<(), Code> {
+        if code.is_none() && data_json.is_none() {
+            return self
+                .channel
+                .send_error(&request_id, &message)
+                .map_err(to_js_error);
+        }
+        let mut response = Message::error_response(&request_id, &message);
+        response.error_code = code;
+        response.error_data = data_json
+            .map(|text| parse_payload(Some(text), "data"))
+            .transpose()?;
+        self.channel.send(&response).map_err(to_js_error)
     }
 
     /// Sends an event.
@@ -229,16 +187,16 @@ impl NativeFileChannel {
     }
 
     /// Resolves with the response to `requestId` (an error response too), or rejects with
-    /// `ETIMEDOUT` after `timeoutMs` (default 30000).
+    /// `ETIMEDOUT` after `timeoutMs` (default `DEFAULTS.timeoutMs`).
     #[napi(ts_return_type = "Promise<ChannelMessage>")]
     pub fn wait_response(
         &self,
         env: Env,
         request_id: String,
-        timeout_ms: Option<f64>,
+        timeout_ms: Option<Unknown<'_>>,
     ) -> Result<Unknown<'_>, Code> {
-        let timeout = parse_timeout(timeout_ms, DEFAULT_TIMEOUT_MS, "timeoutMs")?;
-        self.start_wait(&env, WaitMode::Message, |channel| {
+        let timeout = parse_timeout(timeout_ms, "timeoutMs")?;
+        self.start_wait(&env, |channel| {
             channel
                 .wait_response(&request_id, timeout)
                 .map(|token| ((), token))
@@ -253,10 +211,10 @@ impl NativeFileChannel {
         &self,
         env: Env,
         request_id: String,
-        timeout_ms: Option<f64>,
+        timeout_ms: Option<Unknown<'_>>,
     ) -> Result<Object<'_>, Code> {
-        let timeout = parse_timeout(timeout_ms, DEFAULT_TIMEOUT_MS, "timeoutMs")?;
-        let (promise, token) = self.start_wait(&env, WaitMode::Message, |channel| {
+        let timeout = parse_timeout(timeout_ms, "timeoutMs")?;
+        let (promise, token) = self.start_wait(&env, |channel| {
             channel
                 .wait_response(&request_id, timeout)
                 .map(|token| (token, token))
@@ -265,18 +223,19 @@ impl NativeFileChannel {
     }
 
     /// Sends a request with its wait registered first. Returns `{ id, token, response }` where
-    /// `response` resolves with the result payload or rejects (`EREMOTE`, `ETIMEDOUT`, ...).
-    #[napi(ts_return_type = "{ id: string; token: number; response: Promise<any> }")]
+    /// `response` resolves with the response message (an error response too) or rejects
+    /// (`ETIMEDOUT`, `ECLOSED`, ...).
+    #[napi(ts_return_type = "{ id: string; token: number; response: Promise<ChannelMessage> }")]
     pub fn begin_request(
         &self,
         env: Env,
         method: String,
         params_json: Option<String>,
-        timeout_ms: Option<f64>,
+        timeout_ms: Option<Unknown<'_>>,
     ) -> Result<Object<'_>, Code> {
+        let timeout = parse_timeout(timeout_ms, "timeoutMs")?;
         let params = parse_payload(params_json, "params")?;
-        let timeout = parse_timeout(timeout_ms, DEFAULT_TIMEOUT_MS, "timeoutMs")?;
-        let (promise, (id, token)) = self.start_wait(&env, WaitMode::Payload, |channel| {
+        let (promise, (id, token)) = self.start_wait(&env, |channel| {
             channel
                 .begin_request(&method, params, timeout)
                 .map(|(id, token)| ((id, token), token))
@@ -360,11 +319,10 @@ impl NativeFileChannel {
     fn start_wait<T>(
         &self,
         env: &Env,
-        mode: WaitMode,
         register: impl FnOnce(&Arc<Channel>) -> crate::protocol::error::Result<(T, u64)>,
     ) -> Result<(Unknown<'_>, T), Code> {
         let (value, token) = register(&self.channel).map_err(to_js_error)?;
-        let promise = self.bridge.add_wait(env, token, mode).map_err(|e| {
+        let promise = self.bridge.add_wait(env, token).map_err(|e| {
             self.channel.cancel_token(token);
             invalid(e.reason)
         })?;

@@ -2,6 +2,7 @@
 
 use crate::protocol::error::ChannelError;
 use crate::protocol::message::Message;
+use crate::protocol::options::{self, RawOption};
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
@@ -28,6 +29,12 @@ pub struct ChannelMessage {
     pub payload: JsonPayload,
     /// Error responses only: the error text.
     pub error: Option<String>,
+    /// Error responses only, when the peer sent one: a machine-readable code (`error_code` on
+    /// disk; an extension, see PROTOCOL-EXTENSIONS.md).
+    pub error_code: Option<String>,
+    /// Error responses only, when the peer sent it: any JSON detail (`error_data` on disk).
+    #[napi(ts_type = "any")]
+    pub error_data: Option<JsonPayload>,
 }
 
 impl From<Message> for ChannelMessage {
@@ -40,6 +47,8 @@ impl From<Message> for ChannelMessage {
             reply_to: message.reply_to,
             payload: JsonPayload(message.payload),
             error: message.error,
+            error_code: message.error_code,
+            error_data: message.error_data.map(JsonPayload),
         }
     }
 }
@@ -154,19 +163,99 @@ pub fn parse_payload(json: Option<String>, argument: &str) -> JsResult<serde_jso
     }
 }
 
-/// A timeout argument in milliseconds: finite and not negative; longer than `setTimeout` allows
-/// (about 24.8 days) is capped there.
-pub fn parse_timeout(
-    value: Option<f64>,
-    default_ms: u64,
-    argument: &str,
-) -> JsResult<std::time::Duration> {
-    const MAX_MS: f64 = 2_147_483_647.0;
-    let ms = value.unwrap_or(default_ms as f64);
-    if !ms.is_finite() || ms < 0.0 {
-        return Err(invalid(format!(
-            "{argument} must be a finite number of milliseconds >= 0, got {ms}"
-        )));
+/// A short description of a JavaScript value for error messages: `"100" (a string)`, `null`,
+/// `a function`.
+pub fn describe_value(value: &Unknown<'_>) -> String {
+    let described = (|| -> Result<String> {
+        Ok(match value.get_type()? {
+            ValueType::Undefined => "undefined".into(),
+            ValueType::Null => "null".into(),
+            ValueType::Boolean => unsafe { value.cast::<bool>()? }.to_string(),
+            ValueType::Number => format!("{}", unsafe { value.cast::<f64>()? }),
+            ValueType::String => {
+                let text: String = unsafe { value.cast()? };
+                let mut quoted = serde_json::to_string(&text).unwrap_or_default();
+                if quoted.len() > 40 {
+                    quoted.truncate(37);
+                    quoted.push_str("...");
+                }
+                format!("{quoted} (a string)")
+            }
+            ValueType::Object if value.is_array()? => "an array".into(),
+            ValueType::Object => "an object".into(),
+            ValueType::Function => "a function".into(),
+            ValueType::Symbol => "a symbol".into(),
+            ValueType::BigInt => "a BigInt".into(),
+            _ => "a value of another type".into(),
+        })
+    })();
+    described.unwrap_or_else(|_| "an unreadable value".into())
+}
+
+/// A number argument that may be left out (`undefined` or `null`); anything else but a number
+/// is refused by `check` with its description.
+pub fn optional_number(
+    value: Option<Unknown<'_>>,
+    refuse: impl FnOnce(String) -> Error<Code>,
+) -> JsResult<Option<f64>> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    match value.get_type() {
+        Ok(ValueType::Undefined | ValueType::Null) => Ok(None),
+        Ok(ValueType::Number) => Ok(Some(
+            unsafe { value.cast::<f64>() }.map_err(|e| invalid(e.reason))?,
+        )),
+        _ => Err(refuse(describe_value(&value))),
     }
-    Ok(std::time::Duration::from_millis(ms.min(MAX_MS) as u64))
+}
+
+/// A timeout argument in milliseconds (`undefined`: the default), checked by the core.
+pub fn parse_timeout(value: Option<Unknown<'_>>, argument: &str) -> JsResult<std::time::Duration> {
+    let ms = optional_number(value, |got| {
+        invalid(format!(
+            "{argument} must be a finite number of milliseconds >= 0, got {got}"
+        ))
+    })?;
+    options::parse_timeout(ms, argument).map_err(to_js_error)
+}
+
+/// Channel options as the caller passed them, checked by the core (one place for every rule).
+pub fn parse_channel_options(
+    value: Option<Unknown<'_>>,
+) -> JsResult<crate::protocol::channel::ChannelOptions> {
+    let Some(value) = value else {
+        return Ok(Default::default());
+    };
+    let kind = value.get_type().map_err(|e| invalid(e.reason))?;
+    match kind {
+        ValueType::Undefined | ValueType::Null => return Ok(Default::default()),
+        ValueType::Object if !value.is_array().unwrap_or(false) => {}
+        _ => {
+            return Err(invalid(format!(
+                "options must be an object, got {}",
+                describe_value(&value)
+            )))
+        }
+    }
+    let object: Object = unsafe { value.cast() }.map_err(|e| invalid(e.reason))?;
+    let names = Object::keys(&object).map_err(|e| invalid(e.reason))?;
+    let mut raw = Vec::with_capacity(names.len());
+    for name in names {
+        let item: Unknown = object
+            .get_named_property(&name)
+            .map_err(|e| invalid(e.reason))?;
+        let option = match item.get_type().map_err(|e| invalid(e.reason))? {
+            ValueType::Undefined => RawOption::Missing,
+            ValueType::Number => {
+                RawOption::Number(unsafe { item.cast::<f64>() }.map_err(|e| invalid(e.reason))?)
+            }
+            ValueType::Boolean => {
+                RawOption::Bool(unsafe { item.cast::<bool>() }.map_err(|e| invalid(e.reason))?)
+            }
+            _ => RawOption::Other(describe_value(&item)),
+        };
+        raw.push((name, option));
+    }
+    options::parse_options(raw).map_err(to_js_error)
 }

@@ -4,3 +4,4 @@
 mod bridge;
 mod channel;
 mod convert;
+mod tools;
