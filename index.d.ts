@@ -1,15 +1,75 @@
-// Public types of ipckit. The message and option shapes are generated from the Rust sources by
-// napi-rs (binding.d.ts); the FileChannel class is the JavaScript layer in index.js.
+// Public types of ipckit. The option shapes are generated from the Rust sources by napi-rs
+// (binding.d.ts); the FileChannel class is the JavaScript layer in lib/channel.js.
+//
+// These types need neither `@types/node` nor the DOM lib: the EventEmitter members and the
+// AbortSignal are declared structurally (a FileChannel is a real `EventEmitter` at run time).
 
-import type { ChannelMessage, ChannelOptions } from './binding'
+import type { ChannelOptions } from './binding'
 
-export type { ChannelMessage, ChannelOptions }
+export type { ChannelOptions }
+
+// `Symbol.dispose` / `Symbol.asyncDispose` for projects whose `lib` predates them (the same
+// declaration as TypeScript's `esnext.disposable` and `@types/node`, with which it merges).
+declare global {
+  interface SymbolConstructor {
+    readonly dispose: unique symbol
+    readonly asyncDispose: unique symbol
+  }
+}
 
 /** Deepest payload nesting the reference (Python) reader can still parse: 125. */
 export declare const MAX_PAYLOAD_DEPTH: number
 
-/** Any value JSON can hold. `undefined` at the top level is sent as `null`. */
-export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue | undefined }
+/** The core's defaults: every channel option, and `timeoutMs` of `request()`/`waitResponse()`. */
+export declare const DEFAULTS: Readonly<Required<ChannelOptions> & { timeoutMs: number }>
+
+/** The core's limits: payload depth, longest timeout, and each numeric option's range. */
+export declare const LIMITS: Readonly<{
+  maxPayloadDepth: number
+  maxTimeoutMs: number
+  options: Readonly<Record<string, Readonly<{ min: number; max: number }>>>
+}>
+
+/** A JSON value, as received. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue }
+
+/**
+ * `T` if JSON can hold it (as `JSON.stringify` sends it: `toJSON()` is honoured, `undefined`
+ * properties are left out), else `never` where it cannot: functions, symbols, BigInt, and
+ * objects with methods. Payload parameters are `T & Jsonable<T>`, so such values do not compile.
+ */
+export type Jsonable<T> = T extends string | number | boolean | null | undefined
+  ? T
+  : T extends { toJSON(): unknown }
+    ? T
+    : T extends ((...args: any[]) => unknown) | bigint | symbol
+      ? never
+      : T extends readonly unknown[]
+        ? { readonly [K in keyof T]: Jsonable<T[K]> }
+        : T extends object
+          ? { readonly [K in keyof T]: Jsonable<T[K]> }
+          : never
+
+/** A message as JavaScript sees it. On disk `replyTo` is `reply_to`; optional fields are absent when not set. */
+export interface ChannelMessage<P = any> {
+  /** A v4 UUID, lowercase with dashes. */
+  id: string
+  /** Milliseconds since the Unix epoch when the sender made the message. */
+  timestamp: number
+  type: 'request' | 'response' | 'event'
+  /** Requests: the method name. Events: the event name. */
+  method?: string
+  /** Responses: the `id` of the request answered (`reply_to` on disk). */
+  replyTo?: string
+  /** Request params, response result or event data (any JSON value); `null` in an error response. */
+  payload: P
+  /** Error responses only: the error text. */
+  error?: string
+  /** Error responses only, when the peer sent `error_code` (PROTOCOL-EXTENSIONS.md). */
+  errorCode?: string
+  /** Error responses only, when the peer sent `error_data`. */
+  errorData?: JsonValue
+}
 
 /** An `Error` from ipckit, with a stable `code`. */
 export interface IpcError extends Error {
@@ -18,6 +78,27 @@ export interface IpcError extends Error {
    * `ENOBUFS`, `EPERM`, `ABORT_ERR`, or an OS code such as `ENOENT`, `EACCES`, `ENOTDIR`.
    */
   code: string
+}
+
+/** The rejection of `request()` when the peer answers with an error response. */
+export interface RemoteError extends IpcError {
+  code: 'EREMOTE'
+  /** The method that was requested. */
+  method: string
+  /** The id of the request. */
+  requestId: string
+  /** The peer's error text (also the `message`). */
+  remoteMessage: string
+  /** The peer's error code (`error_code`), when it sent one. */
+  remoteCode?: string
+  /** The peer's error data (`error_data`), when it sent it. */
+  remoteData?: JsonValue
+}
+
+/** Details of an error response: the `error_code` and `error_data` extension fields. */
+export interface ErrorDetails<D = JsonValue> {
+  code?: string
+  data?: D & Jsonable<D>
 }
 
 /**
@@ -32,7 +113,7 @@ export interface AbortSignalLike {
 }
 
 export interface RequestOptions {
-  /** Reject with `ETIMEDOUT` after this many milliseconds. Default 30000. */
+  /** Reject with `ETIMEDOUT` after this many milliseconds. Default `DEFAULTS.timeoutMs` (30000). */
   timeoutMs?: number
   /** Aborting rejects the pending wait with an `AbortError` (`code: 'ABORT_ERR'`). */
   signal?: AbortSignalLike
@@ -44,12 +125,48 @@ export interface WaitOptions {
 }
 
 export interface MessagesOptions {
-  /** Aborting ends the iteration. */
+  /** Aborting rejects the waiting (or next) `next()` with an `AbortError`, as `events.on` does. */
   signal?: AbortSignalLike
 }
 
+/**
+ * An API map for `FileChannel<Api>`: each method name to a function type from its params to its
+ * result, e.g. `{ add(params: { a: number; b: number }): number; ping(): 'pong' }`.
+ */
+export type ApiMap = { [method: string]: (params: any) => any }
+
+/** The default (untyped) API: any method, any JSON params, `any` result. */
+export interface UntypedApi {
+  [method: string]: (params?: any) => any
+}
+
+export type ParamsOf<F> = F extends () => any ? undefined : F extends (params: infer P) => any ? P : never
+export type ResultOf<F> = F extends (...args: any[]) => infer R ? Awaited<R> : never
+
+type IsUntyped<Api> = string extends keyof Api ? true : false
+
+/** `request()` of an untyped channel: `T` is the result type you expect. */
+export type UntypedRequest = <T = any, P = undefined>(
+  method: string,
+  params?: P & Jsonable<P>,
+  options?: RequestOptions,
+) => Promise<T>
+
+/** `request()` of a `FileChannel<Api>`: the method, its params and its result are checked. */
+export type TypedRequest<Api> = <M extends keyof Api & string>(
+  method: M,
+  ...args: undefined extends ParamsOf<Api[M]>
+    ? [params?: ParamsOf<Api[M]>, options?: RequestOptions]
+    : [params: ParamsOf<Api[M]>, options?: RequestOptions]
+) => Promise<ResultOf<Api[M]>>
+
 /** Answers one request method: the resolved value becomes the response, a throw an error response. */
-export type RequestHandler = (params: any, message: ChannelMessage) => unknown
+export type RequestHandler<P = any, R = unknown> = (params: P, message: ChannelMessage<P>) => R | Promise<R>
+
+export type Handlers<Api> =
+  IsUntyped<Api> extends true
+    ? Record<string, RequestHandler>
+    : { [M in keyof Api]?: RequestHandler<ParamsOf<Api[M]>, ResultOf<Api[M]>> }
 
 export interface FileChannelEvents {
   /** Every incoming message not taken by a pending wait. */
@@ -59,18 +176,26 @@ export interface FileChannelEvents {
   event: [message: ChannelMessage]
   /** Non-fatal problems: a malformed inbox (`EBADMSG`), loss (`ELOST`), a watcher failure (`EWATCH`), a throwing listener. */
   error: [error: IpcError]
+  /** After `close()`, once. */
+  close: []
 }
+
+type Listener<E extends keyof FileChannelEvents> = (...args: FileChannelEvents[E]) => void
+type AnyListener = (...args: any[]) => void
 
 /**
  * One end of an ipckit file channel: two JSON files in a shared directory, byte-compatible with
  * the Python `ipckit` package. Every incoming message goes to exactly one place: the pending
  * `waitResponse`/`request` for it, else the listeners for its type, else the `recv()` queue.
+ * A real `EventEmitter` (`instanceof EventEmitter` is true).
+ *
+ * `Api` (optional) types `request()`, `handle()` and `serve()`: see {@link ApiMap}.
  */
-export declare class FileChannel {
+export declare class FileChannel<Api extends object = UntypedApi> {
   /** Opens the frontend end in `dir`, creating the directory and files as the reference does. */
-  static frontend(dir: string, options?: ChannelOptions): FileChannel
+  static frontend<Api extends object = UntypedApi>(dir: string, options?: ChannelOptions): FileChannel<Api>
   /** Opens the backend end in `dir`, creating the directory and files as the reference does. */
-  static backend(dir: string, options?: ChannelOptions): FileChannel
+  static backend<Api extends object = UntypedApi>(dir: string, options?: ChannelOptions): FileChannel<Api>
   private constructor(dir: string, role: 'frontend' | 'backend', options?: ChannelOptions)
 
   /** The channel directory, as given. */
@@ -82,21 +207,34 @@ export declare class FileChannel {
   readonly pendingWaits: number
 
   /** Sends a request; returns its id. Throws `EINVAL` (with the path) for values JSON cannot hold. */
-  sendRequest(method: string, params?: unknown): string
+  sendRequest<P = undefined>(method: string, params?: P & Jsonable<P>): string
   /** Sends the response to request `requestId`. */
-  sendResponse(requestId: string, result?: unknown): void
-  /** Sends an error response: `payload` is `null` and `error` carries the text. */
-  sendError(requestId: string, message: string | Error): void
+  sendResponse<R = undefined>(requestId: string, result?: R & Jsonable<R>): void
+  /**
+   * Sends an error response: `payload` is `null` and `error` carries the text. An `Error` gives
+   * its message, `code` and `data`; `details` sets `error_code` / `error_data` explicitly.
+   */
+  sendError<D = JsonValue>(requestId: string, message: string | Error, details?: ErrorDetails<D>): void
   /** Sends an event (no response expected). */
-  sendEvent(name: string, payload?: unknown): void
+  sendEvent<P = undefined>(name: string, payload?: P & Jsonable<P>): void
   /**
    * The sends above, but when slow acknowledging readers have filled the backlog the promise
    * waits for room instead of throwing `ENOBUFS`; rejects `ETIMEDOUT` or `AbortError`.
    * `target` is the method (request), the request id (response, error) or the event name.
    * Resolves with the new id for a request.
    */
-  sendAsync(kind: 'request', target: string, payload?: unknown, options?: RequestOptions): Promise<string>
-  sendAsync(kind: 'response' | 'event', target: string, payload?: unknown, options?: RequestOptions): Promise<void>
+  sendAsync<P = undefined>(
+    kind: 'request',
+    target: string,
+    payload?: P & Jsonable<P>,
+    options?: RequestOptions,
+  ): Promise<string>
+  sendAsync<P = undefined>(
+    kind: 'response' | 'event',
+    target: string,
+    payload?: P & Jsonable<P>,
+    options?: RequestOptions,
+  ): Promise<void>
   sendAsync(kind: 'error', target: string, message: string | Error, options?: RequestOptions): Promise<void>
 
   /** The new messages since the last call, each exactly once, in order. Throws a pending problem (`EBADMSG`, `ELOST`) once; the messages stay queued. */
@@ -110,26 +248,53 @@ export declare class FileChannel {
    * Finds a response already in the inbox. Never blocks the event loop or the libuv pool.
    */
   waitResponse(requestId: string, timeoutMs?: number, options?: WaitOptions): Promise<ChannelMessage>
-  /** Sends a request and resolves with the response payload; rejects with `EREMOTE` and the remote error text for an error response. */
-  request<T = any>(method: string, params?: unknown, options?: RequestOptions): Promise<T>
+  /**
+   * Sends a request and resolves with the response payload; rejects with a {@link RemoteError}
+   * (`EREMOTE`: `method`, `requestId`, the remote text, code and data) for an error response.
+   * Every rejection carries the caller's stack.
+   */
+  request: IsUntyped<Api> extends true ? UntypedRequest : TypedRequest<Api>
 
   /** Answers requests for `method` automatically. */
-  handle(method: string, handler: RequestHandler): this
+  handle<M extends keyof Api & string>(
+    method: M,
+    handler: IsUntyped<Api> extends true ? RequestHandler : RequestHandler<ParamsOf<Api[M]>, ResultOf<Api[M]>>,
+  ): this
   /** `handle()` for each method of `handlers`. Requests for other methods get an error response naming them (unless a `'request'` listener exists). */
-  serve(handlers: Record<string, RequestHandler>): this
+  serve(handlers: Handlers<Api>): this
   /** Stops answering `method`, or every method. */
   unhandle(method?: string): this
 
-  /** Incoming messages as an async iterator; ends when `signal` aborts or the channel closes. */
+  /**
+   * Incoming messages as an async iterator, like `events.on()`: several `next()` may wait at
+   * once; ends when the channel closes; an aborted `signal` rejects with an `AbortError`.
+   */
   messages(options?: MessagesOptions): AsyncIterableIterator<ChannelMessage>
 
-  on<E extends keyof FileChannelEvents>(event: E, listener: (...args: FileChannelEvents[E]) => void): this
-  addListener<E extends keyof FileChannelEvents>(event: E, listener: (...args: FileChannelEvents[E]) => void): this
-  once<E extends keyof FileChannelEvents>(event: E, listener: (...args: FileChannelEvents[E]) => void): this
-  off<E extends keyof FileChannelEvents>(event: E, listener: (...args: FileChannelEvents[E]) => void): this
-  removeListener<E extends keyof FileChannelEvents>(event: E, listener: (...args: FileChannelEvents[E]) => void): this
-  removeAllListeners(event?: keyof FileChannelEvents): this
-  listenerCount(event: keyof FileChannelEvents): number
+  // EventEmitter (typed for the channel's events; any other name is accepted as EventEmitter does).
+  on<E extends keyof FileChannelEvents>(event: E, listener: Listener<E>): this
+  on(event: string | symbol, listener: AnyListener): this
+  addListener<E extends keyof FileChannelEvents>(event: E, listener: Listener<E>): this
+  addListener(event: string | symbol, listener: AnyListener): this
+  prependListener<E extends keyof FileChannelEvents>(event: E, listener: Listener<E>): this
+  prependListener(event: string | symbol, listener: AnyListener): this
+  once<E extends keyof FileChannelEvents>(event: E, listener: Listener<E>): this
+  once(event: string | symbol, listener: AnyListener): this
+  prependOnceListener<E extends keyof FileChannelEvents>(event: E, listener: Listener<E>): this
+  prependOnceListener(event: string | symbol, listener: AnyListener): this
+  off<E extends keyof FileChannelEvents>(event: E, listener: Listener<E>): this
+  off(event: string | symbol, listener: AnyListener): this
+  removeListener<E extends keyof FileChannelEvents>(event: E, listener: Listener<E>): this
+  removeListener(event: string | symbol, listener: AnyListener): this
+  removeAllListeners(event?: string | symbol): this
+  emit<E extends keyof FileChannelEvents>(event: E, ...args: FileChannelEvents[E]): boolean
+  emit(event: string | symbol, ...args: any[]): boolean
+  listenerCount(event: string | symbol, listener?: AnyListener): number
+  listeners(event: string | symbol): Function[]
+  rawListeners(event: string | symbol): Function[]
+  eventNames(): Array<string | symbol>
+  setMaxListeners(n: number): this
+  getMaxListeners(): number
 
   /** Keep the process alive while this channel waits or listens (the default). */
   ref(): this
@@ -138,6 +303,10 @@ export declare class FileChannel {
 
   /** Empties both message files (each under its writer's lock, by rename). */
   clear(): void
-  /** Rejects pending waits with `ECLOSED`, ends iterators, releases the watcher and every native callback. Later calls throw `ECLOSED`. Idempotent. */
+  /** Rejects pending waits with `ECLOSED`, ends iterators, releases the watcher and every native callback, then emits `'close'`. Later calls throw `ECLOSED`. Idempotent. */
   close(): void
+  /** `close()`, for `using`. */
+  [Symbol.dispose](): void
+  /** `close()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void>
 }

@@ -4,5 +4,5 @@ import { createRequire } from 'node:module'
 const require = createRequire(import.meta.url)
 const ipckit = require('./index.js')
 
-export const { FileChannel, MAX_PAYLOAD_DEPTH } = ipckit
+export const { FileChannel, DEFAULTS, LIMITS, MAX_PAYLOAD_DEPTH } = ipckit
 export default ipckit

@@ -1,0 +1,493 @@
+'use strict'
+
+// FileChannel: the public class. Protocol work happens in the native core (lib/addon.js); this
+// layer turns payloads into JSON text, gives promise rejections the caller's stack, and offers
+// Node idioms: a real EventEmitter, async iteration, AbortSignal, request handlers, disposal.
+
+const { EventEmitter } = require('node:events')
+const native = require('./addon.js')
+const {
+  DISPOSE,
+  ASYNC_DISPOSE,
+  codedError,
+  abortError,
+  describe,
+  remoteError,
+  callerStack,
+  traced,
+} = require('./errors.js')
+const { toJsonText, toWire } = require('./json.js')
+const { Handlers, answer, errorDetails } = require('./handlers.js')
+const { createMessageIterator } = require('./message-iterator.js')
+
+const { NativeFileChannel } = native
+
+function requireString(value, name) {
+  if (typeof value !== 'string') {
+    throw codedError('EINVAL', `${name} must be a string, got ${describe(value)}`, TypeError)
+  }
+}
+
+// Runs `start`, turning a synchronous throw into a rejected promise: promise-returning methods
+// never throw.
+function promising(start) {
+  try {
+    return Promise.resolve(start())
+  } catch (error) {
+    return Promise.reject(error)
+  }
+}
+
+class FileChannel extends EventEmitter {
+  #native
+  #promises
+  #handlers = new Handlers()
+  #iterators = new Set()
+
+  /**
+   * Opens (creating if needed) the frontend end of the channel in `dir`.
+   * @param {string} dir
+   * @param {import('../index').ChannelOptions} [options]
+   */
+  static frontend(dir, options) {
+    return new FileChannel(dir, 'frontend', options)
+  }
+
+  /**
+   * Opens (creating if needed) the backend end of the channel in `dir`.
+   * @param {string} dir
+   * @param {import('../index').ChannelOptions} [options]
+   */
+  static backend(dir, options) {
+    return new FileChannel(dir, 'backend', options)
+  }
+
+  constructor(dir, role, options) {
+    super({ captureRejections: false })
+    requireString(dir, 'dir')
+    // Options are checked by the core, once, before anything is created.
+    this.#native = new NativeFileChannel(dir, role, (batch) => this.#deliver(batch), options)
+  }
+
+  get dir() {
+    return this.#native.dir
+  }
+
+  get role() {
+    return this.#native.role
+  }
+
+  get closed() {
+    return this.#native.closed
+  }
+
+  get pendingWaits() {
+    return this.#native.pendingWaits
+  }
+
+  sendRequest(method, params) {
+    requireString(method, 'method')
+    return this.#native.sendRequest(method, toJsonText(params, 'params'))
+  }
+
+  sendResponse(requestId, result) {
+    requireString(requestId, 'requestId')
+    this.#native.sendResponse(requestId, toJsonText(result, 'result'))
+  }
+
+  /**
+   * Sends an error response. `message` is the text (an Error gives its message, and its `code`
+   * and `data`); `details.code` and `details.data` set the `error_code` and `error_data`
+   * extension fields explicitly.
+   */
+  sendError(requestId, message, details) {
+    requireString(requestId, 'requestId')
+    const { text, code, data } = this.#errorFields(message, details)
+    this.#native.sendError(
+      requestId,
+      text,
+      code,
+      data === null || data === undefined ? undefined : toJsonText(data, 'details.data'),
+    )
+  }
+
+  #errorFields(message, details) {
+    let [text, { code, data }] = errorDetails(message)
+    if (details !== undefined && details !== null) {
+      if (typeof details !== 'object') {
+        throw codedError('EINVAL', `details must be an object, got ${describe(details)}`, TypeError)
+      }
+      if (details.code !== undefined) {
+        requireString(details.code, 'details.code')
+        code = details.code
+      }
+      if (details.data !== undefined) data = details.data
+    }
+    return { text, code, data }
+  }
+
+  sendEvent(name, payload) {
+    requireString(name, 'name')
+    this.#native.sendEvent(name, toJsonText(payload, 'payload'))
+  }
+
+  recv() {
+    return this.#native.recv()
+  }
+
+  recvOne() {
+    const [message] = this.#native.recv(1)
+    return message ?? null
+  }
+
+  waitResponse(requestId, timeoutMs, options = {}) {
+    const stack = callerStack(this.waitResponse)
+    return traced(
+      promising(() => {
+        requireString(requestId, 'requestId')
+        const signal = options?.signal
+        if (signal?.aborted) throw abortError(signal)
+        if (!signal) return this.#native.waitResponse(requestId, timeoutMs)
+        const { token, response } = this.#native.beginWait(requestId, timeoutMs)
+        return this.#cancelOnAbort(token, response, signal)
+      }),
+      stack,
+    )
+  }
+
+  request(method, params, options = {}) {
+    const stack = callerStack(this.request)
+    return traced(
+      promising(() => {
+        requireString(method, 'method')
+        const { timeoutMs, signal } = options ?? {}
+        if (signal?.aborted) throw abortError(signal)
+        // Written by the native writer thread: nothing here waits for a lock or the disk.
+        const started = this.#native.beginRequest(method, toJsonText(params, 'params'), timeoutMs)
+        return this.#result(started, method, signal)
+      }),
+      stack,
+    )
+  }
+
+  /**
+   * Like the synchronous sends, but when slow acknowledging readers have filled the backlog
+   * (`ENOBUFS`) it waits for room instead of throwing. Resolves with the id for requests.
+   * @param {'request' | 'response' | 'error' | 'event'} kind
+   */
+  sendAsync(kind, target, payload, options = {}) {
+    const stack = callerStack(this.sendAsync)
+    return traced(
+      promising(() => {
+        const send = {
+          request: () => this.promises.sendRequest(target, payload, options),
+          response: () => this.promises.sendResponse(target, payload, options),
+          error: () => this.promises.sendError(target, payload, undefined, options),
+          event: () => this.promises.sendEvent(target, payload, options),
+        }[kind]
+        if (!send) throw codedError('EINVAL', `kind must be request, response, error or event, got ${describe(kind)}`)
+        return send()
+      }),
+      stack,
+    )
+  }
+
+  /**
+   * The sends as promises, like `fs.promises`: the file I/O, lock waits and retries happen on
+   * a native writer thread, never on the JavaScript thread, and messages queued meanwhile go
+   * out together in one write. Each resolves with the message id once it is written; a send
+   * that finds the outbox locked (`ELOCKED`), held open (`EBUSY`) or full (`ENOBUFS`) is
+   * retried until `timeoutMs` (default `DEFAULTS.timeoutMs`), then rejects with that error.
+   */
+  get promises() {
+    const channel = this
+    const call = (fn, name, stack) => traced(promising(fn), stack ?? callerStack(name))
+    return (this.#promises ??= Object.freeze({
+      sendRequest(method, params, options = {}) {
+        const stack = callerStack(this.sendRequest)
+        return call(
+          () => {
+            requireString(method, 'method')
+            return channel.#queued('request', method, toJsonText(params, 'params'), options ?? {})
+          },
+          null,
+          stack,
+        )
+      },
+      sendResponse(requestId, result, options = {}) {
+        const stack = callerStack(this.sendResponse)
+        return call(
+          () => {
+            requireString(requestId, 'requestId')
+            return channel.#queued('response', requestId, toJsonText(result, 'result'), options ?? {})
+          },
+          null,
+          stack,
+        )
+      },
+      sendError(requestId, message, details, options = {}) {
+        const stack = callerStack(this.sendError)
+        return call(
+          () => {
+            requireString(requestId, 'requestId')
+            const { text, code, data } = channel.#errorFields(message, details)
+            const dataJson = data === null || data === undefined ? undefined : toJsonText(data, 'details.data')
+            return channel.#queued('error', requestId, JSON.stringify(text), { ...(options ?? {}), code, dataJson })
+          },
+          null,
+          stack,
+        )
+      },
+      sendEvent(name, payload, options = {}) {
+        const stack = callerStack(this.sendEvent)
+        return call(
+          () => {
+            requireString(name, 'name')
+            return channel.#queued('event', name, toJsonText(payload, 'payload'), options ?? {})
+          },
+          null,
+          stack,
+        )
+      },
+    }))
+  }
+
+  /**
+   * Answers requests for `method` with `handler(params, message)`: its (awaited) return value
+   * becomes the response; a thrown error an error response with its message (and its `code`
+   * and `data` as `error_code` / `error_data`).
+   */
+  handle(method, handler) {
+    requireString(method, 'method')
+    this.#handlers.set(method, handler)
+    this.#syncListening()
+    return this
+  }
+
+  /** `handle()` for each method of an object of handlers. */
+  serve(handlers) {
+    for (const [method, handler] of Object.entries(handlers)) this.handle(method, handler)
+    return this
+  }
+
+  /** Stops answering `method` (or every method). */
+  unhandle(method) {
+    this.#handlers.delete(method)
+    this.#syncListening()
+    return this
+  }
+
+  /**
+   * Incoming messages as an async iterator, like `events.on()`: ends when the channel closes
+   * (or on `break`); rejects with an AbortError when `signal` aborts.
+   */
+  messages(options = {}) {
+    const signal = options?.signal
+    let sink = null
+    const created = createMessageIterator(
+      {
+        attach: (s) => {
+          sink = s
+          if (this.closed) return
+          this.#iterators.add(s)
+          this.#syncListening()
+        },
+        detach: () => {
+          this.#iterators.delete(sink)
+          this.#syncListening()
+        },
+        requeue: (messages) => {
+          if (!this.closed) this.#native.requeue(JSON.stringify(messages.map(toWire)))
+        },
+      },
+      signal,
+    )
+    if (this.closed) created.sink.end()
+    return created.iterator
+  }
+
+  on(event, listener) {
+    super.on(event, listener)
+    this.#syncListening()
+    return this
+  }
+
+  addListener(event, listener) {
+    return this.on(event, listener)
+  }
+
+  prependListener(event, listener) {
+    super.prependListener(event, listener)
+    this.#syncListening()
+    return this
+  }
+
+  removeListener(event, listener) {
+    super.removeListener(event, listener)
+    this.#syncListening()
+    return this
+  }
+
+  off(event, listener) {
+    return this.removeListener(event, listener)
+  }
+
+  removeAllListeners(...event) {
+    super.removeAllListeners(...event)
+    this.#syncListening()
+    return this
+  }
+
+  /** Keep the process alive while this channel waits or listens (the default). */
+  ref() {
+    this.#native.ref()
+    return this
+  }
+
+  /** Let the process exit even while this channel waits or listens. */
+  unref() {
+    this.#native.unref()
+    return this
+  }
+
+  clear() {
+    this.#native.clear()
+  }
+
+  /**
+   * Rejects pending waits with ECLOSED, ends iterators, releases the watcher, then emits
+   * `'close'` (once). Idempotent.
+   */
+  close() {
+    const wasOpen = !this.closed
+    this.#native.close()
+    for (const sink of [...this.#iterators]) sink.end()
+    this.#iterators.clear()
+    if (wasOpen) this.emit('close')
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')]() {
+    return `FileChannel { role: '${this.role}', dir: '${this.dir}', closed: ${this.closed} }`
+  }
+
+  // The result of a started request: the payload, or EREMOTE for an error response.
+  #result(started, method, signal) {
+    const response = signal ? this.#cancelOnAbort(started.token, started.response, signal) : started.response
+    return response.then((message) => {
+      if (message.error !== undefined) throw remoteError(message, method, started.id)
+      return message.payload
+    })
+  }
+
+  // A queued send's promise, rejecting with an AbortError when `signal` aborts first (the
+  // message may still be written: it was handed to the writer thread).
+  #queued(kind, target, payloadJson, { timeoutMs, signal, code, dataJson } = {}) {
+    if (signal?.aborted) throw abortError(signal)
+    const sent = this.#native.sendQueued(kind, target, payloadJson, timeoutMs, code, dataJson)
+    if (!signal) return sent
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(abortError(signal))
+      signal.addEventListener('abort', onAbort, { once: true })
+      sent.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+    })
+  }
+
+  #cancelOnAbort(token, response, signal) {
+    const onAbort = () => this.#native.cancelWait(token, 'ABORT_ERR', 'The operation was aborted')
+    signal.addEventListener('abort', onAbort, { once: true })
+    return response.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort)
+        return value
+      },
+      (error) => {
+        signal.removeEventListener('abort', onAbort)
+        if (error?.code === 'ABORT_ERR') throw abortError(signal)
+        throw error
+      },
+    )
+  }
+
+  #syncListening() {
+    // Listener changes may come from EventEmitter's constructor, before #native exists.
+    if (this.#native === undefined || this.closed) return
+    const has = (event) => this.listenerCount(event) > 0
+    const all = has('message') || this.#iterators.size > 0
+    const requests = all || has('request') || this.#handlers.size > 0
+    const responses = all || has('response')
+    const events = all || has('event')
+    // Problems go to 'error' listeners; a channel that delivers to listeners reports them as
+    // warnings without one. A recv()-only channel throws them from recv().
+    this.#native.setListening(requests, responses, events, has('error') || requests || responses || events)
+  }
+
+  #deliver({ messages, errors }) {
+    for (const error of errors) this.#problem(error)
+    for (const message of messages) {
+      if (this.closed) return
+      this.#safely(() => {
+        this.emit('message', message)
+        this.emit(message.type, message)
+      })
+      for (const sink of this.#iterators) sink.push(message)
+      if (message.type === 'request') this.#answer(message)
+    }
+  }
+
+  // A throwing listener must not stop delivery: report it like Node reports listener errors.
+  #safely(fn) {
+    try {
+      fn()
+    } catch (error) {
+      this.#fail(error)
+    }
+  }
+
+  #fail(error) {
+    if (this.listenerCount('error') > 0) {
+      try {
+        this.emit('error', error)
+        return
+      } catch (thrown) {
+        error = thrown
+      }
+    }
+    process.nextTick(() => {
+      throw error
+    })
+  }
+
+  // A problem with the channel (EBADMSG, ELOST, EWATCH): never fatal. Without an 'error'
+  // listener it is a process warning, so that it is not silent.
+  #problem(error) {
+    if (this.listenerCount('error') > 0) {
+      this.#fail(error)
+      return
+    }
+    process.emitWarning(error.message, {
+      type: 'IpckitWarning',
+      code: error.code,
+      detail: `FileChannel (${this.role}, ${this.dir}) has no 'error' listener; add one to handle this.`,
+    })
+  }
+
+  #answer(request) {
+    answer(this, this.#handlers, request, {
+      unknown: () =>
+        this.#handlers.size > 0 &&
+        this.listenerCount('request') + this.listenerCount('message') === 0 &&
+        this.#iterators.size === 0,
+      // A reply that could not be written in time is reported, never thrown at the process.
+      fail: (error) => this.#problem(error),
+    })
+  }
+}
+
+FileChannel.prototype[DISPOSE] = function dispose() {
+  this.close()
+}
+FileChannel.prototype[ASYNC_DISPOSE] = async function asyncDispose() {
+  this.close()
+}
+
+module.exports = { FileChannel }
