@@ -82,13 +82,30 @@ describe('ipckit (top level)', () => {
     expect(version).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' })
   })
 
-  test('no command prints the help and exits 2; an unknown command exits 2', async () => {
+  test('no command prints the help on stdout and exits 0, like --help', async () => {
     const none = await ipckit([])
-    expect(none.code).toBe(2)
+    const help = await ipckit(['--help'])
+    expect(none).toEqual({ code: 0, stdout: help.stdout, stderr: '' })
     expect(none.stdout).toContain('Usage: ipckit <command>')
-    const unknown = await ipckit(['frobnicate'])
-    expect(unknown.code).toBe(2)
-    expect(unknown.stderr).toContain("unknown command 'frobnicate'")
+    expect(none.stdout).toContain('--allow-insecure')
+  })
+
+  test('an unknown command exits 2 with one line naming the closest command', async () => {
+    const typo = await ipckit(['moniter'])
+    expect(typo).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: "ipckit: unknown command 'moniter' (did you mean 'monitor'?); see 'ipckit --help'\n",
+    })
+    const far = await ipckit(['frobnicate'])
+    expect(far.code).toBe(2)
+    expect(far.stderr).toBe("ipckit: unknown command 'frobnicate'; see 'ipckit --help'\n")
+    const option = await ipckit(['--verison'])
+    expect(option.code).toBe(2)
+    expect(option.stderr).toContain("(did you mean '--version'?)")
+    const helpOf = await ipckit(['help', 'info'])
+    expect(helpOf.code).toBe(0)
+    expect(helpOf.stdout).toContain('Usage: ipckit info')
   })
 
   test.each(['monitor', 'send', 'event', 'info', 'bench'])('%s --help', async (command) => {
@@ -98,11 +115,53 @@ describe('ipckit (top level)', () => {
     expect(result.stderr).toBe('')
   })
 
-  test('an unknown option is a usage error naming the command', async () => {
+  test('an unknown option is a one-line usage error naming the command and the closest option', async () => {
     const result = await ipckit(['send', dir, 'x', '--bogus'])
     expect(result.code).toBe(2)
-    expect(result.stderr).toMatch(/ipckit send: .*--bogus/)
-    expect(result.stderr).toContain("Run 'ipckit send --help'")
+    expect(result.stderr).toBe("ipckit send: unknown option '--bogus'; see 'ipckit send --help'\n")
+    const typo = await ipckit(['send', dir, 'x', '--timout-ms', '5'])
+    expect(typo.code).toBe(2)
+    expect(typo.stderr).toBe(
+      "ipckit send: unknown option '--timout-ms' (did you mean '--timeout-ms'?); see 'ipckit send --help'\n",
+    )
+    const insecure = await ipckit(['monitor', dir, '--allow-insecur'])
+    expect(insecure.stderr).toContain("(did you mean '--allow-insecure'?)")
+  })
+
+  test.each([
+    [['info'], 'ipckit info: expected one <dir>, got 0 arguments'],
+    [['monitor', 'a', 'b'], 'ipckit monitor: expected one <dir>, got 2 arguments'],
+    [['send', 'a'], 'ipckit send: expected <dir> <method> [json], got 1 argument'],
+    [['event'], 'ipckit event: expected <dir> <name> [json], got 0 arguments'],
+    [['send', 'a', 'm', '{a: 1}'], 'ipckit send: the params argument is not valid JSON'],
+    [['monitor', 'a', '--count'], "ipckit monitor: Option '--count <value>' argument missing"],
+  ])('usage errors are one line on stderr with exit 2: %j', async (args, start) => {
+    const result = await ipckit(args)
+    expect(result.code).toBe(2)
+    expect(result.stdout).toBe('')
+    expect(result.stderr.startsWith(start)).toBe(true)
+    expect(result.stderr.trimEnd().split('\n')).toHaveLength(1)
+  })
+
+  test('--allow-insecure: a directory others can write is refused (exit 1, naming the flag) unless given', async () => {
+    fs.chmodSync(dir, 0o777)
+    for (const args of [
+      ['event', dir, 'e'],
+      ['send', dir, 'm', '--timeout-ms', '1'],
+      ['monitor', dir, '--duration-ms', '1'],
+    ]) {
+      const refused = await ipckit(args)
+      expect(refused.code).toBe(1)
+      expect(refused.stderr).toContain('--allow-insecure (EPERM)')
+      expect(refused.stderr.trimEnd().split('\n')).toHaveLength(1)
+    }
+    expect(await ipckit(['event', dir, 'e', '--allow-insecure'])).toEqual({ code: 0, stdout: '', stderr: '' })
+    const monitor = await ipckit(['monitor', dir, '--allow-insecure', '--count', '1', '--json'])
+    expect(monitor.code).toBe(0)
+    expect(JSON.parse(monitor.stdout)).toMatchObject({ type: 'event', method: 'e', direction: 'frontend->backend' })
+    const send = await ipckit(['send', dir, 'm', '--allow-insecure', '--timeout-ms', '1'])
+    expect(send.code).toBe(1)
+    expect(send.stderr).toContain("no response to 'm'")
   })
 })
 
@@ -285,11 +344,12 @@ describe('ipckit monitor', () => {
     const frontend = open('frontend')
     const early = frontend.sendRequest('add', { a: 1, b: 1 })
     await frontend.waitResponse(early, 5000)
-    // A live reader's acknowledgement may be mid-replacement (a `.tmp` for a moment): not the monitor's.
+    // A live reader's acknowledgement may be mid-replacement (a `.tmp` for a moment), and a
+    // writer thread may hold a lock for a moment: not the monitor's.
     const files = () =>
       fs
         .readdirSync(dir)
-        .filter((name) => !name.endsWith('.tmp'))
+        .filter((name) => !name.endsWith('.tmp') && !name.endsWith('.lock'))
         .sort()
     const before = files()
     const infoMtime = fs.statSync(path.join(dir, '.channel_info')).mtimeMs

@@ -69,7 +69,7 @@ async function run(argv) {
     out(help)
     return EXIT.OK
   }
-  if (positionals.length > 0) throw usageError(`unexpected argument '${positionals[0]}'\n\n${help}`)
+  if (positionals.length > 0) throw usageError(`unexpected argument '${positionals[0]}'; see 'ipckit bench --help'`)
   const count = intOption(values.count, 'count', 200, 1)
   const warmup = intOption(values.warmup, 'warmup', 20, 0)
   const payloadBytes = intOption(values['payload-bytes'], 'payload-bytes', 64, 0)

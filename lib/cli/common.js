@@ -1,11 +1,13 @@
 'use strict'
 
-// Helpers shared by the subcommands: argument parsing, exit codes, colours, JSON arguments,
-// and the file layout of a channel (see PROTOCOL.md).
+// Helpers shared by the subcommands: argument parsing (one-line usage errors with "did you
+// mean"), exit codes, colours, JSON arguments, and the file layout of a channel (its names come
+// from the core; see PROTOCOL.md).
 
 const fs = require('node:fs')
 const path = require('node:path')
 const { parseArgs } = require('node:util')
+const { FILES } = require('../constants.js')
 
 /** Exit codes of every subcommand. */
 const EXIT = { OK: 0, FAIL: 1, USAGE: 2 }
@@ -14,7 +16,7 @@ const EXIT = { OK: 0, FAIL: 1, USAGE: 2 }
 const MESSAGE_FILES = [
   {
     key: 'frontend_to_backend',
-    file: 'frontend_to_backend.json',
+    file: FILES.frontendOutbox,
     writer: 'frontend',
     reader: 'backend',
     arrow: 'F→B',
@@ -22,16 +24,13 @@ const MESSAGE_FILES = [
   },
   {
     key: 'backend_to_frontend',
-    file: 'backend_to_frontend.json',
+    file: FILES.backendOutbox,
     writer: 'backend',
     reader: 'frontend',
     arrow: 'F←B',
     direction: 'backend->frontend',
   },
 ]
-
-/** Staleness limit of a lock file in the reference writer (PROTOCOL.md). */
-const STALE_LOCK_MS = 5000
 
 /** An error the user caused or must act on: printed without a stack, with an exit code. */
 class CliError extends Error {
@@ -45,24 +44,77 @@ function usageError(message) {
   return new CliError(message, EXIT.USAGE)
 }
 
+/** Edit distance between two short strings (for "did you mean"). */
+function distance(a, b) {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0]
+    row[0] = i
+    for (let j = 1; j <= b.length; j++) {
+      const saved = row[j]
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1))
+      previous = saved
+    }
+  }
+  return row[b.length]
+}
+
+/** The closest of `candidates` to `word`, when it is close enough to be a typo; else null. */
+function closest(word, candidates) {
+  let best = null
+  let bestDistance = Infinity
+  for (const candidate of candidates) {
+    const d = candidate.startsWith(word) && word.length >= 2 ? 1 : distance(word, candidate)
+    if (d < bestDistance) {
+      best = candidate
+      bestDistance = d
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : null
+}
+
+/** " (did you mean 'x'?)" or "". */
+function didYouMean(word, candidates, prefix = '') {
+  const match = closest(word, candidates)
+  return match === null ? '' : ` (did you mean '${prefix}${match}'?)`
+}
+
+/** The option every command that opens a channel takes: `--allow-insecure`. */
+const ALLOW_INSECURE = {
+  'allow-insecure': { type: 'boolean' },
+}
+
+/** Channel options from the command line. */
+function channelOptions(values) {
+  return values['allow-insecure'] ? { allowInsecure: true } : undefined
+}
+
 /**
  * parseArgs with the conventions of every subcommand: strict options, positionals allowed,
- * and -h/--help. Throws a usage error naming the command on bad input.
+ * and -h/--help. Throws a one-line usage error naming the command on bad input, with the
+ * closest known option when an unknown one looks like a typo.
  */
 function parseCommandArgs(command, argv, options) {
+  const known = { help: { type: 'boolean', short: 'h' }, ...options }
   try {
-    return parseArgs({
-      args: argv,
-      options: { help: { type: 'boolean', short: 'h' }, ...options },
-      allowPositionals: true,
-      strict: true,
-    })
+    return parseArgs({ args: argv, options: known, allowPositionals: true, strict: true })
   } catch (error) {
-    if (typeof error.code === 'string' && error.code.startsWith('ERR_PARSE_ARGS')) {
-      throw usageError(`${error.message}\nRun 'ipckit ${command} --help' for usage.`)
+    if (typeof error.code !== 'string' || !error.code.startsWith('ERR_PARSE_ARGS')) throw error
+    const unknown = /^Unknown option '(-{1,2}[^']*)'/.exec(error.message)
+    if (unknown) {
+      const name = unknown[1].replace(/^-+/, '').split('=')[0]
+      throw usageError(
+        `unknown option '${unknown[1]}'${didYouMean(name, Object.keys(known), '--')}; see 'ipckit ${command} --help'`,
+      )
     }
-    throw error
+    const text = error.message.split('\n')[0].replace(/\.$/, '')
+    throw usageError(`${text}; see 'ipckit ${command} --help'`)
   }
+}
+
+/** A usage error for wrong positional arguments, in one line. */
+function argumentsError(command, expected, got) {
+  return usageError(`expected ${expected}, got ${got} argument${got === 1 ? '' : 's'}; see 'ipckit ${command} --help'`)
 }
 
 /** A whole number option, at least `min`. `undefined` gives `fallback`. */
@@ -93,8 +145,7 @@ async function jsonArgument(text, what) {
     return JSON.parse(text)
   } catch (error) {
     throw usageError(
-      `${what} is not valid JSON: ${error.message}\n` +
-        `Quote it for the shell, e.g. '{"a": 1}' or '"text"' (a bare word is not JSON).`,
+      `${what} is not valid JSON (${error.message}); quote it for the shell, e.g. '{"a": 1}' or '"text"'`,
     )
   }
 }
@@ -179,9 +230,13 @@ process.stdout.on('error', (error) => {
 module.exports = {
   EXIT,
   MESSAGE_FILES,
-  STALE_LOCK_MS,
+  ALLOW_INSECURE,
   CliError,
   usageError,
+  argumentsError,
+  closest,
+  didYouMean,
+  channelOptions,
   parseCommandArgs,
   intOption,
   roleOption,

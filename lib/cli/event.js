@@ -2,7 +2,17 @@
 
 // `ipckit event <dir> <name> [json]`: send one event.
 
-const { EXIT, usageError, parseCommandArgs, roleOption, jsonArgument, requireDirectory, out } = require('./common.js')
+const {
+  EXIT,
+  ALLOW_INSECURE,
+  argumentsError,
+  channelOptions,
+  parseCommandArgs,
+  roleOption,
+  jsonArgument,
+  requireDirectory,
+  out,
+} = require('./common.js')
 
 const summary = 'send an event'
 
@@ -15,6 +25,7 @@ must exist.
 Options:
       --role frontend|backend   the end to send from (default frontend: an event for the backend;
                                 backend: an event for the frontend)
+      --allow-insecure          accept a channel directory other users can write (see SECURITY.md)
   -h, --help                    show this help
 
 Examples:
@@ -22,7 +33,7 @@ Examples:
   ipckit event /tmp/chan progress '{"pct": 50}' --role backend
 `
 
-const ARGS = { role: { type: 'string' } }
+const ARGS = { role: { type: 'string' }, ...ALLOW_INSECURE }
 
 async function run(argv) {
   const { values, positionals } = parseCommandArgs('event', argv, ARGS)
@@ -31,7 +42,7 @@ async function run(argv) {
     return EXIT.OK
   }
   if (positionals.length < 2 || positionals.length > 3) {
-    throw usageError(`expected <dir> <name> [json], got ${positionals.length} arguments\n\n${help}`)
+    throw argumentsError('event', '<dir> <name> [json]', positionals.length)
   }
   const [dir, name, json] = positionals
   const role = roleOption(values.role)
@@ -39,7 +50,7 @@ async function run(argv) {
   requireDirectory(dir)
 
   const { FileChannel } = require('../../index.js')
-  const channel = FileChannel[role](dir)
+  const channel = FileChannel[role](dir, channelOptions(values))
   try {
     channel.sendEvent(name, payload)
   } finally {

@@ -3,13 +3,13 @@
 // `ipckit info <dir>`: what is in a channel directory, read-only.
 
 const fs = require('node:fs')
-const os = require('node:os')
 const path = require('node:path')
+const { inspectMessageFile } = require('../addon.js')
+const { DEFAULTS } = require('../constants.js')
 const {
   EXIT,
   MESSAGE_FILES,
-  STALE_LOCK_MS,
-  usageError,
+  argumentsError,
   requireDirectory,
   parseCommandArgs,
   colorEnabled,
@@ -27,7 +27,7 @@ Shows, without changing anything: the .channel_info file, and for each message f
 message count (by type), newest message, permissions (mode, owner) and whether you can read and
 write it, its acknowledging readers (ipckit-for-Node channels: PID, liveness, unread count), and
 the state of its writer's lock (free, or held: by which PID, whether that process
-is running, how old the lock is, and whether it is stale, i.e. older than ${STALE_LOCK_MS / 1000} s).
+is running, how old the lock is, and whether it is stale, i.e. older than ${DEFAULTS.staleLockMs / 1000} s).
 
 Exit code 0 when <dir> holds a channel, 1 when it does not exist or holds no channel file.
 
@@ -87,91 +87,20 @@ function symbolicMode(stat) {
   return text
 }
 
-function processRunning(pid) {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return error.code === 'EPERM' // exists, but belongs to someone else
-  }
-}
-
-function lockState(lockPath, now) {
-  let stat
-  try {
-    stat = fs.lstatSync(lockPath)
-  } catch (error) {
-    if (error.code === 'ENOENT') return { path: lockPath, held: false }
-    return { path: lockPath, held: null, error: error.message }
-  }
-  const state = { path: lockPath, held: true, pid: null, running: null, ageMs: Math.max(0, now - stat.mtimeMs) }
-  if (stat.isDirectory()) {
-    state.error = 'the lock is a directory, not a file: no writer can take it; remove it'
-    return state
-  }
-  try {
-    const text = fs.readFileSync(lockPath, 'utf8').trim()
-    if (/^\d+$/.test(text)) {
-      state.pid = Number(text)
-      state.running = processRunning(state.pid)
-    }
-  } catch (error) {
-    state.error = error.message
-  }
-  state.stale = state.ageMs > STALE_LOCK_MS
-  return state
-}
-
-/** Acknowledgement extension (PROTOCOL-EXTENSIONS.md): a reader is live within this time. */
-const ACK_TIMEOUT_MS = 10000
-
 /**
- * The readers of one inbox that publish acknowledgements (`<stem>.<reader id>.ack`, written by
- * ipckit-for-Node channels; the reference reader publishes none), with how far each has read.
+ * One message file: its stat and permissions here; its messages, its writer's lock and its
+ * acknowledging readers from the core (the rules the writer and reader use), read-only.
  */
-function readers(dir, stem, now, messages) {
-  let names
-  try {
-    names = fs.readdirSync(dir)
-  } catch {
-    return []
-  }
-  const found = []
-  for (const name of names) {
-    const match = new RegExp(`^${stem}\\.([0-9a-f]{32})\\.ack$`).exec(name)
-    if (!match) continue
-    const reader = { id: match[1], file: path.join(dir, name) }
-    try {
-      const ack = JSON.parse(fs.readFileSync(reader.file, 'utf8'))
-      reader.lastId = ack.last_id ?? null
-      reader.updated = typeof ack.updated === 'number' ? ack.updated : null
-      reader.pid = typeof ack.pid === 'number' ? ack.pid : null
-      reader.host = typeof ack.host === 'string' ? ack.host : null
-      reader.ageMs = reader.updated === null ? null : Math.max(0, now - reader.updated)
-      const sameHost = reader.host === null || reader.host === os.hostname()
-      reader.running = sameHost && reader.pid !== null ? processRunning(reader.pid) : null
-      reader.live = reader.ageMs !== null && reader.ageMs <= ACK_TIMEOUT_MS && reader.running !== false
-      if (Array.isArray(messages)) {
-        const at = reader.lastId === null ? -1 : messages.findIndex((m) => m && m.id === reader.lastId)
-        reader.unread = at === -1 && reader.lastId !== null ? null : messages.length - at - 1
-      }
-    } catch (error) {
-      reader.error = error.code === 'ENOENT' ? 'closed while being read' : error.message
-    }
-    found.push(reader)
-  }
-  return found
-}
-
-function messageFile(dir, spec, now) {
+function messageFile(dir, spec) {
   const file = path.join(dir, spec.file)
   const stem = spec.file.replace(/\.json$/, '')
+  const inspected = JSON.parse(inspectMessageFile(file))
   const info = {
     file,
     writer: spec.writer,
     reader: spec.reader,
     exists: false,
-    lock: lockState(path.join(dir, `${stem}.lock`), now),
+    lock: inspected.lock,
     tmpExists: fs.existsSync(path.join(dir, `${stem}.tmp`)),
   }
   let stat
@@ -185,29 +114,9 @@ function messageFile(dir, spec, now) {
   info.size = stat.size
   info.modified = stat.mtimeMs
   Object.assign(info, permissions(file, stat))
-  let messages = null
-  try {
-    messages = JSON.parse(fs.readFileSync(file, 'utf8'))
-    if (!Array.isArray(messages)) throw new Error('not a JSON array')
-    info.messages = messages.length
-    info.byType = { request: 0, response: 0, event: 0 }
-    let errors = 0
-    let newest = null
-    for (const message of messages) {
-      const type = message && message.type
-      if (Object.hasOwn(info.byType, type)) info.byType[type]++
-      else info.byType.other = (info.byType.other ?? 0) + 1
-      if (message && typeof message.error === 'string') errors++
-      if (message && typeof message.timestamp === 'number' && (newest === null || message.timestamp > newest)) {
-        newest = message.timestamp
-      }
-    }
-    info.errorResponses = errors
-    info.newest = newest
-  } catch (error) {
-    info.parseError = error.message
-  }
-  info.readers = readers(dir, stem, now, messages)
+  if (inspected.parseError !== undefined) info.parseError = inspected.parseError
+  else if (inspected.summary) Object.assign(info, inspected.summary)
+  info.readers = inspected.readers
   return info
 }
 
@@ -230,7 +139,7 @@ function gather(dir) {
     channelInfo: channelInfo(dir),
     files: {},
   }
-  for (const spec of MESSAGE_FILES) report.files[spec.key] = messageFile(dir, spec, now)
+  for (const spec of MESSAGE_FILES) report.files[spec.key] = messageFile(dir, spec)
   report.isChannel = report.channelInfo.exists || Object.values(report.files).some((f) => f.exists)
   return { report, now }
 }
@@ -274,7 +183,7 @@ function render(report, now, paint) {
           .map(([type, n]) => `${n} ${type}${n === 1 ? '' : 's'}`)
           .join(', ')
         const errs = f.errorResponses ? `, ${f.errorResponses} error response${f.errorResponses === 1 ? '' : 's'}` : ''
-        const newest = f.newest !== null ? `; newest ${clockTime(f.newest)} (${humanDuration(now - f.newest)} ago)` : ''
+        const newest = f.newest != null ? `; newest ${clockTime(f.newest)} (${humanDuration(now - f.newest)} ago)` : ''
         lines.push(`  messages   ${f.messages} (${kinds}${errs})${newest}`)
       }
       lines.push(`  size       ${f.size} bytes, modified ${humanDuration(now - f.modified)} ago`)
@@ -284,12 +193,12 @@ function render(report, now, paint) {
     let lock
     if (l.held === false) lock = paint.green('free')
     else if (l.held === null) lock = paint.red(`unknown: ${l.error}`)
-    else if (l.error && l.pid === null) lock = paint.red(`held (${l.error})`)
+    else if (l.error && l.pid == null) lock = paint.red(`held (${l.error})`)
     else {
-      const who = l.pid === null ? 'an unknown PID' : `PID ${l.pid} (${l.running ? 'running' : 'not running'})`
+      const who = l.pid == null ? 'an unknown PID' : `PID ${l.pid} (${l.running ? 'running' : 'not running'})`
       const text = `held by ${who}, ${humanDuration(l.ageMs)} old`
       lock = l.stale
-        ? paint.red(`${text}: stale (older than ${STALE_LOCK_MS / 1000} s), the next writer takes it over`)
+        ? paint.red(`${text}: stale (older than ${DEFAULTS.staleLockMs / 1000} s), the next writer takes it over`)
         : paint.yellow(text)
     }
     lines.push(`  lock       ${lock}`)
@@ -302,8 +211,8 @@ function render(report, now, paint) {
           lines.push(`    ${r.id.slice(0, 8)}  ${paint.red(r.error)}`)
           continue
         }
-        const where = `PID ${r.pid ?? '?'}${r.host ? ` on ${r.host}` : ''}${r.running === null ? '' : r.running ? ' (running)' : ' (not running)'}`
-        const seen = r.ageMs === null ? 'never' : `${humanDuration(r.ageMs)} ago`
+        const where = `PID ${r.pid ?? '?'}${r.host ? ` on ${r.host}` : ''}${r.running == null ? '' : r.running ? ' (running)' : ' (not running)'}`
+        const seen = r.ageMs == null ? 'never' : `${humanDuration(r.ageMs)} ago`
         const unread =
           r.unread === undefined
             ? ''
@@ -326,7 +235,7 @@ async function run(argv) {
     out(help)
     return EXIT.OK
   }
-  if (positionals.length !== 1) throw usageError(`expected one <dir>, got ${positionals.length}\n\n${help}`)
+  if (positionals.length !== 1) throw argumentsError('info', 'one <dir>', positionals.length)
   const { report, now } = gather(positionals[0])
   if (values.json) out(`${JSON.stringify(report, null, 2)}\n`)
   else out(render(report, now, painter(colorEnabled(process.stdout))))

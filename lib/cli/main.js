@@ -3,7 +3,7 @@
 // Dispatches `ipckit <command> ...` to lib/cli/<command>.js. Every command module exports
 // { summary, help, run(argv) } where run resolves with the exit code.
 
-const { CliError, EXIT } = require('./common.js')
+const { CliError, EXIT, didYouMean } = require('./common.js')
 
 const COMMANDS = {
   monitor: './monitor.js',
@@ -31,26 +31,33 @@ Options:
   -v, --version  print the version
 
 A channel is a directory holding frontend_to_backend.json and backend_to_frontend.json.
-Exit codes: 0 success, 1 failure (error response, timeout, missing channel), 2 bad usage.
+Commands that open a channel take --allow-insecure to accept a directory other users can write.
+Exit codes: 0 success (and this help), 1 failure (error response, timeout, missing channel),
+2 bad usage (the error is one line on standard error).
 `
+}
+
+// The fix the core suggests for a loose directory, in the CLI's words.
+function cliWording(message) {
+  return message.replace('pass allowInsecure: true', 'pass --allow-insecure')
 }
 
 async function main(argv) {
   const [first, ...rest] = argv
   if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
-    if (first === 'help' && rest[0] in COMMANDS) {
-      process.stdout.write(require(COMMANDS[rest[0]]).help)
-      return EXIT.OK
-    }
+    if (first === 'help' && rest.length > 0) return main([rest[0], '--help'])
     process.stdout.write(topHelp())
-    return first === undefined ? EXIT.USAGE : EXIT.OK
+    return EXIT.OK
   }
   if (first === '-v' || first === '--version') {
     process.stdout.write(`${version()}\n`)
     return EXIT.OK
   }
   if (!Object.hasOwn(COMMANDS, first)) {
-    process.stderr.write(`ipckit: unknown command '${first}'. Run 'ipckit --help' for the list.\n`)
+    const what = first.startsWith('-') ? 'option' : 'command'
+    const candidates = what === 'option' ? ['help', 'version'] : Object.keys(COMMANDS)
+    const hint = didYouMean(first.replace(/^-+/, ''), candidates, what === 'option' ? '--' : '')
+    process.stderr.write(`ipckit: unknown ${what} '${first}'${hint}; see 'ipckit --help'\n`)
     return EXIT.USAGE
   }
   const command = require(COMMANDS[first])
@@ -63,7 +70,7 @@ async function main(argv) {
     }
     if (error && typeof error.code === 'string') {
       // An ipckit or OS error: its message names the file or argument; no stack needed.
-      process.stderr.write(`ipckit ${first}: ${error.message} (${error.code})\n`)
+      process.stderr.write(`ipckit ${first}: ${cliWording(error.message)} (${error.code})\n`)
       return EXIT.FAIL
     }
     throw error

@@ -3,17 +3,20 @@
 // `ipckit monitor <dir>`: a live view of both directions of a channel.
 //
 // The monitor is a bystander: it never opens a FileChannel, takes no lock and writes nothing.
-// It reads both message files (read-only) whenever the directory changes (fs.watch) and on a
-// poll as a safety net, and prints each message id once. Readers of the protocol do not
-// consume messages (each keeps its own cursor), so the real peers see exactly what they would
-// see without it.
+// It reads both message files (read-only) with the core's own reader (lib/addon.js
+// NativeFileReader: each message once, in file order, loss and malformed entries reported)
+// whenever the directory changes (fs.watch) and on a poll as a safety net. Readers of the
+// protocol do not consume messages (each keeps its own position), so the real peers see exactly
+// what they would see without it.
 
 const fs = require('node:fs')
 const path = require('node:path')
+const { NativeFileReader, checkChannelDir } = require('../addon.js')
 const {
   EXIT,
   MESSAGE_FILES,
-  usageError,
+  ALLOW_INSECURE,
+  argumentsError,
   parseCommandArgs,
   intOption,
   requireDirectory,
@@ -42,6 +45,8 @@ Options:
       --interval-ms <ms>  poll period besides the directory watch (default 250)
       --max-width <n>     cut the payload text to n characters in the plain view (default 200;
                           0: never cut). --json never cuts.
+      --allow-insecure    watch a directory other users can write (refused otherwise, as a
+                          channel refuses to open it; see SECURITY.md)
   -h, --help              show this help
 
 Colours are used on a terminal, unless NO_COLOR is set (FORCE_COLOR=1 forces them).
@@ -58,30 +63,11 @@ const ARGS = {
   'duration-ms': { type: 'string' },
   'interval-ms': { type: 'string' },
   'max-width': { type: 'string' },
+  ...ALLOW_INSECURE,
 }
 
-/** Ids remembered per file beyond the ones the file still holds (it keeps at most 100). */
+/** Request ids remembered to show what a response answers (a file keeps at most its cap). */
 const SEEN_LIMIT = 2000
-
-function isMessage(value) {
-  return (
-    value !== null &&
-    typeof value === 'object' &&
-    typeof value.id === 'string' &&
-    typeof value.type === 'string' &&
-    Object.hasOwn(value, 'payload')
-  )
-}
-
-/** On-disk message to the JS shape FileChannel uses (reply_to → replyTo, nulls left out). */
-function toJsMessage(raw) {
-  const message = { id: raw.id, timestamp: raw.timestamp, type: raw.type }
-  if (typeof raw.method === 'string') message.method = raw.method
-  if (typeof raw.reply_to === 'string') message.replyTo = raw.reply_to
-  message.payload = raw.payload
-  if (typeof raw.error === 'string') message.error = raw.error
-  return message
-}
 
 function compact(value, maxWidth) {
   const text = JSON.stringify(value)
@@ -122,21 +108,19 @@ function run(argv) {
     out(help)
     return EXIT.OK
   }
-  if (positionals.length !== 1) throw usageError(`expected one <dir>, got ${positionals.length}\n\n${help}`)
+  if (positionals.length !== 1) throw argumentsError('monitor', 'one <dir>', positionals.length)
   const dir = positionals[0]
   const count = intOption(values.count, 'count', Infinity, 1)
   const durationMs = intOption(values['duration-ms'], 'duration-ms', undefined, 1)
   const intervalMs = intOption(values['interval-ms'], 'interval-ms', 250, 10)
   const maxWidth = intOption(values['max-width'], 'max-width', 200, 0)
   requireDirectory(dir)
+  if (!values['allow-insecure']) checkChannelDir(dir)
 
   const paint = painter(!values.json && colorEnabled(process.stdout))
   const states = MESSAGE_FILES.map((spec) => ({
     spec,
-    path: path.join(dir, spec.file),
-    signature: null,
-    seen: new Set(),
-    problem: null,
+    reader: new NativeFileReader(path.join(dir, spec.file)),
   }))
   let printed = 0
   // Request id → method, to show what a response answers (bounded like the files).
@@ -147,50 +131,15 @@ function run(argv) {
     if (methods.size > SEEN_LIMIT) methods.delete(methods.keys().next().value)
   }
 
-  const warn = (state, text) => {
-    if (state.problem === text) return
-    state.problem = text
-    process.stderr.write(`ipckit monitor: ${text}\n`)
-  }
-
-  // New messages of one file since the last look; `null` when unchanged or unreadable.
+  // New messages of one file since the last look; problems (a malformed entry, a file that is
+  // not JSON, messages lost to the writer's cap) are reported once each by the core's reader.
   const look = (state) => {
-    let stat
-    try {
-      stat = fs.statSync(state.path)
-    } catch (error) {
-      if (error.code === 'ENOENT') {
-        state.signature = 'missing'
-        return null
-      }
-      warn(state, `cannot read ${state.path}: ${error.message}`)
-      return null
+    const { messages, errors } = state.reader.read()
+    for (const error of errors) {
+      // A missing file is a channel not yet created (or cleared by a reference writer): quiet.
+      if (error.code !== 'ENOENT') process.stderr.write(`ipckit monitor: ${error.message} (${error.code})\n`)
     }
-    const signature = `${stat.ino}:${stat.size}:${stat.mtimeMs}`
-    if (signature === state.signature) return null
-    let raw
-    try {
-      raw = JSON.parse(fs.readFileSync(state.path, 'utf8'))
-      if (!Array.isArray(raw)) throw new Error('not a JSON array')
-    } catch (error) {
-      // Possibly caught mid-write by a writer that does not rename; look again next time.
-      state.signature = null
-      warn(state, `${state.path} cannot be parsed (${error.message}); waiting for it to become valid`)
-      return null
-    }
-    state.signature = signature
-    state.problem = null
-    const fresh = []
-    for (const item of raw) {
-      if (!isMessage(item) || state.seen.has(item.id)) continue
-      state.seen.add(item.id)
-      fresh.push({ message: toJsMessage(item), spec: state.spec })
-    }
-    if (state.seen.size > SEEN_LIMIT) {
-      // The file keeps only its newest messages: an id it no longer holds cannot come back.
-      state.seen = new Set(raw.filter(isMessage).map((item) => item.id))
-    }
-    return fresh
+    return messages.map((message) => ({ message, spec: state.spec }))
   }
 
   return new Promise((resolve) => {
@@ -216,7 +165,7 @@ function run(argv) {
       scheduled = false
       if (finished) return
       const fresh = []
-      for (const state of states) fresh.push(...(look(state) ?? []))
+      for (const state of states) fresh.push(...look(state))
       for (const entry of fresh) remember(entry.message)
       if (quiet) return
       fresh.sort((a, b) => a.message.timestamp - b.message.timestamp)
@@ -252,4 +201,4 @@ function run(argv) {
   })
 }
 
-module.exports = { summary, help, run, formatLine, toJsMessage }
+module.exports = { summary, help, run, formatLine }

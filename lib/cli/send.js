@@ -5,7 +5,9 @@
 const {
   EXIT,
   CliError,
-  usageError,
+  ALLOW_INSECURE,
+  argumentsError,
+  channelOptions,
   parseCommandArgs,
   intOption,
   roleOption,
@@ -33,6 +35,7 @@ Options:
       --role frontend|backend     the end to send from (default frontend: a request to the backend)
       --compact                   print the payload on one line (default: indented)
       --full                      print the whole response message, not just its payload
+      --allow-insecure            accept a channel directory other users can write (see SECURITY.md)
   -h, --help                      show this help
 
 Examples:
@@ -46,6 +49,7 @@ const ARGS = {
   role: { type: 'string' },
   compact: { type: 'boolean' },
   full: { type: 'boolean' },
+  ...ALLOW_INSECURE,
 }
 
 async function run(argv) {
@@ -55,7 +59,7 @@ async function run(argv) {
     return EXIT.OK
   }
   if (positionals.length < 2 || positionals.length > 3) {
-    throw usageError(`expected <dir> <method> [json], got ${positionals.length} arguments\n\n${help}`)
+    throw argumentsError('send', '<dir> <method> [json]', positionals.length)
   }
   const [dir, method, json] = positionals
   const timeoutMs = intOption(values['timeout-ms'], 'timeout-ms', 10000, 1)
@@ -64,7 +68,7 @@ async function run(argv) {
   requireDirectory(dir)
 
   const { FileChannel } = require('../../index.js')
-  const channel = FileChannel[role](dir)
+  const channel = FileChannel[role](dir, channelOptions(values))
   try {
     const id = channel.sendRequest(method, params)
     let response
