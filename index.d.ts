@@ -38,17 +38,19 @@ export type JsonValue = null | boolean | number | string | JsonValue[] | { [key:
  * properties are left out), else `never` where it cannot: functions, symbols, BigInt, and
  * objects with methods. Payload parameters are `T & Jsonable<T>`, so such values do not compile.
  */
-export type Jsonable<T> = T extends string | number | boolean | null | undefined
+export type Jsonable<T> = [JsonInput] extends [T]
   ? T
-  : T extends { toJSON(): unknown }
+  : T extends string | number | boolean | null | undefined
     ? T
-    : T extends ((...args: any[]) => unknown) | bigint | symbol
-      ? never
-      : T extends readonly unknown[]
-        ? { readonly [K in keyof T]: Jsonable<T[K]> }
-        : T extends object
+    : T extends { toJSON(): unknown }
+      ? T
+      : T extends ((...args: any[]) => unknown) | bigint | symbol
+        ? never
+        : T extends readonly unknown[]
           ? { readonly [K in keyof T]: Jsonable<T[K]> }
-          : never
+          : T extends object
+            ? { readonly [K in keyof T]: Jsonable<T[K]> }
+            : never
 
 /** A message as JavaScript sees it. On disk `replyTo` is `reply_to`; optional fields are absent when not set. */
 export interface ChannelMessage<P = any> {
@@ -145,8 +147,19 @@ export type ResultOf<F> = F extends (...args: any[]) => infer R ? Awaited<R> : n
 
 type IsUntyped<Api> = string extends keyof Api ? true : false
 
+/** What JSON can hold, as a type (the default of payload type parameters given explicitly). */
+export type JsonInput =
+  | null
+  | boolean
+  | number
+  | string
+  | undefined
+  | readonly JsonInput[]
+  | { readonly [key: string]: JsonInput }
+  | { toJSON(): unknown }
+
 /** `request()` of an untyped channel: `T` is the result type you expect. */
-export type UntypedRequest = <T = any, P = undefined>(
+export type UntypedRequest = <T = any, P = JsonInput>(
   method: string,
   params?: P & Jsonable<P>,
   options?: RequestOptions,
@@ -290,8 +303,8 @@ export declare class FileChannel<Api extends object = UntypedApi> {
   emit<E extends keyof FileChannelEvents>(event: E, ...args: FileChannelEvents[E]): boolean
   emit(event: string | symbol, ...args: any[]): boolean
   listenerCount(event: string | symbol, listener?: AnyListener): number
-  listeners(event: string | symbol): Function[]
-  rawListeners(event: string | symbol): Function[]
+  listeners(event: string | symbol): AnyListener[]
+  rawListeners(event: string | symbol): AnyListener[]
   eventNames(): Array<string | symbol>
   setMaxListeners(n: number): this
   getMaxListeners(): number
