@@ -66,8 +66,8 @@ const forbidden = [/^src\//, /^target\//, /^__test__\//, /^node_modules\//, /^be
   /^\.peer-venv\//, /^\.ci\//, /^\.github\//, /^examples\//, /^npm\//, /^artifacts\//, /\.tgz$/,
   /(^|\/)\.env/, /^jest\.config/, /^package-lock\.json$/]
 const allowed = [/^package\.json$/, /^[A-Z][A-Z0-9_-]*(\.md)?$/, /^[A-Za-z0-9_-]+\.md$/,
-  /^index\.(js|mjs|d\.ts)$/, /^binding\.(js|d\.ts)$/, /^ipckit\.[a-z0-9-]+\.node$/,
-  /^bin\/[^/]+\.js$/, /^lib\/.+\.(js|cjs|mjs|d\.ts|json)$/,
+  /^index\.(js|mjs|d\.ts|d\.mts)$/, /^binding\.(js|d\.ts)$/, /^ipckit\.[a-z0-9-]+\.node$/,
+  /^bin\/[^/]+\.js$/, /^lib\/.+\.(js|cjs|mjs|d\.ts|d\.mts|json)$/,
   // The Python companion package (pip install ./node_modules/ipckit/python), without its tests.
   /^python\/(pyproject\.toml|README\.md|ipckit_peer\/[a-z_]+\.py)$/]
 if (sourceBuild) allowed.push(/^src\/.+\.rs$/, /^build\.rs$/, /^Cargo\.(toml|lock)$/, /^scripts\/install\.js$/)
@@ -236,5 +236,89 @@ cat >"$APP/tsconfig.json" <<EOF
 EOF
 node "$TSC" --noEmit --strict -p "$APP/tsconfig.json" || fail "tsc found errors in usage.ts or in ipckit's types"
 echo "   tsc --noEmit --strict: no errors"
+
+step "TypeScript, ESM (nodenext): await using, JSON payloads, typed API, ipckit/testing, EventEmitter"
+cat >"$APP/modern.mts" <<'EOF'
+import { once, EventEmitter } from 'node:events'
+import { FileChannel, DEFAULTS, type RemoteError } from 'ipckit'
+import { createTestChannel, respond } from 'ipckit/testing'
+
+interface Point {
+  x: number
+  y?: number
+}
+interface Api {
+  add(params: { a: number; b: number }): number
+  ping(): 'pong'
+}
+
+export async function modern(dir: string, point: Point): Promise<number> {
+  await using frontend = FileChannel.frontend(dir)
+  using backend = FileChannel.backend<Api>(dir)
+  backend.serve({ add: ({ a, b }) => a + b, ping: () => 'pong' })
+  const emitter: EventEmitter = frontend
+  frontend.setMaxListeners(20).prependListener('event', (message) => message.payload)
+  const names: Array<string | symbol> = frontend.eventNames()
+  const closed = once(frontend, 'close')
+
+  frontend.sendEvent('point', point)
+  frontend.sendEvent('when', { at: new Date() })
+  // @ts-expect-error a function is not JSON
+  frontend.sendEvent('bad', () => 1)
+  // @ts-expect-error a BigInt is not JSON
+  frontend.sendEvent('bad', 10n)
+  // @ts-expect-error nested: a function inside an object
+  frontend.sendRequest('bad', { callback: () => 1 })
+  // @ts-expect-error a symbol is not JSON
+  await frontend.request('bad', { s: Symbol('x') })
+
+  const typed = FileChannel.frontend<Api>(dir)
+  const sum: number = await typed.request('add', { a: 1, b: 2 })
+  const pong: 'pong' = await typed.request('ping')
+  // @ts-expect-error wrong params type
+  await typed.request('add', { a: 'one', b: 2 })
+  // @ts-expect-error unknown method
+  await typed.request('nope')
+  typed.close()
+
+  try {
+    await frontend.request<number>('add', { a: 1, b: 2 }, { timeoutMs: DEFAULTS.timeoutMs })
+  } catch (error) {
+    const remote = error as RemoteError
+    console.log(remote.method, remote.requestId, remote.remoteCode, remote.remoteData)
+  }
+
+  await using kit = createTestChannel({
+    handlers: { slow: respond.after(10, 'done'), bad: respond.error('no', { code: 'E' }) },
+  })
+  const done: string = await kit.channel.request<string>('slow')
+  await kit.backend.waitForRequest('slow')
+  void [emitter, names, closed, pong, done]
+  return sum
+}
+EOF
+cat >"$APP/tsconfig.modern.json" <<EOF
+{
+  "compilerOptions": {
+    "target": "es2022",
+    "lib": ["es2022", "esnext.disposable"],
+    "module": "nodenext",
+    "moduleResolution": "nodenext",
+    "strict": true,
+    "noEmit": true,
+    "skipLibCheck": false,
+    "types": ["node"],
+    "typeRoots": ["$TYPE_ROOTS"]
+  },
+  "files": ["modern.mts"]
+}
+EOF
+node "$TSC" --noEmit --strict -p "$APP/tsconfig.modern.json" || fail "tsc found errors in modern.mts (await using, payload types, typed API, testing)"
+echo "   tsc --noEmit --strict (nodenext, await using, @ts-expect-error on wrong payloads): no errors"
+
+step "@arethetypeswrong/cli on the tarball"
+ATTW="$REPO/node_modules/.bin/attw"
+[ -x "$ATTW" ] || fail "no @arethetypeswrong/cli at $ATTW: run npm install in $REPO"
+"$ATTW" "$TARBALL" || fail "@arethetypeswrong/cli found problems in the package's types"
 
 echo "consumer: all steps passed"
