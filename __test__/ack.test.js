@@ -53,7 +53,9 @@ afterEach(() => {
 
 test(`${REQUESTS.toLocaleString('en-US')} requests to a slow reader in another process: none lost, none duplicated, backlog bounded`, async () => {
   const maxBacklog = 1000
-  const reader = startSlowReader(REQUESTS, 100, 120000)
+  // Under Wine a send takes milliseconds: the reader reads less often so that it falls behind.
+  const readEveryMs = process.platform === 'win32' ? 1000 : 100
+  const reader = startSlowReader(REQUESTS, readEveryMs, 120000)
   expect(await reader.next()).toEqual({ ready: true })
   const writer = open('frontend', { maxBacklog })
   let largest = 0
@@ -102,13 +104,14 @@ test('sendAsync gives up with ETIMEDOUT, and aborts with AbortError', async () =
   await expect(aborted).rejects.toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' })
 })
 
-test('a reader that never acknowledges (acknowledge: false) gets the reference cap of 100, and is told of the loss', () => {
+test('a reader that never acknowledges (acknowledge: false) gets the reference cap of 100, and is told of the possible loss', () => {
   const writer = open('backend')
   const reader = open('frontend', { acknowledge: false })
   reader.recv()
   for (let i = 0; i < 150; i++) writer.sendEvent('e', i)
   expect(outboxLength('backend_to_frontend.json')).toBe(100)
-  expect(() => reader.recv()).toThrow(expect.objectContaining({ code: 'ELOST' }))
+  // 150 sent or exactly 100 cannot be told apart from the file: a possible loss, never a certain one.
+  expect(() => reader.recv()).toThrow(expect.objectContaining({ code: 'EMAYBELOST' }))
   expect(reader.recv().map((m) => m.payload)).toEqual(Array.from({ length: 100 }, (_, i) => i + 50))
 })
 

@@ -187,48 +187,62 @@ describe('a malformed inbox never crashes', () => {
     expect(front.recv().map((m) => m.payload)).toEqual(['small'])
   })
 
-  test('the inbox replaced by a directory or a symlink is reported, not a crash', () => {
+  test('the inbox replaced by a directory is reported, not a crash', () => {
     const { dir, front } = h.pair()
     const inbox = path.join(dir, BACKEND_OUTBOX)
     fs.unlinkSync(inbox)
     fs.mkdirSync(inbox)
-    let error = expectThrows(() => front.recv(), 'EBADMSG', inbox)
+    expectThrows(() => front.recv(), 'EBADMSG', inbox)
     fs.rmdirSync(inbox)
-    const elsewhere = path.join(h.tmpDir(), 'elsewhere.json')
-    fs.writeFileSync(elsewhere, JSON.stringify([diskMessage({ payload: 'through a link' })]))
-    fs.symlinkSync(elsewhere, inbox)
-    error = expectThrows(() => front.recv(), 'ELOOP', inbox)
-    expect(error.message).toContain(inbox)
-    expect(front.recv()).toEqual([])
   })
+
+  // Planting a link needs privileges on Windows, and Wine 8 cannot make one at all (its
+  // CreateSymbolicLink does nothing): there the core's refusal of reparse points
+  // (src/protocol/platform/windows.rs) is not exercised.
+  if (process.platform !== 'win32') {
+    test('the inbox replaced by a symlink is reported (ELOOP), not followed', () => {
+      const { dir, front } = h.pair()
+      const inbox = path.join(dir, BACKEND_OUTBOX)
+      fs.unlinkSync(inbox)
+      const elsewhere = path.join(h.tmpDir(), 'elsewhere.json')
+      fs.writeFileSync(elsewhere, JSON.stringify([diskMessage({ payload: 'through a link' })]))
+      fs.symlinkSync(elsewhere, inbox)
+      const error = expectThrows(() => front.recv(), 'ELOOP', inbox)
+      expect(error.message).toContain(inbox)
+      expect(front.recv()).toEqual([])
+    })
+  }
 })
 
 describe('locks', () => {
   test('a held lock fails the send with ELOCKED naming the lock file and the holder after lockTimeoutMs', () => {
+    // A live holder: this process (a lock of a process that is gone is taken over at once).
+    const holder = process.pid
     const dir = h.channelDir()
     const lock = path.join(dir, 'frontend_to_backend.lock')
     const quick = h.frontend(dir, { lockTimeoutMs: 100 })
     const slower = h.frontend(dir, { lockTimeoutMs: 400 })
-    fs.writeFileSync(lock, '12345\n')
+    fs.writeFileSync(lock, `${holder}\n`)
     let started = performance.now()
-    expectThrows(() => quick.sendRequest('m', 1), 'ELOCKED', lock, '12345')
+    expectThrows(() => quick.sendRequest('m', 1), 'ELOCKED', lock, String(holder))
     const quickMs = performance.now() - started
     started = performance.now()
-    expectThrows(() => slower.sendEvent('e', 1), 'ELOCKED', lock, '12345')
+    expectThrows(() => slower.sendEvent('e', 1), 'ELOCKED', lock, String(holder))
     const slowerMs = performance.now() - started
     expect(quickMs).toBeGreaterThanOrEqual(99)
     expect(slowerMs).toBeGreaterThanOrEqual(399)
     expect(slowerMs).toBeGreaterThan(quickMs)
     // Someone else's lock is left alone, and nothing was written.
-    expect(fs.readFileSync(lock, 'utf8')).toBe('12345\n')
+    expect(fs.readFileSync(lock, 'utf8')).toBe(`${holder}\n`)
     expect(readText(dir, FRONTEND_OUTBOX)).toBe('[]')
   })
 
   test('a lock released while we wait lets the send through', async () => {
+    const holder = process.pid
     const dir = h.channelDir()
     const lock = path.join(dir, 'frontend_to_backend.lock')
     const front = h.frontend(dir, { lockTimeoutMs: 5000 })
-    fs.writeFileSync(lock, '12345\n')
+    fs.writeFileSync(lock, `${holder}\n`)
     // Release from another process while this thread is blocked in the send.
     const { spawn } = require('node:child_process')
     const releaser = spawn(process.execPath, [
@@ -240,6 +254,35 @@ describe('locks', () => {
     await exited
     expect(readMessages(dir, FRONTEND_OUTBOX).map((m) => m.id)).toEqual([id])
     expect(fs.existsSync(lock)).toBe(false)
+  })
+
+  test('a lock left by a process that is gone (same host) is taken over at once, not after staleLockMs', () => {
+    const dir = h.channelDir()
+    const lock = path.join(dir, 'frontend_to_backend.lock')
+    // Were the dead holder's lock waited on, the send would fail with ELOCKED after 10 s.
+    const front = h.frontend(dir, { lockTimeoutMs: 10000, staleLockMs: 600000 })
+    const gone = require('node:child_process').spawnSync(
+      process.execPath,
+      ['-e', 'process.stdout.write(String(process.pid))'],
+      {
+        encoding: 'utf8',
+      },
+    )
+    fs.writeFileSync(lock, `${gone.stdout}\n`)
+    const id = front.sendRequest('m', 'through')
+    expect(readMessages(dir, FRONTEND_OUTBOX).map((m) => m.id)).toEqual([id])
+    expect(fs.existsSync(lock)).toBe(false)
+  })
+
+  test('a lock dated in the future is taken over like a stale one', () => {
+    const dir = h.channelDir()
+    const lock = path.join(dir, 'frontend_to_backend.lock')
+    const front = h.frontend(dir, { lockTimeoutMs: 10000, staleLockMs: 1000 })
+    fs.writeFileSync(lock, `${process.pid}\n`)
+    const inAnHour = Date.now() / 1000 + 3600
+    fs.utimesSync(lock, inAnHour, inAnHour)
+    const id = front.sendRequest('m', 'through')
+    expect(readMessages(dir, FRONTEND_OUTBOX).map((m) => m.id)).toEqual([id])
   })
 
   test('a stale lock (mtime 10 s ago) is taken over and removed after the send', () => {
@@ -289,15 +332,17 @@ describe('locks', () => {
     expect(readMessages(dir, FRONTEND_OUTBOX).map((m) => m.id)).toEqual([id])
   })
 
-  test('a symlink planted at the lock path is not written through', () => {
-    const dir = h.channelDir()
-    const front = h.frontend(dir, { lockTimeoutMs: 100 })
-    const victim = path.join(h.tmpDir(), 'victim.txt')
-    fs.writeFileSync(victim, 'precious')
-    fs.symlinkSync(victim, path.join(dir, 'frontend_to_backend.lock'))
-    expect(() => front.sendEvent('e', 1)).toThrow()
-    expect(fs.readFileSync(victim, 'utf8')).toBe('precious')
-  })
+  if (process.platform !== 'win32') {
+    test('a symlink planted at the lock path is not written through', () => {
+      const dir = h.channelDir()
+      const front = h.frontend(dir, { lockTimeoutMs: 100 })
+      const victim = path.join(h.tmpDir(), 'victim.txt')
+      fs.writeFileSync(victim, 'precious')
+      fs.symlinkSync(victim, path.join(dir, 'frontend_to_backend.lock'))
+      expect(() => front.sendEvent('e', 1)).toThrow()
+      expect(fs.readFileSync(victim, 'utf8')).toBe('precious')
+    })
+  }
 })
 
 describe('the channel directory', () => {
@@ -307,9 +352,15 @@ describe('the channel directory', () => {
     front.on('error', (error) => errors.push(error))
     front.on('message', () => {})
     await removeLiveDir(dir)
-    const error = expectThrows(() => front.sendRequest('m', 1), 'ENOENT', dir)
-    expect(error.message).toContain(dir)
-    expectThrows(() => front.sendEvent('e'), 'ENOENT', dir)
+    if (process.platform === 'win32' && fs.existsSync(dir)) {
+      // Windows keeps a directory that is being watched until the watch lets go (Wine: it stays;
+      // Windows: delete pending): the channel goes on in it.
+      front.sendRequest('m', 1)
+    } else {
+      const error = expectThrows(() => front.sendRequest('m', 1), 'ENOENT', dir)
+      expect(error.message).toContain(dir)
+      expectThrows(() => front.sendEvent('e'), 'ENOENT', dir)
+    }
     await sleep(250)
     expect(front.closed).toBe(false)
     // The watcher side reports problems through 'error' with a code, never silently dies.
@@ -346,7 +397,7 @@ describe('the channel directory', () => {
 })
 
 describe('loss', () => {
-  test('a writer overrunning a slow (non-acknowledging) reader by > 100 messages: recv() throws ELOST once', () => {
+  test('a writer overrunning a slow (non-acknowledging) reader by > 100 messages: recv() throws EMAYBELOST once', () => {
     const dir = h.channelDir()
     const writer = h.backend(dir)
     const reader = h.frontend(dir, { acknowledge: false })
@@ -354,12 +405,13 @@ describe('loss', () => {
     expect(reader.recv().map((m) => m.payload)).toEqual(['seen'])
     for (let i = 0; i < 150; i++) writer.sendEvent('e', i)
     expect(readMessages(dir, BACKEND_OUTBOX)).toHaveLength(100)
-    expectThrows(() => reader.recv(), 'ELOST', path.join(dir, BACKEND_OUTBOX))
+    // The file alone cannot tell 150 new messages from exactly 100: possible loss, not certain.
+    expectThrows(() => reader.recv(), 'EMAYBELOST', path.join(dir, BACKEND_OUTBOX))
     expect(reader.recv().map((m) => m.payload)).toEqual(Array.from({ length: 100 }, (_, i) => i + 50))
     expect(reader.recv()).toEqual([])
   })
 
-  test("overrun of a reader that last saw an empty inbox is ELOST too (through 'error')", async () => {
+  test("overrun of a reader that last saw an empty inbox is EMAYBELOST too (through 'error')", async () => {
     const dir = h.channelDir()
     const writer = h.backend(dir)
     const reader = h.frontend(dir, { acknowledge: false })
@@ -367,8 +419,8 @@ describe('loss', () => {
     for (let i = 0; i < 150; i++) writer.sendEvent('e', i)
     const errors = []
     reader.on('error', (error) => errors.push(error))
-    await waitFor(() => errors.length > 0, { what: 'ELOST' })
-    expect(errors.map((e) => e.code)).toEqual(['ELOST'])
+    await waitFor(() => errors.length > 0, { what: 'EMAYBELOST' })
+    expect(errors.map((e) => e.code)).toEqual(['EMAYBELOST'])
     expect(errors[0].message).toContain(path.join(dir, BACKEND_OUTBOX))
     expect(reader.recv().map((m) => m.payload)).toEqual(Array.from({ length: 100 }, (_, i) => i + 50))
   })

@@ -456,7 +456,7 @@ describe('Python backend, our frontend', () => {
     expect(front.recv()).toEqual([])
   })
 
-  test('the 100-message cap: 150 Python events before we read give the newest 100, and recv() throws ELOST once', async () => {
+  test('the 100-message cap: 150 Python events before we read give the newest 100, and recv() throws EMAYBELOST once', async () => {
     const dir = tmpDir()
     const front = open('frontend', dir)
     await sendNumbered(dir, 'backend', 'first', 1, 'first')
@@ -472,7 +472,8 @@ describe('Python backend, our frontend', () => {
     } catch (error) {
       thrown = error
     }
-    expectError(thrown, 'ELOST')
+    // 150 or exactly 100 new messages look alike in the file: reported as possible loss.
+    expectError(thrown, 'EMAYBELOST')
     expect(thrown.message).toContain(BACKEND_OUTBOX)
 
     const received = front.recv()
@@ -481,7 +482,7 @@ describe('Python backend, our frontend', () => {
     expect(front.recv()).toEqual([]) // reported once
   })
 
-  test("the 100-message cap: ELOST goes to the 'error' listener when there is one", async () => {
+  test("the 100-message cap: EMAYBELOST goes to the 'error' listener when there is one", async () => {
     const dir = tmpDir()
     // No watcher and a long poll period: nothing reads the inbox until recv().
     const front = open('frontend', dir, {
@@ -498,7 +499,7 @@ describe('Python backend, our frontend', () => {
     await waitUntil(() => errors.length > 0, 2000, "the 'error' event")
     await sleep(20)
     expect(errors).toHaveLength(1)
-    expect(errors[0].code).toBe('ELOST')
+    expect(errors[0].code).toBe('EMAYBELOST')
     expect(errors[0].message).toContain(path.join(dir, BACKEND_OUTBOX))
   })
 

@@ -127,6 +127,7 @@ impl Bridge {
                             bridge.settle(env, token, Ok(message))
                         }
                         Delivery::Expired { token, error } => bridge.settle(env, token, Err(error)),
+                        Delivery::Sent { token, result } => bridge.settle_sent(env, token, result),
                         Delivery::Messages(messages) => batch.messages.extend(messages),
                         Delivery::Problems(problems) => batch.problems.extend(problems),
                     }
@@ -178,6 +179,31 @@ impl Bridge {
                 sys::napi_resolve_deferred(env, wait.deferred, value);
             } else {
                 sys::napi_reject_deferred(env, wait.deferred, value);
+            }
+        }
+    }
+
+    /// Settles the promise of a queued send: the message id, or why it was not written.
+    pub fn settle_sent(
+        &self,
+        env: sys::napi_env,
+        token: u64,
+        result: std::result::Result<String, ChannelError>,
+    ) {
+        let Some(wait) = lock(&self.pending).remove(&token) else {
+            return;
+        };
+        let settled = match result {
+            Ok(id) => unsafe { String::to_napi_value(env, id) }.map(|v| (true, v)),
+            Err(error) => channel_error_value(env, &error).map(|v| (false, v)),
+        };
+        if let Ok((resolve, value)) = settled {
+            unsafe {
+                if resolve {
+                    sys::napi_resolve_deferred(env, wait.deferred, value);
+                } else {
+                    sys::napi_reject_deferred(env, wait.deferred, value);
+                }
             }
         }
     }

@@ -235,12 +235,62 @@ impl NativeFileChannel {
     ) -> Result<Object<'_>, Code> {
         let timeout = parse_timeout(timeout_ms, "timeoutMs")?;
         let params = parse_payload(params_json, "params")?;
+        // Written by the writer thread: this returns at once, the wait already registered.
         let (promise, (id, token)) = self.start_wait(&env, |channel| {
             channel
-                .begin_request(&method, params, timeout)
+                .begin_request_queued(&method, params, timeout)
                 .map(|(id, token)| ((id, token), token))
         })?;
         pending_object(&env, Some(id), token, promise)
+    }
+
+    /// Queues a message for the writer thread and returns at once. The promise resolves with
+    /// the message id once it is written, or rejects after `timeoutMs` with why it could not be
+    /// (`ELOCKED`, `EBUSY`, `ENOBUFS`: retried until then), or at once with an error that
+    /// retrying cannot mend. `kind`: `'request'` (target: the method), `'response'` or
+    /// `'error'` (target: the request id; for `'error'` the payload is the error text, with
+    /// the optional `errorCode` and `errorDataJson`), `'event'` (target: the name).
+    #[napi(ts_return_type = "Promise<string>")]
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_queued(
+        &self,
+        env: Env,
+        kind: String,
+        target: String,
+        payload_json: Option<String>,
+        timeout_ms: Option<Unknown<'_>>,
+        error_code: Option<String>,
+        error_data_json: Option<String>,
+    ) -> Result<Unknown<'_>, Code> {
+        let timeout = parse_timeout(timeout_ms, "timeoutMs")?;
+        let message = match kind.as_str() {
+            "request" => Message::request(&target, parse_payload(payload_json, "params")?),
+            "response" => Message::response(&target, parse_payload(payload_json, "result")?),
+            "event" => Message::event(&target, parse_payload(payload_json, "payload")?),
+            "error" => {
+                let text: String = match parse_payload(payload_json, "message")? {
+                    serde_json::Value::String(text) => text,
+                    other => other.to_string(),
+                };
+                let mut response = Message::error_response(&target, &text);
+                response.error_code = error_code;
+                response.error_data = error_data_json
+                    .map(|text| parse_payload(Some(text), "data"))
+                    .transpose()?;
+                response
+            }
+            other => {
+                return Err(invalid(format!(
+                    "kind must be 'request', 'response', 'error' or 'event', not '{other}'"
+                )))
+            }
+        };
+        self.start_wait(&env, |channel| {
+            channel
+                .enqueue_send(message, timeout)
+                .map(|token| ((), token))
+        })
+        .map(|(promise, ())| promise)
     }
 
     /// Rejects the pending wait `token` (from `beginWait`/`beginRequest`) with `code` and

@@ -11,6 +11,7 @@ use super::message::REFERENCE_CAP;
 use super::message::{depth, Message, MessageType, MAX_PAYLOAD_DEPTH};
 use super::outbox::{AckSettings, Outbox, OutboxSettings};
 use super::platform;
+use super::writer::{self, Flush};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -137,8 +138,19 @@ impl Listening {
 /// What the channel hands to its owner (the JS binding) from whichever thread found it.
 #[derive(Debug)]
 pub enum Delivery {
-    Resolved { token: u64, message: Message },
-    Expired { token: u64, error: ChannelError },
+    Resolved {
+        token: u64,
+        message: Message,
+    },
+    /// A send queued for the writer thread is written (the message id) or has failed.
+    Sent {
+        token: u64,
+        result: Result<String>,
+    },
+    Expired {
+        token: u64,
+        error: ChannelError,
+    },
     Messages(Vec<Message>),
     Problems(Vec<ChannelError>),
 }
@@ -186,9 +198,32 @@ pub struct Channel {
     /// Our published read position, when acknowledgements are on; written after deliveries
     /// are dispatched and outside the state lock, so it never delays a message.
     ack: Mutex<Option<AckPublisher>>,
+    /// Sends waiting for the writer thread (the promise API).
+    sends: Mutex<SendQueue>,
     /// Held from routing a batch until the sink has it. The watcher, the dispatcher and the JS
     /// thread all read the inbox; without this, a later batch could overtake an earlier one.
     delivery_order: Mutex<()>,
+}
+
+/// A send queued for the writer thread.
+struct QueuedSend {
+    message: Message,
+    /// Settles the caller's promise (`Delivery::Sent`); a request's shows through its wait.
+    token: Option<u64>,
+    /// The response wait of a request, failed with the send.
+    wait: Option<u64>,
+    deadline: Instant,
+}
+
+#[derive(Default)]
+struct SendQueue {
+    queued: VecDeque<QueuedSend>,
+    /// Whether the writer thread has this channel on its schedule.
+    scheduled: bool,
+    /// Why the last attempt did not get through (lock held, file held open, backlog full).
+    last_refusal: Option<ChannelError>,
+    /// The next retry's pause.
+    backoff: Duration,
 }
 
 const MAX_PENDING_PROBLEMS: usize = 64;
@@ -268,6 +303,7 @@ impl Channel {
             sink: Mutex::new(None),
             next_token: AtomicU64::new(1),
             ack: Mutex::new(ack),
+            sends: Mutex::new(SendQueue::default()),
             delivery_order: Mutex::new(()),
         }))
     }
@@ -427,6 +463,81 @@ impl Channel {
             return Err(error);
         }
         Ok((message.id, token))
+    }
+
+    /// Queues `message` for the writer thread and returns at once: the result comes as
+    /// `Delivery::Sent` with the returned token. A send that finds the outbox locked, held open
+    /// or full is retried until `timeout`, then fails with the last refusal.
+    pub fn enqueue_send(self: &Arc<Self>, message: Message, timeout: Duration) -> Result<u64> {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        self.enqueue(message, Some(token), None, timeout)?;
+        Ok(token)
+    }
+
+    /// Sends a request through the writer thread, its response wait registered before this
+    /// returns. Returns the request id and the wait's token; a send that fails fails the wait.
+    pub fn begin_request_queued(
+        self: &Arc<Self>,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<(String, u64)> {
+        let message = Message::request(method, params);
+        let id = message.id.clone();
+        let wait = self.wait_response(&id, timeout)?;
+        if let Err(error) = self.enqueue(message, None, Some(wait), timeout) {
+            self.cancel_token(wait);
+            return Err(error);
+        }
+        Ok((id, wait))
+    }
+
+    fn enqueue(
+        self: &Arc<Self>,
+        message: Message,
+        token: Option<u64>,
+        wait: Option<u64>,
+        timeout: Duration,
+    ) -> Result<()> {
+        self.check_open()?;
+        if depth(&message.payload) > MAX_PAYLOAD_DEPTH {
+            return Err(ChannelError::Invalid(format!(
+                "payload is nested deeper than {MAX_PAYLOAD_DEPTH} levels, which the reference reader cannot read"
+            )));
+        }
+        let mut sends = lock(&self.sends);
+        sends.queued.push_back(QueuedSend {
+            message,
+            token,
+            wait,
+            deadline: Instant::now() + timeout,
+        });
+        if !sends.scheduled {
+            sends.scheduled = true;
+            let target: Arc<dyn Flush> = Arc::clone(self) as Arc<dyn Flush>;
+            writer::schedule(Arc::downgrade(&target), Instant::now());
+        }
+        Ok(())
+    }
+
+    /// The end of a queued send: its promise settles, and a failed request's wait with it.
+    fn finish_send(&self, send: QueuedSend, result: Result<()>, deliveries: &mut Vec<Delivery>) {
+        match (result, send.token, send.wait) {
+            (Ok(()), Some(token), _) => deliveries.push(Delivery::Sent {
+                token,
+                result: Ok(send.message.id),
+            }),
+            (Err(error), Some(token), _) => deliveries.push(Delivery::Sent {
+                token,
+                result: Err(error),
+            }),
+            (Err(error), None, Some(wait)) => {
+                if self.cancel_token(wait) {
+                    deliveries.push(Delivery::Expired { token: wait, error });
+                }
+            }
+            (Ok(()), None, _) | (Err(_), None, None) => {}
+        }
     }
 
     /// Puts messages that were handed out but not consumed (an iterator that ended early) back
@@ -774,6 +885,101 @@ impl Channel {
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         }
+    }
+}
+
+impl Flush for Channel {
+    /// One write of the queued sends (the writer thread calls it): as many as one write may
+    /// carry, under one lock. Returns when to try again, if anything is left.
+    fn flush(&self) -> Option<Instant> {
+        let mut deliveries = Vec::new();
+        let mut sends = lock(&self.sends);
+        let now = Instant::now();
+        let closed = lock(&self.state).closed;
+        // Past their deadline (or closed): fail with why they could not get through.
+        let mut index = 0;
+        while index < sends.queued.len() {
+            if closed || sends.queued[index].deadline <= now {
+                let send = sends.queued.remove(index).expect("index is in range");
+                let error = match (&sends.last_refusal, closed) {
+                    (_, true) => ChannelError::Closed,
+                    // Waiting for room is what the promise sends do: running out of time is
+                    // a timeout, saying why.
+                    (Some(refusal @ ChannelError::Backlog { .. }), _) => ChannelError::Relayed {
+                        code: "ETIMEDOUT",
+                        text: format!("timed out waiting for room in the backlog: {refusal}"),
+                    },
+                    (Some(refusal), _) => refusal.relay(),
+                    (None, _) => ChannelError::Relayed {
+                        code: "ETIMEDOUT",
+                        text: "timed out waiting for the writer thread".into(),
+                    },
+                };
+                self.finish_send(send, Err(error), &mut deliveries);
+            } else {
+                index += 1;
+            }
+        }
+        let mut outbox = lock(&self.outbox);
+        let take = outbox.batch_limit().min(sends.queued.len());
+        let batch: Vec<QueuedSend> = sends.queued.drain(..take).collect();
+        drop(sends);
+        let messages: Vec<&Message> = batch.iter().map(|send| &send.message).collect();
+        let result = if batch.is_empty() {
+            Ok(())
+        } else {
+            outbox.append_with(&messages, Duration::ZERO)
+        };
+        drop(outbox);
+        let mut sends = lock(&self.sends);
+        let retry_at = match result {
+            Ok(()) => {
+                sends.last_refusal = None;
+                sends.backoff = Duration::ZERO;
+                for send in batch {
+                    self.finish_send(send, Ok(()), &mut deliveries);
+                }
+                None
+            }
+            // Locked, held open or full: nothing was written; the batch goes back, in order.
+            Err(
+                error @ (ChannelError::Locked { .. }
+                | ChannelError::Busy { .. }
+                | ChannelError::Backlog { .. }),
+            ) => {
+                for send in batch.into_iter().rev() {
+                    sends.queued.push_front(send);
+                }
+                sends.last_refusal = Some(error);
+                sends.backoff =
+                    (sends.backoff * 2).clamp(Duration::from_millis(1), Duration::from_millis(20));
+                Some(now + sends.backoff)
+            }
+            Err(error) => {
+                for send in batch {
+                    self.finish_send(send, Err(error.relay()), &mut deliveries);
+                }
+                None
+            }
+        };
+        let again = match retry_at {
+            Some(at) => Some(at),
+            None if !sends.queued.is_empty() => Some(Instant::now()),
+            None => None,
+        };
+        // The earliest deadline wakes us too, to fail what cannot get through in time.
+        let again = again.map(|at| {
+            sends
+                .queued
+                .iter()
+                .map(|send| send.deadline)
+                .min()
+                .map_or(at, |deadline| at.min(deadline))
+        });
+        sends.scheduled = again.is_some();
+        drop(sends);
+        self.deliver(deliveries);
+        again
     }
 }
 

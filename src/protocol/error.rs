@@ -31,6 +31,10 @@ pub enum ChannelError {
         source: io::Error,
     },
 
+    /// Another error, passed on to one more caller (the sends of one batch share its failure).
+    #[error("{text}")]
+    Relayed { code: &'static str, text: String },
+
     #[error("lock {} cannot be used: {reason}", path.display())]
     BadLock { path: PathBuf, reason: String },
 
@@ -133,6 +137,14 @@ impl ChannelError {
         }
     }
 
+    /// The same failure, for another caller.
+    pub fn relay(&self) -> ChannelError {
+        ChannelError::Relayed {
+            code: self.code(),
+            text: self.to_string(),
+        }
+    }
+
     /// The stable code JavaScript sees as `error.code`.
     pub fn code(&self) -> &'static str {
         match self {
@@ -148,6 +160,7 @@ impl ChannelError {
             ChannelError::Backlog { .. } => "ENOBUFS",
             ChannelError::Invalid(_) => "EINVAL",
             ChannelError::Busy { .. } => "EBUSY",
+            ChannelError::Relayed { code, .. } => code,
             ChannelError::Io { source, .. } => io_code(source),
         }
     }

@@ -13,3 +13,4 @@ pub mod message;
 pub mod options;
 pub mod outbox;
 pub mod platform;
+pub mod writer;

@@ -118,6 +118,12 @@ impl Outbox {
     /// Appends messages in order, keeping the newest `max_messages`, and, with
     /// acknowledgements, every message a live reader has not consumed yet.
     pub fn append(&mut self, messages: &[&Message]) -> Result<()> {
+        self.append_with(messages, self.settings.lock.timeout)
+    }
+
+    /// `append`, waiting at most `patience` for the lock and for a holder of the file to let
+    /// go (zero: one attempt, for a caller that retries later instead of sleeping).
+    pub fn append_with(&mut self, messages: &[&Message], patience: Duration) -> Result<()> {
         let mut new: Vec<Element> = messages
             .iter()
             .map(|m| Element {
@@ -126,8 +132,11 @@ impl Outbox {
                 text: m.encode(),
             })
             .collect();
-        let _lock =
-            LockGuard::acquire(&self.lock_path, self.settings.lock, self.settings.file_mode)?;
+        let timing = LockTiming {
+            timeout: patience,
+            ..self.settings.lock
+        };
+        let _lock = LockGuard::acquire(&self.lock_path, timing, self.settings.file_mode)?;
         let current = self.current_file()?;
         let total = current.entries.len() + new.len();
         let mut drop = total.saturating_sub(self.settings.max_messages);
@@ -150,7 +159,35 @@ impl Outbox {
         let mut entries = current.entries;
         entries.extend(new);
         entries.drain(..drop);
-        self.write_locked(entries)
+        self.write_locked(entries, patience)
+    }
+
+    /// How many queued messages one write may carry. Toward readers that acknowledge, as many as
+    /// make sense at once; toward a reader that does not (the reference), a small batch, so that
+    /// a burst enters the file at about the pace single sends would, and a reader polling the
+    /// file still sees every message before the cap trims it.
+    pub fn batch_limit(&mut self) -> usize {
+        const ACKNOWLEDGED_BATCH: usize = 256;
+        let acknowledged = match self.settings.acknowledgements {
+            Some(acks) => {
+                let now = Instant::now();
+                let positions = match self.positions.take() {
+                    Some((scanned, positions)) if now - scanned < POSITIONS_MAX_AGE => {
+                        (scanned, positions)
+                    }
+                    _ => (now, live_positions(&self.path, acks.reader_timeout)),
+                };
+                let any = !positions.1.is_empty();
+                self.positions = Some(positions);
+                any
+            }
+            None => false,
+        };
+        if acknowledged {
+            ACKNOWLEDGED_BATCH
+        } else {
+            (self.settings.max_messages / 10).max(1)
+        }
     }
 
     /// Index of the oldest element to keep for the live readers (`len` if none): each reader's
@@ -184,10 +221,10 @@ impl Outbox {
     pub fn clear(&mut self) -> Result<()> {
         let _lock =
             LockGuard::acquire(&self.lock_path, self.settings.lock, self.settings.file_mode)?;
-        self.write_locked(VecDeque::new())
+        self.write_locked(VecDeque::new(), self.settings.lock.timeout)
     }
 
-    fn write_locked(&mut self, entries: VecDeque<Element>) -> Result<()> {
+    fn write_locked(&mut self, entries: VecDeque<Element>, patience: Duration) -> Result<()> {
         let bytes = encode_file(entries.iter().map(|element| element.text.as_str()));
         self.written = None;
         replace_file(
@@ -195,7 +232,7 @@ impl Outbox {
             &self.path,
             &bytes,
             self.settings.file_mode,
-            self.settings.lock.timeout,
+            patience,
         )?;
         self.written = Some(WrittenFile { bytes, entries });
         Ok(())
