@@ -44,6 +44,23 @@ if (cargo.status !== 0) {
   process.exit(0)
 }
 
+// In a checkout with the dev dependencies (`npm install` in the repository), build exactly as
+// `npm run build` and `npm test` do (napi build, same target directory): npm test then finds the
+// addon up to date instead of compiling everything a second time.
+let napiCli = false
+try {
+  require.resolve('@napi-rs/cli/package.json', { paths: [root] })
+  napiCli = fs.existsSync(path.join(root, 'scripts', 'build.js'))
+} catch {
+  // a package installed from npm or a tarball: no dev dependencies, use cargo below
+}
+if (napiCli) {
+  console.log('ipckit: building the native addon with napi build...')
+  const status = require('./build.js').build()
+  if (status !== 0) console.warn('ipckit: the source build failed; see the output above.')
+  process.exit(0)
+}
+
 console.log('ipckit: building the native addon from source with cargo...')
 const build = spawnSync('cargo', ['build', '--release', '--lib'], { cwd: root, stdio: 'inherit' })
 if (build.status !== 0) {
