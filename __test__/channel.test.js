@@ -601,6 +601,18 @@ describe('payload validation', () => {
     expect(readText(dir, FRONTEND_OUTBOX)).toBe('[]')
   })
 
+  test('a lone surrogate in a method, event name, request id or error text is refused too, not written as U+FFFD', async () => {
+    const { dir, front } = h.pair()
+    expectThrows(() => front.sendRequest('m\ud800'), 'EINVAL', 'method')
+    expectThrows(() => front.sendEvent('\udc00e'), 'EINVAL', 'name')
+    expectThrows(() => front.sendResponse('id\ud800', 1), 'EINVAL', 'requestId')
+    expectThrows(() => front.sendError('id', 'broken \ud800 text'), 'EINVAL', 'error message')
+    expectThrows(() => front.sendError('id', new Error('thrown \udfff')), 'EINVAL', 'error message')
+    await expect(front.request('m\ud800')).rejects.toMatchObject({ code: 'EINVAL' })
+    await expect(front.promises.sendEvent('e\ud800')).rejects.toMatchObject({ code: 'EINVAL' })
+    expect(readText(dir, FRONTEND_OUTBOX)).toBe('[]')
+  })
+
   test.each([
     ['sendRequest', (c) => c.sendRequest(5), 'method'],
     ['sendRequest', (c) => c.sendRequest(null, {}), 'method'],

@@ -26,6 +26,14 @@ function requireString(value, name) {
   if (typeof value !== 'string') {
     throw codedError('EINVAL', `${name} must be a string, got ${describe(value)}`, TypeError)
   }
+  requireWellFormed(value, name)
+}
+
+// A lone surrogate would reach the file as U+FFFD: refused everywhere, as in payloads.
+function requireWellFormed(text, name) {
+  if (!text.isWellFormed()) {
+    throw codedError('EINVAL', `${name} contains a lone surrogate, which UTF-8 JSON cannot represent`, TypeError)
+  }
 }
 
 // Runs `start`, turning a synchronous throw into a rejected promise: promise-returning methods
@@ -123,6 +131,7 @@ class FileChannel extends EventEmitter {
       }
       if (details.data !== undefined) data = details.data
     }
+    requireWellFormed(text, 'the error message')
     return { text, code, data }
   }
 

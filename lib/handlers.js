@@ -66,7 +66,9 @@ async function answer(channel, handlers, request, { unknown, fail }) {
   try {
     result = await handler(request.payload, request)
   } catch (error) {
-    const [text, details] = errorDetails(error)
+    const [thrownText, details] = errorDetails(error)
+    // The requester must learn of the failure even when the text cannot be written as is.
+    const text = thrownText.toWellFormed()
     await reply(async () => {
       try {
         await sends.sendError(request.id, text, details)
