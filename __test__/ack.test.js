@@ -128,3 +128,51 @@ test('a closed reader stops holding messages back, and so does one whose acknowl
     fs.readdirSync(dir).filter((name) => name.startsWith('backend_to_frontend.') && name.endsWith('.ack')),
   ).toEqual([])
 })
+
+test('a reader whose JavaScript thread is busy acknowledges only what it took: the writer waits (ENOBUFS), nothing is lost', async () => {
+  const TOTAL = 1000
+  const busyMs = process.platform === 'win32' ? 4000 : 1500
+  // The reader's listener blocks its JavaScript thread once, early; its native side keeps reading.
+  const script = `
+    const { FileChannel } = require(${JSON.stringify(path.join(__dirname, '..', 'index.js'))})
+    const channel = FileChannel.backend(${JSON.stringify(dir)})
+    const got = []
+    channel.on('event', (message) => {
+      got.push(message.payload)
+      if (got.length === 1) {
+        process.stdout.write('blocking\\n')
+        const until = Date.now() + ${busyMs}
+        while (Date.now() < until) {}
+      }
+      if (got.length === ${TOTAL}) {
+        const inOrder = got.every((value, index) => value === index)
+        process.stdout.write(JSON.stringify({ received: got.length, inOrder }) + '\\n')
+        channel.close()
+      }
+    })
+    process.stdout.write('ready\\n')
+  `
+  const child = spawn(process.execPath, ['-e', script])
+  const lines = readline.createInterface({ input: child.stdout })
+  const next = () => new Promise((resolve) => lines.once('line', resolve))
+  expect(await next()).toBe('ready')
+  const writer = open('frontend', { maxBacklog: 200 })
+  let refused = 0
+  for (let i = 0; i < TOTAL; i++) {
+    for (;;) {
+      try {
+        writer.sendEvent('e', i)
+        break
+      } catch (error) {
+        if (error.code !== 'ENOBUFS') throw error
+        refused++
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+    }
+    if (i === 0) expect(await next()).toBe('blocking')
+  }
+  expect(JSON.parse(await next())).toEqual({ received: TOTAL, inOrder: true })
+  // Its native side read on while JavaScript was blocked, but did not acknowledge it: the writer
+  // had to wait for room instead of the reader buffering everything.
+  expect(refused).toBeGreaterThan(0)
+}, 60000)

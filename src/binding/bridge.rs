@@ -2,6 +2,7 @@
 //! per channel, and settles the promises of pending waits there, in Rust, without a JS hop.
 
 use super::convert::{channel_error_value, create_error, message_value};
+use super::extensions::{set_extensions, Extensions};
 use crate::protocol::channel::{Delivery, DeliverySink};
 use crate::protocol::error::ChannelError;
 use crate::protocol::message::Message;
@@ -24,6 +25,8 @@ unsafe impl Send for PendingWait {}
 pub struct DeliveryBatch {
     pub messages: Vec<Message>,
     pub problems: Vec<ChannelError>,
+    /// Progress of requests, cancels for handlers, presence changes (see `extensions`).
+    pub extensions: Extensions,
 }
 
 impl ToNapiValue for DeliveryBatch {
@@ -70,9 +73,12 @@ impl ToNapiValue for DeliveryBatch {
             c"errors".as_ptr(),
             errors
         ))?;
+        set_extensions(env, object, batch.extensions)?;
         Ok(object)
     }
 }
+
+type TakenHook = Arc<dyn Fn(usize) + Send + Sync>;
 
 pub type DeliveryFunction =
     ThreadsafeFunction<Vec<Delivery>, Unknown<'static>, DeliveryBatch, Status, false>;
@@ -87,6 +93,9 @@ struct RefState {
 #[derive(Default)]
 pub struct Bridge {
     function: Mutex<Option<Arc<DeliveryFunction>>>,
+    /// Told how many messages each batch hands to JavaScript: the channel acknowledges only
+    /// what JavaScript has taken.
+    on_taken: Mutex<Option<TakenHook>>,
     pending: Mutex<HashMap<u64, PendingWait>>,
     ref_state: Mutex<RefState>,
 }
@@ -130,15 +139,25 @@ impl Bridge {
                         Delivery::Sent { token, result } => bridge.settle_sent(env, token, result),
                         Delivery::Messages(messages) => batch.messages.extend(messages),
                         Delivery::Problems(problems) => batch.problems.extend(problems),
+                        other => batch.extensions.add(other),
                     }
                 }
                 bridge.update_ref(env);
+                let hook = lock(&bridge.on_taken).clone();
+                if let (Some(hook), false) = (hook, batch.messages.is_empty()) {
+                    hook(batch.messages.len());
+                }
                 Ok(batch)
             })?;
         #[allow(deprecated)]
         check_status!(unsafe { sys::napi_unref_threadsafe_function(env.raw(), function.raw()) })?;
         *lock(&self.function) = Some(Arc::new(function));
         Ok(())
+    }
+
+    /// Sets what is told of each batch JavaScript takes.
+    pub fn on_taken(&self, hook: impl Fn(usize) + Send + Sync + 'static) {
+        *lock(&self.on_taken) = Some(Arc::new(hook));
     }
 
     /// A promise for wait `token`, resolved with the response message (error responses too:

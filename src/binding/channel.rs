@@ -5,6 +5,7 @@ use super::bridge::{Bridge, DeliveryBatch};
 use super::convert::{
     invalid, parse_channel_options, parse_payload, parse_timeout, to_js_error, ChannelMessage, Code,
 };
+use super::extensions::{ChannelStats, PeerStatus};
 use crate::protocol::channel::{Channel, Listening, Role};
 use crate::protocol::error::ChannelError;
 use crate::protocol::message::Message;
@@ -94,6 +95,12 @@ impl NativeFileChannel {
             .connect(&env, on_delivery)
             .map_err(|e| invalid(format!("onDelivery: {}", e.reason)))?;
         channel.set_sink(bridge.clone());
+        let taker = Arc::downgrade(&channel);
+        bridge.on_taken(move |count| {
+            if let Some(channel) = taker.upgrade() {
+                channel.note_taken(count);
+            }
+        });
         Ok(NativeFileChannel { channel, bridge })
     }
 
@@ -313,9 +320,11 @@ impl NativeFileChannel {
         self.channel.requeue(messages).map_err(to_js_error)
     }
 
-    /// Tells which kinds of message have listeners (they then bypass `recv()`) and whether
-    /// problems have an `'error'` listener.
+    /// Tells which kinds of message have listeners (they then bypass `recv()`), whether
+    /// problems have an `'error'` listener, whether someone follows the peer's presence, and
+    /// whether request handlers take `task.cancel` events.
     #[napi]
+    #[allow(clippy::too_many_arguments)]
     pub fn set_listening(
         &self,
         env: Env,
@@ -323,17 +332,38 @@ impl NativeFileChannel {
         responses: bool,
         events: bool,
         errors: bool,
+        presence: Option<bool>,
+        cancels: Option<bool>,
     ) -> Result<(), Code> {
+        let presence = presence.unwrap_or(false);
         let listening = Listening {
             requests,
             responses,
             events,
             errors,
+            presence,
+            cancels: cancels.unwrap_or(false),
         };
         self.channel.set_listening(listening).map_err(to_js_error)?;
-        self.bridge
-            .set_listening(env.raw(), requests || responses || events || errors);
+        self.bridge.set_listening(
+            env.raw(),
+            requests || responses || events || errors || presence,
+        );
         Ok(())
+    }
+
+    /// What is known of the peer now (reads the inbox and the heartbeats of our outbox's
+    /// readers); a change is also delivered to `onDelivery` (`peers`).
+    #[napi]
+    pub fn check_peer(&self) -> Result<PeerStatus, Code> {
+        let info = self.channel.check_peer().map_err(to_js_error)?;
+        Ok(info.into())
+    }
+
+    /// Responses and progress updates dropped because their wait had ended.
+    #[napi]
+    pub fn stats(&self) -> ChannelStats {
+        self.channel.reply_stats().into()
     }
 
     /// Keep the process alive while something waits or listens (the default).

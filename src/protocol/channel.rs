@@ -11,6 +11,8 @@ use super::message::REFERENCE_CAP;
 use super::message::{depth, Message, MessageType, MAX_PAYLOAD_DEPTH};
 use super::outbox::{AckSettings, Outbox, OutboxSettings};
 use super::platform;
+use super::presence::{PeerInfo, Presence};
+use super::replies::{self, Replies, ReplyStats};
 use super::writer::{self, Flush};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
@@ -119,6 +121,10 @@ pub struct Listening {
     pub responses: bool,
     pub events: bool,
     pub errors: bool,
+    /// Someone follows the peer's presence: keep reading the inbox for its announcements.
+    pub presence: bool,
+    /// Request handlers run here: `task.cancel` events go to them, not to listeners or `recv()`.
+    pub cancels: bool,
 }
 
 impl Listening {
@@ -131,7 +137,7 @@ impl Listening {
     }
 
     fn any_messages(&self) -> bool {
-        self.requests || self.responses || self.events
+        self.requests || self.responses || self.events || self.presence
     }
 }
 
@@ -153,6 +159,15 @@ pub enum Delivery {
     },
     Messages(Vec<Message>),
     Problems(Vec<ChannelError>),
+    /// A `task.progress` event for the `request()` waiting with `token`.
+    Progress {
+        token: u64,
+        message: Message,
+    },
+    /// A `task.cancel` event, for our request handlers.
+    Cancel(Message),
+    /// What is known of the peer changed.
+    Peer(PeerInfo),
 }
 
 pub trait DeliverySink: Send + Sync {
@@ -164,6 +179,8 @@ struct Waiter {
     token: u64,
     started: Instant,
     deadline: Instant,
+    /// A `request()`: its `task.progress` events are delivered to it, not to listeners.
+    follows: bool,
 }
 
 struct State {
@@ -178,6 +195,73 @@ struct State {
     /// Since when the dispatcher has had nothing to wait for; it lingers a little before
     /// stopping, so back-to-back requests do not start a thread and a watch each time.
     dispatcher_idle_since: Option<Instant>,
+    /// Request ids whose wait ended: their late or repeated responses are dropped.
+    replies: Replies,
+    presence: Presence,
+    /// Reads whose messages JavaScript has not all taken yet (handed to listeners, or queued
+    /// for `recv()`), oldest first: each read's last id and how many of its messages are left.
+    untaken_reads: VecDeque<(Option<String>, usize)>,
+    /// The newest message up to which JavaScript has taken everything: what we acknowledge, so
+    /// that a busy JavaScript thread makes the writer wait instead of our memory grow.
+    taken_upto: Option<String>,
+}
+
+/// Messages read but not yet taken by JavaScript, beyond which the inbox is not read: the rest
+/// stays in the file, and a writer of ours waits (`ENOBUFS`) until they are taken.
+const READ_AHEAD: usize = 1000;
+
+impl State {
+    /// A wait for `request_id` ended: once no other waits for it, its replies are late.
+    fn end_wait(&mut self, request_id: &str, follows: bool) {
+        if !self.waiters.contains_key(request_id) {
+            self.replies.end(request_id, follows);
+        }
+    }
+
+    /// Reads the inbox, unless JavaScript has not taken what was read already.
+    fn read_if_room(&mut self) -> ReadOutcome {
+        if self.untaken() >= READ_AHEAD {
+            return ReadOutcome::default();
+        }
+        self.reader.read_new()
+    }
+
+    fn untaken(&self) -> usize {
+        self.untaken_reads.iter().map(|(_, left)| left).sum()
+    }
+
+    /// A read whose `left` messages went to JavaScript (the rest to waits).
+    fn note_read(&mut self, last_id: Option<String>, left: usize) {
+        if last_id.is_none() {
+            return;
+        }
+        match self.untaken_reads.back_mut() {
+            // Nothing new for JavaScript: the position moves with the read before it.
+            Some(back) if left == 0 => back.0 = last_id,
+            _ => self.untaken_reads.push_back((last_id, left)),
+        }
+        self.settle_taken();
+    }
+
+    /// JavaScript took `count` more messages (a listener batch, a `recv()`).
+    fn note_taken(&mut self, mut count: usize) {
+        for (_, left) in self.untaken_reads.iter_mut() {
+            let taken = count.min(*left);
+            *left -= taken;
+            count -= taken;
+            if count == 0 {
+                break;
+            }
+        }
+        self.settle_taken();
+    }
+
+    fn settle_taken(&mut self) {
+        while let Some((_, 0)) = self.untaken_reads.front() {
+            let (last_id, _) = self.untaken_reads.pop_front().expect("front exists");
+            self.taken_upto = last_id;
+        }
+    }
 }
 
 pub struct Channel {
@@ -298,6 +382,10 @@ impl Channel {
                 closed: false,
                 dispatcher_running: false,
                 dispatcher_idle_since: None,
+                replies: Replies::default(),
+                presence: Presence::new(role.as_str()),
+                untaken_reads: VecDeque::new(),
+                taken_upto: None,
             }),
             wake: Mutex::new(None),
             sink: Mutex::new(None),
@@ -385,7 +473,9 @@ impl Channel {
         lock(&self.outbox).clear()?;
         Outbox::new(self.inbox_path.clone(), self.options.outbox_settings()).clear()?;
         let (order, mut state) = self.lock_open_ordered()?;
+        let cleared = state.queue.len();
         state.queue.clear();
+        state.note_taken(cleared);
         // Whatever the peer wrote since the inbox was emptied is new, not cleared.
         let outcome = state.reader.read_new();
         let mut deliveries = Vec::new();
@@ -402,12 +492,13 @@ impl Channel {
     pub fn recv(&self, limit: usize) -> Result<Vec<Message>> {
         let (order, mut state) = self.lock_open_ordered()?;
         let mut deliveries = Vec::new();
-        let outcome = state.reader.read_new();
+        let outcome = state.read_if_room();
         self.route(&mut state, outcome, &mut deliveries);
         let result = match state.problems.pop_front() {
             Some(problem) => Err(problem),
             None => {
                 let take = limit.min(state.queue.len());
+                state.note_taken(take);
                 Ok(state.queue.drain(..take).collect())
             }
         };
@@ -419,27 +510,42 @@ impl Channel {
     /// Registers a wait for the response to `request_id`; the response is delivered as
     /// `Delivery::Resolved` with the returned token, or `Expired` after `timeout`.
     pub fn wait_response(self: &Arc<Self>, request_id: &str, timeout: Duration) -> Result<u64> {
+        self.register_wait(request_id, timeout, false)
+    }
+
+    /// `wait_response`; `follows`: the wait of a `request()`, which takes its progress events.
+    fn register_wait(
+        self: &Arc<Self>,
+        request_id: &str,
+        timeout: Duration,
+        follows: bool,
+    ) -> Result<u64> {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let (order, mut state) = self.lock_open_ordered()?;
         let mut deliveries = Vec::new();
+        state.replies.reopen(request_id);
         let queued = state.queue.iter().position(|m| {
             m.kind == MessageType::Response && m.reply_to.as_deref() == Some(request_id)
         });
         match queued.and_then(|index| state.queue.remove(index)) {
-            Some(message) => deliveries.push(Delivery::Resolved { token, message }),
+            Some(message) => {
+                state.replies.end(request_id, follows);
+                deliveries.push(Delivery::Resolved { token, message })
+            }
             None => {
                 let started = Instant::now();
                 let waiter = Waiter {
                     token,
                     started,
                     deadline: started + timeout,
+                    follows,
                 };
                 state
                     .waiters
                     .entry(request_id.to_owned())
                     .or_default()
                     .push(waiter);
-                let outcome = state.reader.read_new();
+                let outcome = state.read_if_room();
                 self.route(&mut state, outcome, &mut deliveries);
             }
         }
@@ -457,7 +563,7 @@ impl Channel {
         timeout: Duration,
     ) -> Result<(String, u64)> {
         let message = Message::request(method, params);
-        let token = self.wait_response(&message.id, timeout)?;
+        let token = self.register_wait(&message.id, timeout, true)?;
         if let Err(error) = self.send(&message) {
             self.cancel_token(token);
             return Err(error);
@@ -484,7 +590,7 @@ impl Channel {
     ) -> Result<(String, u64)> {
         let message = Message::request(method, params);
         let id = message.id.clone();
-        let wait = self.wait_response(&id, timeout)?;
+        let wait = self.register_wait(&id, timeout, true)?;
         if let Err(error) = self.enqueue(message, None, Some(wait), timeout) {
             self.cancel_token(wait);
             return Err(error);
@@ -540,6 +646,13 @@ impl Channel {
         }
     }
 
+    /// JavaScript took `count` messages handed to its listeners (the delivery callback ran).
+    pub fn note_taken(&self, count: usize) {
+        if count > 0 {
+            lock(&self.state).note_taken(count);
+        }
+    }
+
     /// Puts messages that were handed out but not consumed (an iterator that ended early) back
     /// at the front of the `recv()` queue, in order.
     pub fn requeue(&self, messages: Vec<Message>) -> Result<()> {
@@ -553,20 +666,48 @@ impl Channel {
     /// Drops the wait `token`; returns whether it was pending.
     pub fn cancel_token(&self, token: u64) -> bool {
         let mut state = lock(&self.state);
-        let mut found = false;
-        state.waiters.retain(|_, waiters| {
+        let mut found = None;
+        state.waiters.retain(|request_id, waiters| {
             waiters.retain(|w| {
                 let matches = w.token == token;
-                found |= matches;
+                if matches {
+                    found = Some((request_id.clone(), w.follows));
+                }
                 !matches
             });
             !waiters.is_empty()
         });
-        found
+        if let Some((request_id, follows)) = &found {
+            state.end_wait(request_id, *follows);
+        }
+        found.is_some()
     }
 
     pub fn pending_waits(&self) -> usize {
         lock(&self.state).waiters.values().map(Vec::len).sum()
+    }
+
+    /// What is known of the peer now: reads the inbox for its announcements and checks the
+    /// heartbeats of our outbox's readers. A change is also delivered (`Delivery::Peer`).
+    pub fn check_peer(&self) -> Result<PeerInfo> {
+        self.poll()?;
+        let outbox = self.real_dir.join(self.role.outbox_and_inbox().0);
+        let readers = super::inspect::readers(&outbox, self.options.ack_timeout, None);
+        let order = lock(&self.delivery_order);
+        let mut state = self.lock_open()?;
+        let mut deliveries = Vec::new();
+        if let Some(info) = state.presence.check(&readers) {
+            deliveries.push(Delivery::Peer(info));
+        }
+        let info = state.presence.info().clone();
+        drop(state);
+        self.dispatch(order, deliveries);
+        Ok(info)
+    }
+
+    /// Responses and progress dropped because their wait had ended.
+    pub fn reply_stats(&self) -> ReplyStats {
+        lock(&self.state).replies.stats
     }
 
     /// Says which listeners exist. Queued messages the new listeners want are handed to them.
@@ -593,7 +734,7 @@ impl Channel {
     pub fn poll(&self) -> Result<()> {
         let (order, mut state) = self.lock_open_ordered()?;
         let mut deliveries = Vec::new();
-        let outcome = state.reader.read_new();
+        let outcome = state.read_if_room();
         self.route(&mut state, outcome, &mut deliveries);
         drop(state);
         self.dispatch(order, deliveries);
@@ -650,13 +791,22 @@ impl Channel {
     fn route(&self, state: &mut State, outcome: ReadOutcome, deliveries: &mut Vec<Delivery>) {
         let mut for_listeners = Vec::new();
         let mut dropped = 0u64;
+        let mut queued = 0;
+        let mut controls = Vec::new();
         for message in outcome.messages {
+            let Some(message) = self.intercept(state, message, &mut controls) else {
+                continue;
+            };
             if message.kind == MessageType::Response {
                 let waiters = message
                     .reply_to
                     .as_ref()
                     .and_then(|id| state.waiters.remove(id));
                 if let Some(mut waiters) = waiters {
+                    let follows = waiters.iter().any(|w| w.follows);
+                    if let Some(id) = &message.reply_to {
+                        state.replies.end(id, follows);
+                    }
                     let last = waiters.pop().expect("waiter lists are never empty");
                     for waiter in waiters {
                         let message = message.clone();
@@ -676,15 +826,21 @@ impl Channel {
                 for_listeners.push(message);
             } else {
                 state.queue.push_back(message);
+                queued += 1;
                 if state.queue.len() > self.options.max_queued {
                     state.queue.pop_front();
                     dropped += 1;
                 }
             }
         }
+        let last_read = state.reader.last_consumed();
+        state.note_read(last_read, for_listeners.len() + queued);
+        // Dropped from the queue: never to be taken.
+        state.note_taken(dropped as usize);
         if !for_listeners.is_empty() {
             deliveries.push(Delivery::Messages(for_listeners));
         }
+        deliveries.extend(controls);
         let mut problems = outcome.problems;
         if dropped > 0 {
             problems.push(ChannelError::QueueOverflow {
@@ -693,6 +849,45 @@ impl Channel {
             });
         }
         self.report(state, problems, deliveries);
+    }
+
+    /// Before routing: late and repeated responses are dropped; the extension events that
+    /// belong to a `request()` (its progress) or to our handlers (`task.cancel`) go to them
+    /// alone; the peer's announcements update its presence and go on to the listeners.
+    fn intercept(
+        &self,
+        state: &mut State,
+        message: Message,
+        controls: &mut Vec<Delivery>,
+    ) -> Option<Message> {
+        if state.replies.take_late_response(&message) {
+            return None;
+        }
+        if let Some(request_id) = replies::progress_token(&message) {
+            let following = state.waiters.get(request_id).map_or(Vec::new(), |waiters| {
+                waiters
+                    .iter()
+                    .filter(|w| w.follows)
+                    .map(|w| w.token)
+                    .collect()
+            });
+            if !following.is_empty() {
+                for token in following {
+                    let message = message.clone();
+                    controls.push(Delivery::Progress { token, message });
+                }
+                return None;
+            }
+            if state.replies.take_late_progress(request_id) {
+                return None;
+            }
+        } else if state.listening.cancels && replies::cancel_target(&message).is_some() {
+            controls.push(Delivery::Cancel(message));
+            return None;
+        } else if let Some(info) = state.presence.observe(&message) {
+            controls.push(Delivery::Peer(info));
+        }
+        Some(message)
     }
 
     fn report(
@@ -725,7 +920,7 @@ impl Channel {
         let Some(publisher) = ack.as_mut() else {
             return;
         };
-        publisher.note_consumed(lock(&self.state).reader.last_consumed());
+        publisher.note_consumed(lock(&self.state).taken_upto.clone());
         if let Err(problem) = publisher.flush_if_due(Instant::now()) {
             drop(ack);
             let mut deliveries = Vec::new();
@@ -758,14 +953,16 @@ impl Channel {
             state.dispatcher_running = false;
             return (false, None, false);
         }
-        let outcome = state.reader.read_new();
+        let outcome = state.read_if_room();
         let found = !outcome.messages.is_empty();
         self.route(&mut state, outcome, deliveries);
         let now = Instant::now();
         let mut next_deadline: Option<Instant> = None;
+        let mut ended = Vec::new();
         state.waiters.retain(|request_id, waiters| {
             waiters.retain(|w| {
                 if w.deadline <= now {
+                    ended.push((request_id.clone(), w.follows));
                     let error = ChannelError::Timeout {
                         request_id: request_id.clone(),
                         waited_ms: (now - w.started).as_millis() as u64,
@@ -782,6 +979,9 @@ impl Channel {
             });
             !waiters.is_empty()
         });
+        for (request_id, follows) in ended {
+            state.end_wait(&request_id, follows);
+        }
         let needed =
             !state.waiters.is_empty() || state.listening.any_messages() || state.listening.errors;
         let idle_since = match (needed, state.dispatcher_idle_since) {
