@@ -16,7 +16,7 @@ const {
   callerStack,
   traced,
 } = require('./errors.js')
-const { toJsonText, toWire } = require('./json.js')
+const { toJsonText } = require('./json.js')
 const { Handlers, answer, errorDetails } = require('./handlers.js')
 const { createMessageIterator } = require('./message-iterator.js')
 
@@ -51,6 +51,9 @@ class FileChannel extends EventEmitter {
   #promises
   #handlers = new Handlers()
   #iterators = new Set()
+  // Messages that reached JS for listeners that had just left, in order: recv() returns them
+  // before what the core queued after them.
+  #held = []
 
   /**
    * Opens (creating if needed) the frontend end of the channel in `dir`.
@@ -141,10 +144,18 @@ class FileChannel extends EventEmitter {
   }
 
   recv() {
-    return this.#native.recv()
+    const held = this.#held.splice(0)
+    try {
+      return held.length === 0 ? this.#native.recv() : held.concat(this.#native.recv())
+    } catch (error) {
+      // A pending problem is thrown once; the messages stay for the next recv().
+      this.#held.unshift(...held)
+      throw error
+    }
   }
 
   recvOne() {
+    if (this.#held.length > 0) return this.#held.shift()
     const [message] = this.#native.recv(1)
     return message ?? null
   }
@@ -156,6 +167,8 @@ class FileChannel extends EventEmitter {
         requireString(requestId, 'requestId')
         const signal = options?.signal
         if (signal?.aborted) throw abortError(signal)
+        const at = this.#held.findIndex((m) => m.type === 'response' && m.replyTo === requestId)
+        if (at !== -1) return this.#held.splice(at, 1)[0]
         if (!signal) return this.#native.waitResponse(requestId, timeoutMs)
         const { token, response } = this.#native.beginWait(requestId, timeoutMs)
         return this.#cancelOnAbort(token, response, signal)
@@ -306,7 +319,8 @@ class FileChannel extends EventEmitter {
           this.#syncListening()
         },
         requeue: (messages) => {
-          if (!this.closed) this.#native.requeue(JSON.stringify(messages.map(toWire)))
+          // Older than anything held since: they go first.
+          if (!this.closed) this.#held.unshift(...messages)
         },
       },
       signal,
@@ -432,15 +446,24 @@ class FileChannel extends EventEmitter {
 
   #deliver({ messages, errors }) {
     for (const error of errors) this.#problem(error)
+    // Messages routed to listeners just before the last one left (an iterator that ended, a
+    // once listener that fired) have nobody to take them here: they go back to recv().
+    const untaken = []
     for (const message of messages) {
       if (this.closed) return
+      let taken = this.listenerCount('message') + this.listenerCount(message.type) > 0
       this.#safely(() => {
         this.emit('message', message)
         this.emit(message.type, message)
       })
-      for (const sink of this.#iterators) sink.push(message)
-      if (message.type === 'request') this.#answer(message)
+      for (const sink of this.#iterators) taken = sink.push(message) || taken
+      if (message.type === 'request' && this.#handlers.size > 0) {
+        taken = true
+        this.#answer(message)
+      }
+      if (!taken) untaken.push(message)
     }
+    this.#held.push(...untaken)
   }
 
   // A throwing listener must not stop delivery: report it like Node reports listener errors.

@@ -70,19 +70,4 @@ function toJsonText(value, name) {
   return JSON.stringify(value)
 }
 
-/** A message as JS sees it, back in its on-disk form. */
-function toWire({ id, timestamp, type, replyTo, method, payload, error, errorCode, errorData }) {
-  return {
-    id,
-    timestamp,
-    type,
-    reply_to: replyTo,
-    method,
-    payload,
-    error,
-    error_code: errorCode,
-    error_data: errorData,
-  }
-}
-
-module.exports = { toJsonText, toWire }
+module.exports = { toJsonText }
