@@ -285,6 +285,25 @@ describe('locks', () => {
     expect(readMessages(dir, FRONTEND_OUTBOX).map((m) => m.id)).toEqual([id])
   })
 
+  test('a serve() backend with no error listener outlives its outbox locked for 2 s by another process: the reply arrives after', async () => {
+    const { dir, front, back } = h.pair()
+    back.serve({ add: ({ a, b }) => a + b })
+    const lock = path.join(dir, BACKEND_OUTBOX.replace(/\.json$/, '.lock'))
+    // A live writer in another process holds the backend's outbox lock (lockTimeoutMs is 500).
+    const holder = require('node:child_process').spawn(process.execPath, [
+      '-e',
+      `const fs = require('fs')
+       fs.writeFileSync(${JSON.stringify(lock)}, process.pid + '\\n', { flag: 'wx' })
+       process.stdout.write('held\\n')
+       setTimeout(() => fs.unlinkSync(${JSON.stringify(lock)}), 2000)`,
+    ])
+    await new Promise((resolve) => holder.stdout.once('data', resolve))
+    const released = new Promise((resolve) => holder.on('exit', resolve))
+    await expect(front.request('add', { a: 1, b: 2 }, { timeoutMs: 20000 })).resolves.toBe(3)
+    await released
+    expect(back.closed).toBe(false)
+  })
+
   test('a stale lock (mtime 10 s ago) is taken over and removed after the send', () => {
     const dir = h.channelDir()
     const lock = path.join(dir, 'frontend_to_backend.lock')
