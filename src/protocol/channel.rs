@@ -552,6 +552,8 @@ impl Channel {
         drop(state);
         self.dispatch(order, deliveries);
         self.ensure_dispatcher();
+        // A running dispatcher may be sleeping past this wait's deadline: let it re-plan.
+        self.wake_dispatcher();
         Ok(token)
     }
 
@@ -1014,6 +1016,12 @@ impl Channel {
             .spawn(move || channel.run_dispatcher(wake_rx));
         if spawned.is_err() {
             lock(&self.state).dispatcher_running = false;
+        }
+    }
+
+    fn wake_dispatcher(&self) {
+        if let Some(wake) = lock(&self.wake).as_ref() {
+            let _ = wake.send(());
         }
     }
 
