@@ -54,6 +54,15 @@ export declare class NativeFileChannel {
    */
   beginRequest(method: string, paramsJson?: string | undefined | null, timeoutMs?: unknown | undefined | null): { id: string; token: number; response: Promise<ChannelMessage> }
   /**
+   * Queues a message for the writer thread and returns at once. The promise resolves with
+   * the message id once it is written, or rejects after `timeoutMs` with why it could not be
+   * (`ELOCKED`, `EBUSY`, `ENOBUFS`: retried until then), or at once with an error that
+   * retrying cannot mend. `kind`: `'request'` (target: the method), `'response'` or
+   * `'error'` (target: the request id; for `'error'` the payload is the error text, with
+   * the optional `errorCode` and `errorDataJson`), `'event'` (target: the name).
+   */
+  sendQueued(kind: string, target: string, payloadJson?: string | undefined | null, timeoutMs?: unknown | undefined | null, errorCode?: string | undefined | null, errorDataJson?: string | undefined | null): Promise<string>
+  /**
    * Rejects the pending wait `token` (from `beginWait`/`beginRequest`) with `code` and
    * `message`. Returns whether it was still pending.
    */
@@ -61,10 +70,18 @@ export declare class NativeFileChannel {
   /** Puts messages (a JSON array in the on-disk form) back at the front of the `recv()` queue. */
   requeue(messagesJson: string): void
   /**
-   * Tells which kinds of message have listeners (they then bypass `recv()`) and whether
-   * problems have an `'error'` listener.
+   * Tells which kinds of message have listeners (they then bypass `recv()`), whether
+   * problems have an `'error'` listener, whether someone follows the peer's presence, and
+   * whether request handlers take `task.cancel` events.
    */
-  setListening(requests: boolean, responses: boolean, events: boolean, errors: boolean): void
+  setListening(requests: boolean, responses: boolean, events: boolean, errors: boolean, presence?: boolean | undefined | null, cancels?: boolean | undefined | null): void
+  /**
+   * What is known of the peer now (reads the inbox and the heartbeats of our outbox's
+   * readers); a change is also delivered to `onDelivery` (`peers`).
+   */
+  checkPeer(): PeerStatus
+  /** Responses and progress updates dropped because their wait had ended. */
+  stats(): ChannelStats
   /** Keep the process alive while something waits or listens (the default). */
   ref(): void
   /** Let the process exit even while something waits or listens. */
@@ -181,6 +198,17 @@ export interface ChannelOptions {
 /** Every channel option with its type, range and default, in documentation order. */
 export declare function channelOptionSpecs(): Array<OptionSpec>
 
+/** Responses and progress updates dropped because their wait had ended. */
+export interface ChannelStats {
+  /**
+   * Responses to requests whose wait had ended (cancelled, timed out, or already answered:
+   * a late reply or a duplicate), dropped instead of resolving anything or reaching `recv()`.
+   */
+  droppedResponses: number
+  /** `task.progress` updates for `request()` calls that had ended, dropped. */
+  droppedProgress: number
+}
+
 /**
  * Throws `EPERM` when `dir` is owned by another user or writable by group or others (the
  * check a channel makes when it opens, unless `allowInsecure`).
@@ -189,6 +217,12 @@ export declare function checkChannelDir(dir: string): void
 
 /** How long `request()` and `waitResponse()` wait when no `timeoutMs` is given. */
 export declare const DEFAULT_TIMEOUT_MS: number
+
+/**
+ * This host's name, as peers announce it (`host` of `*_ready` and of acknowledgement files;
+ * Python's `socket.gethostname()`).
+ */
+export declare function hostName(): string
 
 /**
  * What the message file `file` holds and who reads and writes it, as JSON text:
@@ -214,6 +248,21 @@ export interface OptionSpec {
   max: number
   /** The default value. */
   default: number | boolean
+}
+
+/** What is known of the other side of the channel (PROTOCOL-EXTENSIONS.md, "Presence"). */
+export interface PeerStatus {
+  /**
+   * `'unknown'` until it announces itself or its heartbeat is seen; `'ready'`; `'gone'`
+   * after its shutdown, a lapsed heartbeat, or (same host) its process ended.
+   */
+  state: 'unknown' | 'ready' | 'gone'
+  /** Its process id, when it said (announcement or acknowledgement file). */
+  pid?: number
+  /** Its host name, when it said. */
+  host?: string
+  /** The request methods it announced (`available_methods` of its `*_ready`). */
+  methods?: Array<string>
 }
 
 /**

@@ -841,6 +841,7 @@ module.exports.channelFileNames = nativeBinding.channelFileNames
 module.exports.channelOptionSpecs = nativeBinding.channelOptionSpecs
 module.exports.checkChannelDir = nativeBinding.checkChannelDir
 module.exports.DEFAULT_TIMEOUT_MS = nativeBinding.DEFAULT_TIMEOUT_MS
+module.exports.hostName = nativeBinding.hostName
 module.exports.inspectMessageFile = nativeBinding.inspectMessageFile
 module.exports.MAX_PAYLOAD_DEPTH = nativeBinding.MAX_PAYLOAD_DEPTH
 module.exports.MAX_TIMEOUT_MS = nativeBinding.MAX_TIMEOUT_MS

@@ -4,4 +4,5 @@
 mod bridge;
 mod channel;
 mod convert;
+mod extensions;
 mod tools;

@@ -160,6 +160,7 @@ impl NativeFileReader {
         DeliveryBatch {
             messages: outcome.messages,
             problems: outcome.problems,
+            ..DeliveryBatch::default()
         }
     }
 }

@@ -211,9 +211,10 @@ struct State {
 const READ_AHEAD: usize = 1000;
 
 impl State {
-    /// A wait for `request_id` ended: once no other waits for it, its replies are late.
+    /// A wait for `request_id` gave up (timeout, cancel). A `request()`'s replies are late from
+    /// now on, once no other waits for it; a `waitResponse()`'s stay for `recv()` or a new wait.
     fn end_wait(&mut self, request_id: &str, follows: bool) {
-        if !self.waiters.contains_key(request_id) {
+        if follows && !self.waiters.contains_key(request_id) {
             self.replies.end(request_id, follows);
         }
     }

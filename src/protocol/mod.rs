@@ -13,4 +13,6 @@ pub mod message;
 pub mod options;
 pub mod outbox;
 pub mod platform;
+pub mod presence;
+pub mod replies;
 pub mod writer;

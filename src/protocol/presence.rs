@@ -1,0 +1,316 @@
+//! Presence of the peer (PROTOCOL-EXTENSIONS.md, "Presence"): whether the other side is up,
+//! from its `*_ready` / `*_shutdown` announcements in our inbox and from the acknowledgement
+//! heartbeat it publishes as a reader of our outbox.
+//!
+//! Up after `*_ready` or a live heartbeat; gone after `*_shutdown`, when the heartbeat it was
+//! known by lapses or disappears, or when the announced process no longer exists on this host.
+//! Plain state: the channel feeds it messages while routing and heartbeat listings from
+//! `check()`; it says when the picture changed.
+
+use super::inspect::ReaderState;
+use super::message::{Message, MessageType};
+use super::platform::{host_name, process_alive};
+use serde_json::Value;
+use std::collections::HashSet;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    Unknown,
+    Ready,
+    Gone,
+}
+
+impl PeerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerState::Unknown => "unknown",
+            PeerState::Ready => "ready",
+            PeerState::Gone => "gone",
+        }
+    }
+}
+
+/// What is known of the peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub state: PeerState,
+    pub pid: Option<u32>,
+    pub host: Option<String>,
+    /// `available_methods` of its last `*_ready`.
+    pub methods: Option<Vec<String>>,
+}
+
+#[derive(Debug)]
+pub struct Presence {
+    /// `backend_ready`, `backend_shutdown` (or the frontend's): the peer's announcements.
+    ready_event: String,
+    shutdown_event: String,
+    info: PeerInfo,
+    /// The acknowledgement (reader id) the peer is known by, when it publishes one.
+    heartbeat: Option<String>,
+    /// Acknowledgements of a peer that has gone: they no longer bring it back (one may linger
+    /// for a moment after `*_shutdown`, or stay behind after a kill).
+    spent: HashSet<String>,
+    /// A shutdown was seen: spend the acknowledgements present at the next check.
+    spend_pending: bool,
+}
+
+impl Presence {
+    /// The presence of the other side of a channel whose own role is `own_role`
+    /// (`"frontend"` watches `backend_*`).
+    pub fn new(own_role: &str) -> Self {
+        let peer = if own_role == "frontend" {
+            "backend"
+        } else {
+            "frontend"
+        };
+        Presence {
+            ready_event: format!("{peer}_ready"),
+            shutdown_event: format!("{peer}_shutdown"),
+            info: PeerInfo {
+                state: PeerState::Unknown,
+                pid: None,
+                host: None,
+                methods: None,
+            },
+            heartbeat: None,
+            spent: HashSet::new(),
+            spend_pending: false,
+        }
+    }
+
+    pub fn info(&self) -> &PeerInfo {
+        &self.info
+    }
+
+    /// Whether `message` is an announcement of the peer (it still goes to listeners).
+    pub fn is_announcement(&self, message: &Message) -> bool {
+        message.kind == MessageType::Event
+            && message
+                .method
+                .as_deref()
+                .is_some_and(|m| m == self.ready_event || m == self.shutdown_event)
+    }
+
+    /// Takes an announcement into account; returns the new picture when it changed.
+    pub fn observe(&mut self, message: &Message) -> Option<PeerInfo> {
+        if !self.is_announcement(message) {
+            return None;
+        }
+        let before = self.info.clone();
+        let payload = &message.payload;
+        let pid = payload
+            .get("pid")
+            .and_then(Value::as_u64)
+            .and_then(|p| u32::try_from(p).ok());
+        if message.method.as_deref() == Some(self.ready_event.as_str()) {
+            let host = payload
+                .get("host")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let methods = payload
+                .get("available_methods")
+                .and_then(Value::as_array)
+                .map(|names| {
+                    names
+                        .iter()
+                        .filter_map(|n| n.as_str().map(str::to_owned))
+                        .collect::<Vec<_>>()
+                });
+            if pid != self.info.pid || host != self.info.host {
+                // Another process (or one that did not say): tie the heartbeat again.
+                self.heartbeat = None;
+            }
+            self.info = PeerInfo {
+                state: PeerState::Ready,
+                pid,
+                host,
+                methods,
+            };
+            self.spend_pending = false;
+        } else {
+            // The shutdown of another process than the one we know (an old peer closing late)
+            // says nothing about this one.
+            if matches!((pid, self.info.pid), (Some(a), Some(b)) if a != b) {
+                return None;
+            }
+            self.go(pid);
+            self.spend_pending = true;
+        }
+        (self.info != before).then(|| self.info.clone())
+    }
+
+    /// Takes the acknowledging readers of our outbox into account (a listing of now); returns
+    /// the new picture when it changed.
+    pub fn check(&mut self, readers: &[ReaderState]) -> Option<PeerInfo> {
+        let before = self.info.clone();
+        if self.spend_pending {
+            self.spend_pending = false;
+            self.spent.extend(readers.iter().map(|r| r.id.clone()));
+        }
+        let live = |r: &&ReaderState| r.live == Some(true) && !self.spent.contains(&r.id);
+        match self.info.state {
+            PeerState::Ready => {
+                if self.heartbeat.is_none() {
+                    // Tie the announced process to its acknowledgement, when it publishes one.
+                    self.heartbeat = match (self.info.pid, &self.info.host) {
+                        (Some(pid), Some(host)) => readers
+                            .iter()
+                            .filter(live)
+                            .find(|r| r.pid == Some(pid) && r.host.as_deref() == Some(host))
+                            .map(|r| r.id.clone()),
+                        _ => None,
+                    };
+                }
+                let process_died = match (self.info.pid, &self.info.host) {
+                    (Some(pid), Some(host)) => host == host_name() && !process_alive(pid),
+                    _ => false,
+                };
+                // Gone from the listing, or stale; one that could not be read this time (being
+                // replaced) proves nothing.
+                let heartbeat_lapsed = self.heartbeat.as_ref().is_some_and(|id| {
+                    readers
+                        .iter()
+                        .find(|r| &r.id == id)
+                        .is_none_or(|r| r.live == Some(false))
+                });
+                if process_died || heartbeat_lapsed {
+                    let pid = self.info.pid;
+                    self.go(pid);
+                    self.spent.extend(readers.iter().map(|r| r.id.clone()));
+                }
+            }
+            PeerState::Unknown | PeerState::Gone => {
+                if let Some(reader) = readers.iter().filter(live).max_by_key(|r| r.updated) {
+                    self.heartbeat = Some(reader.id.clone());
+                    self.info = PeerInfo {
+                        state: PeerState::Ready,
+                        pid: reader.pid,
+                        host: reader.host.clone(),
+                        methods: None,
+                    };
+                }
+            }
+        }
+        (self.info != before).then(|| self.info.clone())
+    }
+
+    fn go(&mut self, pid: Option<u32>) {
+        if let Some(id) = self.heartbeat.take() {
+            self.spent.insert(id);
+        }
+        self.info.state = PeerState::Gone;
+        self.info.pid = pid.or(self.info.pid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(name: &str, payload: Value) -> Message {
+        Message::event(name, payload)
+    }
+
+    fn reader(id: &str, pid: u32, live: bool) -> ReaderState {
+        ReaderState {
+            id: id.into(),
+            file: Default::default(),
+            last_id: None,
+            updated: Some(1),
+            pid: Some(pid),
+            host: Some(host_name().to_owned()),
+            age_ms: None,
+            running: None,
+            live: Some(live),
+            unread: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn announcements_make_the_peer_ready_then_gone() {
+        let mut presence = Presence::new("frontend");
+        assert_eq!(presence.info().state, PeerState::Unknown);
+        let me = std::process::id();
+        let ready = presence
+            .observe(&event(
+                "backend_ready",
+                json!({"available_methods": ["a", "b"], "pid": me, "host": host_name()}),
+            ))
+            .expect("a change");
+        assert_eq!(ready.state, PeerState::Ready);
+        assert_eq!(ready.methods, Some(vec!["a".into(), "b".into()]));
+        assert_eq!(ready.pid, Some(me));
+        // Our own kind of announcement is not the peer's.
+        assert!(presence
+            .observe(&event("frontend_shutdown", json!({"pid": me})))
+            .is_none());
+        // Another process's shutdown says nothing about this one.
+        assert!(presence
+            .observe(&event("backend_shutdown", json!({"pid": me + 1})))
+            .is_none());
+        let gone = presence
+            .observe(&event("backend_shutdown", json!({"pid": me})))
+            .expect("a change");
+        assert_eq!(gone.state, PeerState::Gone);
+    }
+
+    #[test]
+    fn upstreams_ready_without_pid_is_accepted() {
+        let mut presence = Presence::new("frontend");
+        let info = presence
+            .observe(&event(
+                "backend_ready",
+                json!({"available_methods": ["echo"], "timestamp": 1.5}),
+            ))
+            .expect("a change");
+        assert_eq!(info.state, PeerState::Ready);
+        assert_eq!(info.pid, None);
+        // Nothing to check it against: it stays up.
+        assert!(presence.check(&[]).is_none());
+    }
+
+    #[test]
+    fn a_heartbeat_brings_the_peer_up_and_its_lapse_takes_it_down() {
+        let mut presence = Presence::new("backend");
+        let me = std::process::id();
+        let up = presence.check(&[reader("a", me, true)]).expect("up");
+        assert_eq!(up.state, PeerState::Ready);
+        assert_eq!(up.pid, Some(me));
+        assert!(presence.check(&[reader("a", me, true)]).is_none());
+        let down = presence.check(&[reader("a", me, false)]).expect("down");
+        assert_eq!(down.state, PeerState::Gone);
+        // The same (stale, then refreshed) acknowledgement does not bring it back...
+        assert!(presence.check(&[reader("a", me, true)]).is_none());
+        // ...a new reader does.
+        let back = presence.check(&[reader("b", me, true)]).expect("back");
+        assert_eq!(back.state, PeerState::Ready);
+    }
+
+    #[test]
+    fn a_lingering_acknowledgement_after_shutdown_does_not_revive_the_peer() {
+        let mut presence = Presence::new("frontend");
+        let me = std::process::id();
+        presence.observe(&event(
+            "backend_ready",
+            json!({"available_methods": [], "pid": me, "host": host_name()}),
+        ));
+        assert!(presence.check(&[reader("a", me, true)]).is_none());
+        presence.observe(&event("backend_shutdown", json!({"pid": me})));
+        assert!(presence.check(&[reader("a", me, true)]).is_none());
+        assert_eq!(presence.info().state, PeerState::Gone);
+    }
+
+    #[test]
+    fn a_dead_announced_process_is_gone() {
+        let mut presence = Presence::new("frontend");
+        presence.observe(&event(
+            "backend_ready",
+            json!({"available_methods": [], "pid": 0x7fff_fff0u32, "host": host_name()}),
+        ));
+        let gone = presence.check(&[]).expect("gone");
+        assert_eq!(gone.state, PeerState::Gone);
+    }
+}
