@@ -19,6 +19,10 @@ const {
 const { toJsonText } = require('./json.js')
 const { Handlers, answer, errorDetails } = require('./handlers.js')
 const { createMessageIterator } = require('./message-iterator.js')
+const { DEFAULTS, LIMITS } = require('./constants.js')
+const { Calls, checkCallOptions, PROGRESS_EVENT, CANCEL_EVENT } = require('./progress.js')
+const { PeerPresence, Announcer } = require('./presence.js')
+const { RunningHandlers } = require('./handler-context.js')
 
 const { NativeFileChannel } = native
 
@@ -51,6 +55,12 @@ class FileChannel extends EventEmitter {
   #promises
   #handlers = new Handlers()
   #iterators = new Set()
+  // Long calls (lib/progress.js, lib/presence.js, lib/handler-context.js): request()s in
+  // flight, the peer's presence, our announcements, handlers running.
+  #calls
+  #presence
+  #announcer
+  #running
   // Messages that reached JS for listeners that had just left, in order: recv() returns them
   // before what the core queued after them.
   #held = []
@@ -78,6 +88,68 @@ class FileChannel extends EventEmitter {
     requireString(dir, 'dir')
     // Options are checked by the core, once, before anything is created.
     this.#native = new NativeFileChannel(dir, role, (batch) => this.#deliver(batch), options)
+    this.#startLongCalls()
+  }
+
+  #startLongCalls() {
+    const report = (error) => {
+      if (!this.closed) this.#problem(error)
+    }
+    const sendEvent = (name, payload) => this.promises.sendEvent(name, payload).catch(report)
+    this.#calls = new Calls({
+      cancelWait: (token, code, text) => this.#native.cancelWait(token, code, text),
+      sendCancel: (requestId, reason) => {
+        if (!this.closed) sendEvent(CANCEL_EVENT, reason === undefined ? { requestId } : { requestId, reason })
+      },
+      fail: (error) => this.#fail(error),
+      changed: () => this.#presence.sync(),
+    })
+    this.#presence = new PeerPresence({
+      check: () => this.#native.checkPeer(),
+      wanted: () => this.listenerCount('peer') > 0 || this.#calls.size > 0,
+      onChange: (status) => {
+        this.#safely(() => this.emit('peer', status))
+        if (status.state === 'gone') this.#calls.peerGone(status)
+      },
+    })
+    this.#announcer = new Announcer(this.role, {
+      methods: () => this.#handlers.names(),
+      send: sendEvent,
+      sendNow: (name, payload) => this.sendEvent(name, payload),
+      host: () => native.hostName(),
+    })
+    this.#running = new RunningHandlers({ sendProgress: (payload) => sendEvent(PROGRESS_EVENT, payload) })
+  }
+
+  /**
+   * What is known of the other side: `{ state: 'unknown' | 'ready' | 'gone', pid?, host?,
+   * methods? }`, checked now (its announcements in the inbox, the heartbeat of its
+   * acknowledgement file, its process on this host).
+   */
+  get peer() {
+    return this.#presence.current()
+  }
+
+  /**
+   * Resolves with `channel.peer` once the peer is ready (at once if it is): it announced itself
+   * (`backend_ready` / `frontend_ready`) or publishes a live acknowledgement heartbeat. Rejects
+   * with `ETIMEDOUT` after `timeoutMs` (default `DEFAULTS.timeoutMs`), `ABORT_ERR`, `ECLOSED`.
+   */
+  ready(options = {}) {
+    const stack = callerStack(this.ready)
+    return traced(
+      promising(() => {
+        const ready = this.#presence.ready(options, LIMITS.maxTimeoutMs, DEFAULTS.timeoutMs)
+        this.#syncListening()
+        return ready.finally(() => this.#syncListening())
+      }),
+      stack,
+    )
+  }
+
+  /** `{ droppedResponses, droppedProgress }`: replies that came after their wait ended. */
+  get stats() {
+    return this.#native.stats()
   }
 
   get dir() {
@@ -182,11 +254,12 @@ class FileChannel extends EventEmitter {
     return traced(
       promising(() => {
         requireString(method, 'method')
-        const { timeoutMs, signal } = options ?? {}
+        const { timeoutMs, signal, onProgress, idleTimeoutMs } = options ?? {}
+        checkCallOptions({ onProgress, idleTimeoutMs }, LIMITS.maxTimeoutMs)
         if (signal?.aborted) throw abortError(signal)
         // Written by the native writer thread: nothing here waits for a lock or the disk.
         const started = this.#native.beginRequest(method, toJsonText(params, 'params'), timeoutMs)
-        return this.#result(started, method, signal)
+        return this.#result(started, method, { signal, onProgress, idleTimeoutMs })
       }),
       stack,
     )
@@ -283,6 +356,7 @@ class FileChannel extends EventEmitter {
     requireString(method, 'method')
     this.#handlers.set(method, handler)
     this.#syncListening()
+    this.#announcer.changed()
     return this
   }
 
@@ -296,6 +370,7 @@ class FileChannel extends EventEmitter {
   unhandle(method) {
     this.#handlers.delete(method)
     this.#syncListening()
+    this.#announcer.changed()
     return this
   }
 
@@ -383,7 +458,12 @@ class FileChannel extends EventEmitter {
    */
   close() {
     const wasOpen = !this.closed
+    if (wasOpen) {
+      this.#running.closeAll()
+      this.#announcer.shutdown() // our last message
+    }
     this.#native.close()
+    this.#presence.close()
     for (const sink of [...this.#iterators]) sink.end()
     this.#iterators.clear()
     if (wasOpen) this.emit('close')
@@ -394,8 +474,8 @@ class FileChannel extends EventEmitter {
   }
 
   // The result of a started request: the payload, or EREMOTE for an error response.
-  #result(started, method, signal) {
-    const response = signal ? this.#cancelOnAbort(started.token, started.response, signal) : started.response
+  #result(started, method, options) {
+    const response = this.#calls.follow(started, method, options)
     return response.then((message) => {
       if (message.error !== undefined) throw remoteError(message, method, started.id)
       return message.payload
@@ -441,11 +521,24 @@ class FileChannel extends EventEmitter {
     const events = all || has('event')
     // Problems go to 'error' listeners; a channel that delivers to listeners reports them as
     // warnings without one. A recv()-only channel throws them from recv().
-    this.#native.setListening(requests, responses, events, has('error') || requests || responses || events)
+    const presence = has('peer') || this.#presence?.waiting > 0
+    this.#native.setListening(
+      requests,
+      responses,
+      events,
+      has('error') || requests || responses || events,
+      presence,
+      this.#handlers.size > 0,
+    )
+    this.#presence?.sync()
   }
 
-  #deliver({ messages, errors }) {
+  #deliver({ messages, errors, progress, cancels, peers }) {
     for (const error of errors) this.#problem(error)
+    // Progress now, before the reactions to a response settled in this batch; cancels and
+    // presence after the batch's messages (a request is running before its cancel is seen).
+    for (const { token, message } of progress ?? []) this.#calls.progress(token, message)
+    if (cancels || peers) queueMicrotask(() => this.#deliverLongCalls(cancels, peers))
     // Messages routed to listeners just before the last one left (an iterator that ended, a
     // once listener that fired) have nobody to take them here: they go back to recv().
     const untaken = []
@@ -503,8 +596,14 @@ class FileChannel extends EventEmitter {
     })
   }
 
+  #deliverLongCalls(cancels = [], peers = []) {
+    for (const message of cancels) this.#running.cancel(message)
+    if (!this.closed) this.#presence.update(peers)
+  }
+
   #answer(request) {
     answer(this, this.#handlers, request, {
+      start: (request) => this.#running.start(request),
       unknown: () =>
         this.#handlers.size > 0 &&
         this.listenerCount('request') + this.listenerCount('message') === 0 &&

@@ -27,6 +27,10 @@ class Handlers {
     return this.#map.get(method)
   }
 
+  names() {
+    return this.#map.keys()
+  }
+
   set(method, handler) {
     if (typeof handler !== 'function') {
       throw codedError('EINVAL', `handler for ${method} must be a function`, TypeError)
@@ -43,9 +47,10 @@ class Handlers {
 /**
  * Runs the handler for `request` and sends its answer through `channel`. `unknown()` tells
  * whether a request without a handler should get an error response (nobody else takes it).
- * `fail(error)` reports a send that failed.
+ * `fail(error)` reports a send that failed. `start(request)` gives the handler's second
+ * argument, `{ context, done }` (lib/handler-context.js); without it the handler gets the message.
  */
-async function answer(channel, handlers, request, { unknown, fail }) {
+async function answer(channel, handlers, request, { unknown, fail, start }) {
   const handler = handlers.get(request.method)
   // Replies go through the writer thread, retried while the outbox is locked, held open or
   // full: a busy outbox never kills the process or blocks the JavaScript thread.
@@ -62,10 +67,12 @@ async function answer(channel, handlers, request, { unknown, fail }) {
     if (unknown()) await reply(() => sends.sendError(request.id, `unknown method: ${request.method}`))
     return
   }
+  const { context, done } = start ? start(request) : { context: request, done: () => {} }
   let result
   try {
-    result = await handler(request.payload, request)
+    result = await handler(request.payload, context)
   } catch (error) {
+    done()
     const [thrownText, details] = errorDetails(error)
     // The requester must learn of the failure even when the text cannot be written as is.
     const text = thrownText.toWellFormed()
@@ -80,6 +87,7 @@ async function answer(channel, handlers, request, { unknown, fail }) {
     })
     return
   }
+  done()
   await reply(async () => {
     try {
       await sends.sendResponse(request.id, result)

@@ -1,0 +1,173 @@
+'use strict'
+
+// Presence (PROTOCOL-EXTENSIONS.md, "Presence"): `channel.peer`, the 'peer' event, `ready()`,
+// and our own announcements (`<role>_ready` with the handled methods, `<role>_shutdown` on
+// close). The native core follows the peer's announcements in the inbox and the heartbeats of
+// our outbox's readers; here we ask it to check periodically while anyone cares, and turn what
+// changed into events.
+
+const { codedError, abortError, describe } = require('./errors.js')
+
+/** How often the peer's heartbeat and process are checked while someone cares. */
+const CHECK_INTERVAL_MS = 250
+
+class PeerPresence {
+  #check
+  #wanted
+  #onChange
+  #status = Object.freeze({ state: 'unknown' })
+  #waiters = new Set()
+  #timer = null
+  #closed = false
+
+  /**
+   * `check()` asks the core (changes come back through `update()`), `wanted()` tells whether
+   * anyone other than ready() cares (a 'peer' listener, requests in flight), `onChange(status)`
+   * is told of each change.
+   */
+  constructor({ check, wanted, onChange }) {
+    this.#check = check
+    this.#wanted = wanted
+    this.#onChange = onChange
+  }
+
+  get waiting() {
+    return this.#waiters.size
+  }
+
+  /** What is known now (checked on the spot). */
+  current() {
+    if (this.#closed) return this.#status
+    try {
+      return Object.freeze(this.#check())
+    } catch {
+      return this.#status
+    }
+  }
+
+  /** Changes found by the core, in order. */
+  update(statuses) {
+    for (const status of statuses) {
+      this.#status = Object.freeze(status)
+      if (status.state === 'ready') {
+        for (const waiter of [...this.#waiters]) waiter.resolve(this.#status)
+      }
+      this.#onChange(this.#status)
+    }
+  }
+
+  ready(options, maxTimeoutMs, defaultTimeoutMs) {
+    const { timeoutMs = defaultTimeoutMs, signal } = options ?? {}
+    if (!(typeof timeoutMs === 'number' && timeoutMs >= 0 && timeoutMs <= maxTimeoutMs)) {
+      throw codedError(
+        'EINVAL',
+        `timeoutMs must be a number of milliseconds from 0 to ${maxTimeoutMs}, got ${describe(timeoutMs)}`,
+        TypeError,
+      )
+    }
+    if (this.#closed) throw codedError('ECLOSED', 'the channel is closed')
+    if (signal?.aborted) throw abortError(signal)
+    const now = this.current()
+    if (now.state === 'ready') return Promise.resolve(now)
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        resolve: (status) => settle(resolve, status),
+        reject: (error) => settle(reject, error),
+      }
+      const onAbort = () => waiter.reject(abortError(signal))
+      const timer = setTimeout(
+        () => waiter.reject(codedError('ETIMEDOUT', `the peer did not announce itself within ${timeoutMs} ms`)),
+        timeoutMs,
+      )
+      const settle = (fn, value) => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        this.#waiters.delete(waiter)
+        this.sync()
+        fn(value)
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.#waiters.add(waiter)
+      this.sync()
+    })
+  }
+
+  /** Starts or stops the periodic check. */
+  sync() {
+    const wanted = !this.#closed && (this.#waiters.size > 0 || this.#wanted())
+    if (wanted && this.#timer === null) {
+      this.#timer = setInterval(() => {
+        try {
+          this.#check()
+        } catch {
+          // closed meanwhile: close() stops the timer
+        }
+      }, CHECK_INTERVAL_MS)
+      this.#timer.unref?.()
+    } else if (!wanted && this.#timer !== null) {
+      clearInterval(this.#timer)
+      this.#timer = null
+    }
+  }
+
+  close() {
+    this.#closed = true
+    this.sync()
+    for (const waiter of [...this.#waiters]) waiter.reject(codedError('ECLOSED', 'the channel is closed'))
+  }
+}
+
+/**
+ * Our own announcements: `<role>_ready` with the sorted handled methods (sent once the handlers
+ * of one synchronous run of code are registered, and again when they change), and
+ * `<role>_shutdown` on close once we announced.
+ */
+class Announcer {
+  #role
+  #send
+  #sendNow
+  #methods
+  #announced = null
+  #scheduled = false
+
+  /** `send(name, payload)` queues an event; `sendNow(name, payload)` writes it before returning. */
+  constructor(role, { methods, send, sendNow, host }) {
+    this.#role = role
+    this.#methods = methods
+    this.#send = send
+    this.#sendNow = sendNow
+    this.host = host
+  }
+
+  get announced() {
+    return this.#announced !== null
+  }
+
+  /** The handled methods may have changed. */
+  changed() {
+    if (this.#scheduled) return
+    this.#scheduled = true
+    queueMicrotask(() => {
+      this.#scheduled = false
+      const methods = [...this.#methods()].sort()
+      if (methods.length === 0 && this.#announced === null) return
+      const key = methods.join('\n')
+      if (key === this.#announced) return
+      this.#announced = key
+      this.#send(`${this.#role}_ready`, { available_methods: methods, pid: process.pid, host: this.host() })
+    })
+  }
+
+  /** Sends `<role>_shutdown` if we announced; never throws. */
+  shutdown() {
+    if (this.#announced === null) return
+    this.#announced = null
+    try {
+      this.#sendNow(`${this.#role}_shutdown`, { pid: process.pid })
+    } catch {
+      // closing anyway: the heartbeat's end tells the peer as well
+    }
+  }
+}
+
+module.exports = { PeerPresence, Announcer, CHECK_INTERVAL_MS }
