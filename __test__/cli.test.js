@@ -272,10 +272,11 @@ describe('ipckit info', () => {
     const f2b = report.files.frontend_to_backend
     expect(f2b).toMatchObject({ exists: true, messages: 3, byType: { request: 2, response: 0, event: 1 } })
     const b2f = report.files.backend_to_frontend
+    // The event is the serve() backend's backend_ready announcement (issue 13).
     expect(b2f).toMatchObject({
       exists: true,
-      messages: 2,
-      byType: { request: 0, response: 2, event: 0 },
+      messages: 3,
+      byType: { request: 0, response: 2, event: 1 },
       errorResponses: 1,
     })
     if (process.platform !== 'win32') {
@@ -339,9 +340,20 @@ describe('ipckit info', () => {
 })
 
 describe('ipckit monitor', () => {
+  // A serve() backend announces itself (backend_ready, issue 13): wait until it is on disk, so
+  // that it is the first message in a known order.
+  const announced = async () => {
+    const outbox = path.join(dir, 'backend_to_frontend.json')
+    for (let waited = 0; !fs.readFileSync(outbox, 'utf8').includes('backend_ready'); waited += 5) {
+      if (waited > 10000) throw new Error('no backend_ready in 10 s')
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+  }
+
   test('--json shows both directions once each, live, without taking messages from the peers', async () => {
     const backend = open('backend').serve({ add: ({ a, b }) => a + b })
     const frontend = open('frontend')
+    await announced()
     const early = frontend.sendRequest('add', { a: 1, b: 1 })
     await frontend.waitResponse(early, 5000)
     // A live reader's acknowledgement may be mid-replacement (a `.tmp` for a moment), and a
@@ -354,8 +366,8 @@ describe('ipckit monitor', () => {
     const before = files()
     const infoMtime = fs.statSync(path.join(dir, '.channel_info')).mtimeMs
 
-    const monitor = startMonitor([dir, '--json', '--count', '5'])
-    await monitor.waitFor(2) // what was already there
+    const monitor = startMonitor([dir, '--json', '--count', '6'])
+    await monitor.waitFor(3) // what was already there
     const frontendEvents = []
     frontend.on('event', (message) => frontendEvents.push(message))
     expect(await frontend.request('add', { a: 20, b: 22 })).toBe(42)
@@ -369,19 +381,20 @@ describe('ipckit monitor', () => {
       .split('\n')
       .map((line) => JSON.parse(line))
     expect(seen.map((m) => [m.direction, m.type, m.method ?? m.replyTo])).toEqual([
+      ['backend->frontend', 'event', 'backend_ready'],
       ['frontend->backend', 'request', 'add'],
       ['backend->frontend', 'response', early],
       ['frontend->backend', 'request', 'add'],
-      ['backend->frontend', 'response', seen[2].id],
+      ['backend->frontend', 'response', seen[3].id],
       ['backend->frontend', 'event', 'tick'],
     ])
-    expect(new Set(seen.map((m) => m.id)).size).toBe(5)
-    expect(seen[3]).toMatchObject({ payload: 42, file: 'backend_to_frontend.json' })
+    expect(new Set(seen.map((m) => m.id)).size).toBe(6)
+    expect(seen[4]).toMatchObject({ payload: 42, file: 'backend_to_frontend.json' })
     // The real frontend still got the event: the monitor took nothing away.
     for (let waited = 0; frontendEvents.length === 0 && waited < 5000; waited += 20) {
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
-    expect(frontendEvents.map((m) => m.method)).toEqual(['tick'])
+    expect(frontendEvents.map((m) => m.method)).toEqual(['backend_ready', 'tick'])
     // It wrote nothing: no new files, and the files it read were not touched by it.
     expect(files()).toEqual(before)
     expect(fs.statSync(path.join(dir, '.channel_info')).mtimeMs).toBe(infoMtime)
@@ -395,13 +408,14 @@ describe('ipckit monitor', () => {
       },
     })
     const frontend = open('frontend')
+    await announced()
     await frontend.request('ping', { x: 1 })
     await expect(frontend.request('fail')).rejects.toMatchObject({ code: 'EREMOTE' })
     backend.sendEvent('tick', [1, 2])
 
-    const plain = await ipckit(['monitor', dir, '--count', '5'])
+    const plain = await ipckit(['monitor', dir, '--count', '6'])
     expect(plain.code).toBe(0)
-    const lines = plain.stdout.trim().split('\n')
+    const lines = plain.stdout.trim().split('\n').slice(1) // after the backend's backend_ready
     expect(lines).toHaveLength(5)
     // Lines come in timestamp order; messages of the two files that share a millisecond may
     // come in either order, so look each one up.

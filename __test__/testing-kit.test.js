@@ -86,17 +86,14 @@ test('send progress, then the result; the frontend sees every update before the 
   t = createTestChannel({
     handlers: { bake: respond.progress([1, 2, { progress: 3, message: 'last' }], 'baked', { total: 3 }) },
   })
+  // A request()'s own task.progress events go to its onProgress (issue 13), not to 'event'.
   const updates = []
-  t.channel.on('event', (message) => {
-    if (message.method === 'task.progress') updates.push(message.payload)
-  })
-  const result = t.channel.request('bake')
+  const result = t.channel.request('bake', undefined, { onProgress: (update) => updates.push(update) })
   await expect(result).resolves.toBe('baked')
-  const id = t.backend.requests[0].id
   expect(updates).toEqual([
-    { progressToken: id, progress: 1, total: 3 },
-    { progressToken: id, progress: 2, total: 3 },
-    { progressToken: id, progress: 3, message: 'last' },
+    { progress: 1, total: 3 },
+    { progress: 2, total: 3 },
+    { progress: 3, message: 'last' },
   ])
 })
 
@@ -114,8 +111,7 @@ test('progress from a handler of your own, with fake timers between the steps', 
     },
   })
   const seen = []
-  t.channel.on('event', (message) => seen.push(message.payload.progress))
-  const result = t.channel.request('export', { steps: 2 })
+  const result = t.channel.request('export', { steps: 2 }, { onProgress: (update) => seen.push(update.progress) })
   await t.backend.waitForRequest('export')
   await jest.advanceTimersByTimeAsync(2000)
   await expect(result).resolves.toBe('exported')
@@ -164,7 +160,7 @@ test('a whole file that is not JSON is reported once', async () => {
   expect(errors[0]).toMatchObject({ code: 'EBADMSG' })
 })
 
-test('disappear: the peer is gone, pending requests time out; announce sends backend_shutdown', async () => {
+test('disappear: the peer is gone; announce sends backend_shutdown and pending requests reject EPEERGONE', async () => {
   t = createTestChannel({ handlers: { slow: respond.after(50, 'late') } })
   const shutdown = new Promise((resolve) => t.channel.once('event', resolve))
   const pending = t.channel.request('slow', null, { timeoutMs: 300 })
@@ -172,7 +168,9 @@ test('disappear: the peer is gone, pending requests time out; announce sends bac
   t.backend.disappear({ announce: true })
   expect(t.backend.gone).toBe(true)
   await expect(shutdown).resolves.toMatchObject({ method: 'backend_shutdown', payload: { pid: process.pid } })
-  await expect(pending).rejects.toMatchObject({ code: 'ETIMEDOUT' })
+  // backend_shutdown makes the peer 'gone': requests in flight reject at once (issue 13)...
+  await expect(pending).rejects.toMatchObject({ code: 'EPEERGONE' })
+  // ...and later ones wait for a backend that may come back, until their timeout.
   await expect(t.channel.request('slow', null, { timeoutMs: 50 })).rejects.toMatchObject({ code: 'ETIMEDOUT' })
 })
 

@@ -142,7 +142,10 @@ test('terminating a Worker with pending waits does not crash; the main thread ke
   // The main thread's own channel still works, in both directions.
   const frontend = open('frontend')
   expect(await frontend.request('echo', 'after terminate', { timeoutMs: 5000 })).toBe('after terminate')
-  const event = new Promise((resolve) => frontend.once('event', resolve))
+  // (Not the first event: the Node backend announced itself with backend_ready.)
+  const event = new Promise((resolve) =>
+    frontend.on('event', (message) => message.method === 'still-here' && resolve(message)),
+  )
   backend.sendEvent('still-here', 1)
   expect((await event).method).toBe('still-here')
 
