@@ -13,6 +13,7 @@ use super::outbox::{AckSettings, Outbox, OutboxSettings};
 use super::platform;
 use super::presence::{PeerInfo, Presence};
 use super::replies::{self, Replies, ReplyStats};
+use super::watch;
 use super::writer::{self, Flush};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
@@ -1196,7 +1197,7 @@ impl Flush for Channel {
 /// them would lose track after the first write). Events are only hints to re-read the inbox.
 #[derive(Default)]
 struct DirWatch {
-    watcher: Option<notify::RecommendedWatcher>,
+    watcher: Option<watch::Registration>,
     dir_identity: Option<FileIdentity>,
     /// Set by the watcher on every inbox hint, taken by the safety re-read.
     hinted: Arc<AtomicBool>,
@@ -1215,45 +1216,21 @@ impl DirWatch {
         inbox: &Path,
         on_change: &Arc<dyn Fn() + Send + Sync>,
     ) -> std::result::Result<(), String> {
-        use notify::{RecursiveMode, Watcher};
-        self.watcher = None;
         self.dir_identity = stat(dir)
             .ok()
             .flatten()
             .map(|identity| identity.without_times());
-        let inbox_name = inbox.file_name().map(|n| n.to_os_string());
-        let watched_dir = dir.to_path_buf();
+        // Re-armed (the directory came back, or the OS ended the watch): watch it afresh.
+        if let Some(registration) = &self.watcher {
+            return registration.rearm();
+        }
         let on_change = Arc::clone(on_change);
         let hinted = Arc::clone(&self.hinted);
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                let relevant = match &event {
-                    // Our own reads of the inbox show up as access events: waking on them
-                    // would make the dispatcher read in a loop.
-                    Ok(event) if matches!(event.kind, notify::EventKind::Access(_)) => false,
-                    // A rescan (inotify's queue overflow), or an event naming the directory
-                    // itself (ReadDirectoryChangesW's overflow, which notify reports as an empty
-                    // file name), may hide an inbox change: re-read.
-                    Ok(event) => {
-                        event.need_rescan()
-                            || event.paths.is_empty()
-                            || event.paths.iter().any(|p| {
-                                p == &watched_dir
-                                    || p.file_name().map(|n| n.to_os_string()) == inbox_name
-                            })
-                    }
-                    Err(_) => true,
-                };
-                if relevant {
-                    hinted.store(true, Ordering::Relaxed);
-                    on_change();
-                }
-            })
-            .map_err(|e| e.to_string())?;
-        watcher
-            .watch(dir, RecursiveMode::NonRecursive)
-            .map_err(|e| e.to_string())?;
-        self.watcher = Some(watcher);
+        let hint: watch::OnChange = Arc::new(move || {
+            hinted.store(true, Ordering::Relaxed);
+            on_change();
+        });
+        self.watcher = Some(watch::register(dir, inbox, hint)?);
         Ok(())
     }
 

@@ -15,4 +15,5 @@ pub mod outbox;
 pub mod platform;
 pub mod presence;
 pub mod replies;
+pub mod watch;
 pub mod writer;
