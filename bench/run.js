@@ -5,7 +5,7 @@
 //
 //   node bench/run.js                 full suite (a few minutes); writes BENCHMARKS.md,
 //                                     bench/results/<timestamp>.json and bench/results/latest.json
-//   node bench/run.js --smoke         the whole pipeline with tiny counts (< 15 s); exits non-zero
+//   node bench/run.js --smoke         the whole pipeline with tiny counts (< 45 s); exits non-zero
 //                                     if any contender crashes; writes only <tmpdir>/ipckit-bench-smoke.json
 //   node bench/run.js --only latency  one metric or a comma-separated list (no BENCHMARKS.md)
 //   node bench/run.js --repeat N      N runs of every case instead of the per-metric default
@@ -279,7 +279,8 @@ async function main() {
       seconds: (Date.now() - t0) / 1000,
       repeatNote: args.repeat
         ? `${args.repeat} runs`
-        : 'the runs of each case (5 by default; 3 for the Python round trip, the event-loop test, acknowledgements and tmpfs throughput; 1 for memory; 7 for load time)',
+        : 'the runs of each case (5 by default; 3 for the Python round trip, the event-loop test, acknowledgements, tmpfs throughput, event-loop block, bursts and timeouts; 1 for memory and for the 1,000 channels; 7 for load time)',
+      loadavgEnd: os.loadavg(),
     },
     metrics: Object.fromEntries(
       Object.entries(metrics).map(([name, m]) => [

@@ -5,7 +5,7 @@
 // argv[4]: ipckit channel options as JSON. Prints "ready", serves until stdin closes.
 
 const path = require('node:path')
-const { ROOT } = require('../lib/util')
+const { ROOT, failOnPolling } = require('../lib/util')
 
 const [impl, dir, optionsJson] = process.argv.slice(2)
 const channel =
@@ -13,7 +13,9 @@ const channel =
     ? require(ROOT).FileChannel.backend(dir, optionsJson ? JSON.parse(optionsJson) : undefined)
     : require(path.join(ROOT, 'bench', 'baseline', 'pure-js-channel.js')).PureJsChannel.backend(dir)
 channel.handle('echo', (params) => params)
-if (impl === 'ipckit') channel.on('error', (error) => process.stderr.write(`backend error: ${error.stack}\n`))
+// EWATCH (fell back to polling) ends this backend with exit code 3: no polling numbers.
+if (impl === 'ipckit')
+  failOnPolling(channel, 'backend', (error) => process.stderr.write(`backend error: ${error.stack}\n`))
 process.stdout.write('ready\n')
 process.stdin.resume()
 process.stdin.on('end', () => {

@@ -7,7 +7,8 @@
 //          purejs     pure-JS baseline frontend -> pure-JS baseline backend (handle())
 //          floor      write tmp + rename + fs.watch wake-up, there and back, no protocol
 // Prints p50/p99 of `count` round trips after `warmup` unmeasured ones. `channelOptions` go to
-// both ipckit ends (e.g. { acknowledge: false }).
+// both ipckit ends (e.g. { acknowledge: false }). An ipckit end whose watcher fails (EWATCH: it
+// would poll) ends the run with exit code 3 instead of reporting a polling number.
 
 const path = require('node:path')
 const { execFileSync } = require('node:child_process')
@@ -42,6 +43,7 @@ async function main() {
       })
       if (impl === 'ipckit') {
         const channel = require(u.ROOT).FileChannel.frontend(dir, channelOptions)
+        u.failOnPolling(channel, 'rtt frontend')
         samples = await nodeFrontend(channel, (p) => channel.request('echo', p, { timeoutMs: 10000 }))
         channel.close()
       } else {
@@ -53,6 +55,7 @@ async function main() {
     } else if (impl === 'ipckit-py') {
       peer = await u.spawnPeer(u.peerPython(), [u.pyScript('serve.py'), '--dir', dir], { label: 'python backend' })
       const channel = require(u.ROOT).FileChannel.frontend(dir)
+      u.failOnPolling(channel, 'rtt frontend')
       samples = await nodeFrontend(channel, (p) => channel.request('echo', p, { timeoutMs: 10000 }))
       channel.close()
     } else if (impl === 'python') {

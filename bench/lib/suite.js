@@ -93,6 +93,75 @@ function metrics(smoke) {
     ],
   })
 
+  // Issue 12: the event-loop block of calls while another process contends for the outbox.
+  const blockCalls = [
+    ['sync', 'sendEvent() (sync)'],
+    ['promise', 'promises.sendEvent()'],
+    ['request', 'request()'],
+    ['handler', 'handle() replies'],
+  ]
+  const blockCase = (mode, [call, label]) => ({
+    id: `block.${mode}.${call}`,
+    label: `${label}, ${mode === 'hold' ? 'lock held 500 ms by Python' : 'Python writing 300 KB messages'}`,
+    cmd: node(
+      'lock-block.js',
+      smoke ? { mode, call, durationMs: 300, idleMs: 50, holdMs: 100 } : { mode, call, durationMs: 3000, idleMs: 500 },
+    ),
+    timeoutMs: 120_000,
+    fields: [
+      ['blockMax', 'event-loop max block', 'ms', 'lower'],
+      ['lagP99', 'event-loop delay p99', 'ms', 'lower'],
+      ['callMax', 'longest call (until it returned)', 'ms', 'lower'],
+      ['ok', 'calls completed', '', 'higher'],
+      ['idle.blockMax', 'max block before, idle (noise)', 'ms', 'lower'],
+    ],
+  })
+  const burst = (id, label, sender, reader, count) => ({
+    id,
+    label,
+    cmd: node('burst.js', { sender, reader, count: smoke ? Math.min(count, 100) : count }),
+    timeoutMs: 300_000,
+    fields: [
+      ['perSecond', `${smoke ? 'events' : `${count.toLocaleString('en-US')} events`} delivered`, 'msg/s', 'higher'],
+      ['seconds', 'until the reader had the last', 's', 'lower'],
+      ['received', 'events the reader got', '', 'higher'],
+    ],
+  })
+  const timeouts = (impl, label) => ({
+    id: `timeouts.${impl}`,
+    label,
+    cmd: node('timeouts.js', { impl, waits: smoke ? 10 : 200 }),
+    timeoutMs: 60_000,
+    fields: [
+      ['p50', 'lateness p50', 'ms', 'lower'],
+      ['p99', 'lateness p99', 'ms', 'lower'],
+      ['max', 'lateness max', 'ms', 'lower'],
+    ],
+  })
+  const manyChannels = (impl, label) => ({
+    id: `channels.${impl}`,
+    label,
+    cmd: node(
+      'many-channels.js',
+      smoke
+        ? { impl, channels: 10, idleMs: 300, settleMs: 200 }
+        : { impl, channels: 1000, idleMs: 3000, settleMs: 1000 },
+    ),
+    timeoutMs: 120_000,
+    fields: [
+      ['threadsAdded', 'threads added', '', 'lower'],
+      ['inotifyAdded', 'inotify instances added', '', 'lower'],
+      ['ewatch', 'channels that fell back to polling (EWATCH)', '', 'lower'],
+      ['emfile', 'EMFILE in this process', '', 'lower'],
+      ['otherProcessEmfile', "another process's fs.watch() got EMFILE", '', 'lower'],
+      ['idleCpuPct', 'idle CPU', '% of a core', 'lower'],
+      ['wakeupsPerSecond', 'idle wake-ups (context switches)', '/s', 'lower'],
+      ['baselineWakeupsPerSecond', 'wake-ups before opening (noise)', '/s', 'lower'],
+      ['rssAddedMB', 'RSS added', 'MB', 'lower'],
+      ['openMs', 'time to open them', 'ms', 'lower'],
+    ],
+  })
+
   // The same stream of messages for every memory case.
   const memoryRun = { messages: smoke ? 2000 : 1_000_000, warmup: smoke ? 200 : 10_000 }
   const growthFields = [
@@ -155,6 +224,47 @@ function metrics(smoke) {
           timeoutMs: 60_000,
           fields: [['perSecond', 'send + recv at cap, 1 KB', 'msg/s', 'higher']],
         })),
+      ],
+    },
+    block: {
+      title:
+        'Event-loop block while another process contends for our outbox (issue 12): a Python process holds its lock 500 ms at a time, or writes 300 KB messages into it',
+      repeats: 3,
+      cases: [
+        ...blockCalls.map((c) => blockCase('hold', c)),
+        ...blockCalls.filter(([call]) => !smoke || call === 'promise').map((c) => blockCase('hammer', c)),
+      ],
+    },
+    burst: {
+      title: `Burst of ${smoke ? 'a few' : '10,000'} 1 KB events to an acknowledging ipckit reader in another process (issue 12)`,
+      repeats: 3,
+      cases: [
+        burst('burst.promise', 'ipckit promises.sendEvent() (group commit)', 'promise', 'node', 10000),
+        burst('burst.sync', 'ipckit sendEvent() (sync)', 'sync', 'node', 10000),
+        burst('burst.python', 'Python ref send_event() loop', 'python', 'node', 10000),
+      ],
+    },
+    batching: {
+      title: `Burst of ${smoke ? 'a few' : '1,000'} 1 KB events to the Python reference reading with recv() every 1 ms (no acknowledgements: the outbox keeps the newest 100) (issue 12)`,
+      repeats: 3,
+      cases: [
+        burst('batch.sync', 'ipckit sendEvent() (sync)', 'sync', 'python', 1000),
+        burst('batch.promise', 'ipckit promises.sendEvent() (group commit)', 'promise', 'python', 1000),
+        burst('batch.python', 'Python ref send_event() loop', 'python', 'python', 1000),
+      ],
+    },
+    timeouts: {
+      title:
+        'Lateness of short waitResponse timeouts (5-50 ms, one after the other), an event listener attached, pollIntervalMs 2000 (issue 12)',
+      repeats: 3,
+      cases: [timeouts('ipckit', 'ipckit waitResponse()'), timeouts('settimeout', 'setTimeout() (floor)')],
+    },
+    channels: {
+      title: `${smoke ? 'A few' : '1,000'} open channels with listeners in one process, each in its own directory (issue 12)`,
+      repeats: 1,
+      cases: [
+        manyChannels('ipckit', 'ipckit FileChannel + event listener'),
+        manyChannels('fswatch', 'fs.watch() on each directory (floor)'),
       ],
     },
     memory: {
@@ -236,6 +346,15 @@ function metrics(smoke) {
     },
   }
   if (TMPFS) {
+    const onTmpfs = (c) => ({ ...c, id: c.id.replace(/^rtt\./, 'rttfs.'), env: { IPCKIT_BENCH_TMPDIR: TMPFS } })
+    list['latency-tmpfs'] = {
+      title: `Round trip on tmpfs (${TMPFS}): the protocol's own cost, without ext4's`,
+      repeats: 5,
+      cases: [
+        onTmpfs(rtt('ipckit', 'ipckit Node → ipckit Node (handle)', 1000, 50)),
+        onTmpfs(rtt('floor', 'floor (tmp + rename + fs.watch, no protocol)', 1000, 50)),
+      ],
+    }
     list['throughput-tmpfs'] = {
       title: `Send throughput at the cap on tmpfs (${TMPFS}): protocol cost without disk-backed file-system cost (information)`,
       repeats: 3,
@@ -245,7 +364,22 @@ function metrics(smoke) {
   return list
 }
 
-const ORDER = ['latency', 'throughput', 'throughput-tmpfs', 'recv', 'lag', 'acks', 'memory', 'require']
+const ORDER = [
+  'latency',
+  'latency-tmpfs',
+  'throughput',
+  'throughput-tmpfs',
+  'recv',
+  'lag',
+  'acks',
+  'block',
+  'burst',
+  'batching',
+  'timeouts',
+  'channels',
+  'memory',
+  'require',
+]
 const ALIASES = {
   ack: 'acks',
   acknowledgements: 'acks',
@@ -258,6 +392,12 @@ const ALIASES = {
   mem: 'memory',
   tput: 'throughput',
   load: 'require',
+  'rtt-tmpfs': 'latency-tmpfs',
+  lock: 'block',
+  'lock-block': 'block',
+  'group-commit': 'batching',
+  timeout: 'timeouts',
+  'many-channels': 'channels',
 }
 
 function get(object, dotted) {
@@ -332,6 +472,7 @@ function targets(summary) {
       `${fmt(ratio)}x (p50 ${fmt(med('lag.ipckit', 'loaded.readP50'))} ms vs ${fmt(med('lag.ipckit', 'idle.readP50'))} ms)`,
     )
   }
+  issue12Targets(med, add, summary)
   const mem = summary['mem.recv']
   if (mem) {
     const g = med('mem.recv', 'growthMB')
@@ -360,8 +501,131 @@ function targets(summary) {
   return out
 }
 
+// The targets of issue 12 ("never block the JS thread, and serve hundreds of channels from one
+// process"), with the numbers the issue measured before the work ("before: ...").
+function issue12Targets(med, add, summary) {
+  const I = '(issue 12) '
+  for (const [mode, what, before] of [
+    ['hold', 'the outbox lock held 500 ms by a Python process', 'sendEvent blocked 500 ms, request() 501 ms'],
+    ['hammer', 'a Python writer sending 300 KB messages into the outbox', 'delay p99 648 ms with two such writers'],
+  ]) {
+    const calls = ['promise', 'request', 'handler'].filter((c) => summary[`block.${mode}.${c}`])
+    if (calls.length === 0) continue
+    const worst = Math.max(...calls.map((c) => med(`block.${mode}.${c}`, 'blockMax')))
+    const sync = med(`block.${mode}.sync`, 'blockMax')
+    const noise = Math.max(...calls.map((c) => med(`block.${mode}.${c}`, 'idle.blockMax')))
+    add(
+      `${I}Event-loop max block of promise-returning calls < 2 ms, ${what}`,
+      worst,
+      worst < 2,
+      calls
+        .map(
+          (c) =>
+            `${{ promise: 'promises.sendEvent', request: 'request()', handler: 'handle() replies' }[c]} ${fmt(med(`block.${mode}.${c}`, 'blockMax'))} ms (p99 ${fmt(med(`block.${mode}.${c}`, 'lagP99'))})`,
+        )
+        .join(', ') +
+        `; sync sendEvent ${fmt(sync)} ms; same process idle, no contention: ${fmt(noise)} ms (before: ${before})`,
+    )
+  }
+  const burst = (id) => med(id, 'perSecond')
+  if (summary['burst.promise']) {
+    const p = burst('burst.promise')
+    const py = burst('burst.python')
+    const sync = burst('burst.sync')
+    add(
+      `${I}Burst of 10,000 1 KB events through the promise API >= 10x the Python reference's sync sends`,
+      p / py,
+      p / py >= 10,
+      `${fmt(p)} / ${fmt(py)} msg/s = ${fmt(p / py)}x (the Python ref's events reached our reader: ${fmt(med('burst.python', 'received'))} of ${fmt(summary['burst.python']?.last?.count)})`,
+    )
+    add(
+      `${I}Burst of 10,000 1 KB events through the promise API >= 5x our own sync sends`,
+      p / sync,
+      p / sync >= 5,
+      `${fmt(p)} / ${fmt(sync)} msg/s = ${fmt(p / sync)}x`,
+    )
+  }
+  if (summary['batch.promise']) {
+    const p = med('batch.promise', 'received')
+    const sync = med('batch.sync', 'received')
+    const minP = summary['batch.promise'].fields?.received?.min
+    add(
+      `${I}Group commit toward the reference reader (1 ms recv() loop) loses no more than sync sends, burst of 1,000`,
+      p - sync,
+      p >= sync,
+      `received (median) ${fmt(p)} with the promise API vs ${fmt(sync)} with sync sends (worst run: ${fmt(minP)}); the Python ref's own loop: ${fmt(med('batch.python', 'received'))}`,
+    )
+  }
+  const late = med('timeouts.ipckit', 'p99')
+  if (late !== undefined) {
+    add(
+      `${I}waitResponse timeout lateness p99 < 5 ms (5-50 ms timeouts, pollIntervalMs 2000)`,
+      late,
+      late < 5,
+      `p50 ${fmt(med('timeouts.ipckit', 'p50'))}, p99 ${fmt(late)}, max ${fmt(med('timeouts.ipckit', 'max'))} ms; setTimeout in the same process: p99 ${fmt(med('timeouts.settimeout', 'p99'))} ms (before: 50 ms fired after 99 ms, 10 ms after 1,700 ms)`,
+    )
+  }
+  const ch = (key) => med('channels.ipckit', key)
+  if (ch('threadsAdded') !== undefined) {
+    const n = summary['channels.ipckit'].last?.channels
+    const of = n ? ` (${fmt(n)} channels)` : ''
+    add(
+      `${I}Open channels with listeners: at most 4 threads added in all`,
+      ch('threadsAdded'),
+      ch('threadsAdded') <= 4,
+      `${fmt(ch('threadsAdded'))} threads added${of} (before: one per channel)`,
+    )
+    add(
+      `${I}Open channels with listeners: 1 inotify instance`,
+      ch('inotifyAdded'),
+      ch('inotifyAdded') <= 1,
+      `${fmt(ch('inotifyAdded'))} added${of}; fs.watch() on as many directories: ${fmt(med('channels.fswatch', 'inotifyAdded'))}`,
+    )
+    const bad = ch('ewatch') + ch('emfile') + ch('otherProcessEmfile')
+    add(
+      `${I}Open channels with listeners: no EWATCH, no EMFILE here or for other processes`,
+      bad,
+      bad === 0,
+      `EWATCH ${fmt(ch('ewatch'))}, EMFILE ${fmt(ch('emfile'))}, another process's fs.watch(): ${summary['channels.ipckit'].last?.otherProcessWatch ?? 'n/a'} (before: EMFILE at 130 channels, 72 of 200 polling)`,
+    )
+    add(
+      `${I}Idle cost of those channels < 0.5 % of a core`,
+      ch('idleCpuPct'),
+      ch('idleCpuPct') < 0.5,
+      `${fmt(ch('idleCpuPct'))} % (before: 14.8 % at 200 channels)`,
+    )
+    add(
+      `${I}Idle wake-ups of those channels < 20/s in total`,
+      ch('wakeupsPerSecond'),
+      ch('wakeupsPerSecond') < 20,
+      `${fmt(ch('wakeupsPerSecond'))}/s, context switches of all threads (the process before opening them: ${fmt(ch('baselineWakeupsPerSecond'))}/s; before: ~12/s per channel)`,
+    )
+  }
+  const rtt = med('rtt.ipckit', 'p50')
+  const floor = med('rtt.floor', 'p50')
+  if (rtt !== undefined && floor !== undefined) {
+    add(
+      `${I}RTT p50 Node → Node on /tmp no worse than 2.2x the floor (aim 1.5x)`,
+      rtt / floor,
+      rtt / floor <= 2.2,
+      `${fmt(rtt)} ms / ${fmt(floor)} ms = ${fmt(rtt / floor)}x; ${rtt / floor <= 1.5 ? 'aim met' : 'aim (1.5x) not met'} (before: 1.7-2.2x)`,
+    )
+  }
+  const fsRtt = med('rttfs.ipckit', 'p50')
+  const fsFloor = med('rttfs.floor', 'p50')
+  if (fsRtt !== undefined) {
+    add(
+      `${I}RTT p50 Node → Node on tmpfs: aim 2x the floor`,
+      fsRtt / fsFloor,
+      fsRtt / fsFloor <= 2,
+      `${fmt(fsRtt)} ms / ${fmt(fsFloor)} ms = ${fmt(fsRtt / fsFloor)}x (before: 0.91 / 0.21 ms = 4.3x)`,
+    )
+  }
+}
+
 function fmt(x) {
   if (typeof x !== 'number' || !Number.isFinite(x)) return 'n/a'
+  if (Number.isInteger(x)) return x.toLocaleString('en-US') // counts
   const a = Math.abs(x)
   if (a >= 1000) return Math.round(x).toLocaleString('en-US')
   if (a >= 100) return x.toFixed(0)

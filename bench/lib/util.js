@@ -149,6 +149,74 @@ function pyScript(name) {
   return path.join(ROOT, 'bench', 'python', name)
 }
 
+/**
+ * A benchmark must not report a polling number as a watcher's: the first `EWATCH` (the channel's
+ * watcher failed and it fell back to polling) ends the process with exit code 3. Other problems
+ * are counted in the returned object (by code) unless `onError` takes them.
+ */
+function failOnPolling(channel, label, onError) {
+  const counts = {}
+  channel.on('error', (error) => {
+    if (error && error.code === 'EWATCH') {
+      process.stderr.write(
+        `${label}: EWATCH, the channel fell back to polling; not reporting a polling number\n${error.message}\n`,
+      )
+      process.exit(3)
+    }
+    const code = (error && (error.code || error.name)) || 'unknown'
+    counts[code] = (counts[code] || 0) + 1
+    if (onError) onError(error)
+  })
+  return counts
+}
+
+/** Threads of this process (Linux: /proc/self/task), or NaN elsewhere. */
+function threadCount() {
+  try {
+    return fs.readdirSync('/proc/self/task').length
+  } catch {
+    return NaN
+  }
+}
+
+/** inotify instances this process holds (its `anon_inode:inotify` descriptors), or NaN. */
+function inotifyCount() {
+  try {
+    let n = 0
+    for (const fd of fs.readdirSync('/proc/self/fd')) {
+      try {
+        if (fs.readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:inotify') n++
+      } catch {
+        // closed meanwhile
+      }
+    }
+    return n
+  } catch {
+    return NaN
+  }
+}
+
+/**
+ * Context switches of every thread of this process (voluntary + involuntary), summed: each is a
+ * wake-up of some thread. Threads that ended are not counted. NaN where /proc is missing.
+ */
+function contextSwitches() {
+  try {
+    let total = 0
+    for (const task of fs.readdirSync('/proc/self/task')) {
+      try {
+        const status = fs.readFileSync(`/proc/self/task/${task}/status`, 'utf8')
+        for (const m of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm)) total += Number(m[1])
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+    return total
+  } catch {
+    return NaN
+  }
+}
+
 module.exports = {
   ROOT,
   RESULT_PREFIX,
@@ -165,4 +233,8 @@ module.exports = {
   stopPeer,
   peerPython,
   pyScript,
+  failOnPolling,
+  threadCount,
+  inotifyCount,
+  contextSwitches,
 }
