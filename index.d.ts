@@ -76,10 +76,38 @@ export interface ChannelMessage<P = any> {
 /** An `Error` from ipckit, with a stable `code`. */
 export interface IpcError extends Error {
   /**
-   * `ETIMEDOUT`, `ELOCKED`, `EBADMSG`, `ECLOSED`, `EREMOTE`, `EINVAL`, `EFBIG`, `ELOST`, `EWATCH`,
-   * `ENOBUFS`, `EPERM`, `ABORT_ERR`, or an OS code such as `ENOENT`, `EACCES`, `ENOTDIR`.
+   * `ETIMEDOUT`, `ELOCKED`, `EBADMSG`, `ECLOSED`, `EREMOTE`, `EPEERGONE`, `EINVAL`, `EFBIG`,
+   * `ELOST`, `EMAYBELOST`, `EBUSY`, `EWATCH`, `ENOBUFS`, `EPERM`, `ABORT_ERR`, or an OS code such
+   * as `ENOENT`, `EACCES`, `ENOTDIR`. (`ECANCELED` is the `reason` of a handler's
+   * `context.signal` when the requester cancelled.)
    */
   code: string
+}
+
+/**
+ * The rejection of a `request()` in flight when the peer is gone (`channel.peer.state` became
+ * `'gone'`: it sent `backend_shutdown` / `frontend_shutdown`, its heartbeat lapsed, or its process
+ * on this host ended), within about 2 seconds instead of at the end of `timeoutMs`.
+ */
+export interface PeerGoneError extends IpcError {
+  code: 'EPEERGONE'
+  /** The method that was requested. */
+  method: string
+  /** The id of the request. */
+  requestId: string
+  /** What was known of the peer when it went. */
+  peer: PeerStatus
+}
+
+/**
+ * The `reason` of a handler's `context.signal` when the requester sent `task.cancel` (it aborted
+ * or gave up): `name` is `'AbortError'`, `code` `'ECANCELED'`, `reason` the requester's text when
+ * it gave one (`'timeout'` when its `timeoutMs` or `idleTimeoutMs` ran out). When the channel
+ * closes the reason is an {@link IpcError} with code `ECLOSED` instead.
+ */
+export interface CancelledError extends IpcError {
+  code: 'ECANCELED'
+  reason?: string
 }
 
 /** The rejection of `request()` when the peer answers with an error response. */
@@ -114,11 +142,126 @@ export interface AbortSignalLike {
   removeEventListener(type: 'abort', listener: () => void): void
 }
 
-export interface RequestOptions {
+/** Options of `sendAsync()`. */
+export interface SendOptions {
   /** Reject with `ETIMEDOUT` after this many milliseconds. Default `DEFAULTS.timeoutMs` (30000). */
   timeoutMs?: number
   /** Aborting rejects the pending wait with an `AbortError` (`code: 'ABORT_ERR'`). */
   signal?: AbortSignalLike
+}
+
+/**
+ * One progress update of a request, from the handler's `task.progress` event
+ * (PROTOCOL-EXTENSIONS.md): `progress` should grow; `total`, when sent, is the value it reaches
+ * at the end; `message` is text for a user. Absent fields were not sent.
+ */
+export interface ProgressUpdate {
+  progress: number
+  total?: number
+  message?: string
+}
+
+/** Options of `request()`. */
+export interface RequestOptions {
+  /**
+   * The overall limit: reject with `ETIMEDOUT` after this many milliseconds, progress or not.
+   * Default `DEFAULTS.timeoutMs` (30000). Running out also sends `task.cancel` (reason
+   * `'timeout'`) so that the handler can stop.
+   */
+  timeoutMs?: number
+  /**
+   * Reject with `ETIMEDOUT` when neither a progress update nor the response arrived for this
+   * many milliseconds (each update restarts it); also sends `task.cancel` (reason `'timeout'`).
+   * For long calls that report progress: "busy" is told from "stuck" long before `timeoutMs`.
+   */
+  idleTimeoutMs?: number
+  /**
+   * Aborting rejects with an `AbortError` (`code: 'ABORT_ERR'`) and sends `task.cancel` for the
+   * request (with the abort reason as text when it is a string or an `Error`): the handler's
+   * `context.signal` (Node) or `ctx.cancelled` (`ipckit_peer`) tells it to stop.
+   */
+  signal?: AbortSignalLike
+  /**
+   * Called with each progress update of this request, in order, before the promise settles.
+   * These `task.progress` events reach neither `'event'` listeners nor `recv()`. A throw does not
+   * fail the request: it goes to `'error'` listeners (without one it is an uncaught exception, as
+   * from a throwing listener).
+   */
+  onProgress?: (update: ProgressUpdate) => void
+}
+
+/** Options of `ready()`. */
+export interface ReadyOptions {
+  /** Reject with `ETIMEDOUT` after this many milliseconds. Default `DEFAULTS.timeoutMs` (30000); `0` checks once. */
+  timeoutMs?: number
+  /** Aborting rejects with an `AbortError` (`code: 'ABORT_ERR'`). */
+  signal?: AbortSignalLike
+}
+
+/**
+ * What is known of the other side of the channel (PROTOCOL-EXTENSIONS.md, "Presence"): `'unknown'`
+ * until it announces itself (`backend_ready` / `frontend_ready`) or its acknowledgement heartbeat
+ * is seen; `'ready'`; `'gone'` after its `*_shutdown`, a lapsed heartbeat, or (same host) the end
+ * of its process. Absent fields were not said.
+ */
+export interface PeerStatus {
+  readonly state: 'unknown' | 'ready' | 'gone'
+  /** Its process id. */
+  readonly pid?: number
+  /** Its host name (as Python's `socket.gethostname()` gives it). */
+  readonly host?: string
+  /** The request methods it announced (`available_methods`), sorted. */
+  readonly methods?: string[]
+}
+
+/** Replies that arrived after their wait had ended, dropped instead of resolving anything or reaching `recv()`. */
+export interface ChannelStats {
+  /**
+   * Responses to a `request()` that had ended (aborted, timed out, `EPEERGONE`) or to a request
+   * already answered (a duplicate, such as a reference `recv()` loop's repeats cause).
+   */
+  readonly droppedResponses: number
+  /** `task.progress` updates for `request()` calls that had ended. */
+  readonly droppedProgress: number
+}
+
+/**
+ * The global `AbortSignal` type when the project has one (the DOM lib or `@types/node`), so that
+ * `context.signal` can be passed to `fetch()`, `timers/promises` and the like; else
+ * {@link AbortSignalLike}.
+ */
+export type GlobalAbortSignal = typeof globalThis extends { AbortSignal: { prototype: infer S } } ? S : AbortSignalLike
+
+/** Options of `context.progress()`. */
+export interface ProgressOptions {
+  /** The value `progress` reaches at the end (a finite number). */
+  total?: number
+  /** Text for a user. */
+  message?: string
+}
+
+/**
+ * The second argument of a request handler. It is a copy of the request message's fields (so a
+ * handler written as `(params, message)` keeps working), plus three non-enumerable members.
+ */
+export interface HandlerContext<P = any> extends ChannelMessage<P> {
+  type: 'request'
+  method: string
+  /** The request message itself. */
+  readonly message: ChannelMessage<P>
+  /**
+   * Aborts when the requester cancels this request (`task.cancel`: it aborted its signal or gave
+   * up; `reason` is a {@link CancelledError}), or the channel closes (`reason` has code
+   * `ECLOSED`). Stopping is up to the handler; whatever it returns afterwards is still sent
+   * and dropped by the requester as a late reply.
+   */
+  readonly signal: GlobalAbortSignal
+  /**
+   * Sends a progress update for this request (a `task.progress` event), which the requester's
+   * `onProgress` receives. Throws `EINVAL` for a non-finite number; does nothing once the
+   * request is answered or cancelled.
+   */
+  progress(progress: number, options?: ProgressOptions): void
 }
 
 export interface WaitOptions {
@@ -173,8 +316,11 @@ export type TypedRequest<Api> = <M extends keyof Api & string>(
     : [params: ParamsOf<Api[M]>, options?: RequestOptions]
 ) => Promise<ResultOf<Api[M]>>
 
-/** Answers one request method: the resolved value becomes the response, a throw an error response. */
-export type RequestHandler<P = any, R = unknown> = (params: P, message: ChannelMessage<P>) => R | Promise<R>
+/**
+ * Answers one request method: the resolved value becomes the response, a throw an error response.
+ * `context` is the request message's fields plus `signal`, `progress()` and `message`.
+ */
+export type RequestHandler<P = any, R = unknown> = (params: P, context: HandlerContext<P>) => R | Promise<R>
 
 export type Handlers<Api> =
   IsUntyped<Api> extends true
@@ -189,6 +335,8 @@ export interface FileChannelEvents {
   event: [message: ChannelMessage]
   /** Non-fatal problems: a malformed inbox (`EBADMSG`), loss (`ELOST`), a watcher failure (`EWATCH`), a throwing listener. */
   error: [error: IpcError]
+  /** Each change of `channel.peer` (`'ready'`, a new method list, `'gone'`). */
+  peer: [status: PeerStatus]
   /** After `close()`, once. */
   close: []
 }
@@ -218,6 +366,21 @@ export declare class FileChannel<Api extends object = UntypedApi> {
   readonly closed: boolean
   /** `waitResponse`/`request` promises not yet settled. */
   readonly pendingWaits: number
+  /**
+   * What is known of the other side now (checked on each read): its state, and the pid, host and
+   * methods it announced. A `'peer'` event fires on each change.
+   */
+  readonly peer: PeerStatus
+  /** Replies dropped because their wait had ended (late after a cancel or timeout, or duplicates). */
+  readonly stats: ChannelStats
+
+  /**
+   * Resolves with `channel.peer` once the peer is ready (at once if it is): it announced itself
+   * (`backend_ready` / `frontend_ready`, as upstream's example backend, `ipckit_peer` and our
+   * handlers do) or publishes a live acknowledgement heartbeat. Rejects with `ETIMEDOUT` after
+   * `timeoutMs`, `ABORT_ERR`, or `ECLOSED`.
+   */
+  ready(options?: ReadyOptions): Promise<PeerStatus>
 
   /** Sends a request; returns its id. Throws `EINVAL` (with the path) for values JSON cannot hold. */
   sendRequest<P = undefined>(method: string, params?: P & Jsonable<P>): string
@@ -240,15 +403,15 @@ export declare class FileChannel<Api extends object = UntypedApi> {
     kind: 'request',
     target: string,
     payload?: P & Jsonable<P>,
-    options?: RequestOptions,
+    options?: SendOptions,
   ): Promise<string>
   sendAsync<P = undefined>(
     kind: 'response' | 'event',
     target: string,
     payload?: P & Jsonable<P>,
-    options?: RequestOptions,
+    options?: SendOptions,
   ): Promise<void>
-  sendAsync(kind: 'error', target: string, message: string | Error, options?: RequestOptions): Promise<void>
+  sendAsync(kind: 'error', target: string, message: string | Error, options?: SendOptions): Promise<void>
 
   /** The new messages since the last call, each exactly once, in order. Throws a pending problem (`EBADMSG`, `ELOST`) once; the messages stay queued. */
   recv(): ChannelMessage[]
@@ -263,12 +426,19 @@ export declare class FileChannel<Api extends object = UntypedApi> {
   waitResponse(requestId: string, timeoutMs?: number, options?: WaitOptions): Promise<ChannelMessage>
   /**
    * Sends a request and resolves with the response payload; rejects with a {@link RemoteError}
-   * (`EREMOTE`: `method`, `requestId`, the remote text, code and data) for an error response.
-   * Every rejection carries the caller's stack.
+   * (`EREMOTE`: `method`, `requestId`, the remote text, code and data) for an error response,
+   * `ETIMEDOUT` (`timeoutMs`, `idleTimeoutMs`), `ABORT_ERR` (`signal`; the handler is told to
+   * cancel), {@link PeerGoneError} (`EPEERGONE`), `ECLOSED`. `onProgress` gets the handler's
+   * progress updates. A reply that arrives after the call ended is dropped (`stats`). Every
+   * rejection carries the caller's stack.
    */
   request: IsUntyped<Api> extends true ? UntypedRequest : TypedRequest<Api>
 
-  /** Answers requests for `method` automatically. */
+  /**
+   * Answers requests for `method` with `handler(params, context)`: the (awaited) return value is
+   * the response, a throw an error response. Handlers announce themselves to the peer
+   * (`<role>_ready` with the method names) and `<role>_shutdown` on close.
+   */
   handle<M extends keyof Api & string>(
     method: M,
     handler: IsUntyped<Api> extends true ? RequestHandler : RequestHandler<ParamsOf<Api[M]>, ResultOf<Api[M]>>,

@@ -64,8 +64,8 @@ test('idleTimeoutMs extends while progress flows, and fails a silent call long b
   let silentSignal
   back.serve({
     steady: async (params, context) => {
-      // 1.2 s of work, progress every 40 ms: never 400 ms without news.
-      const end = Date.now() + 1200
+      // 1.5 s of work, progress every 40 ms: never 700 ms without news, even on a loaded machine.
+      const end = Date.now() + 1500
       for (let n = 0; Date.now() < end; n++) {
         context.progress(n)
         await new Promise((resolve) => setTimeout(resolve, 40))
@@ -77,7 +77,7 @@ test('idleTimeoutMs extends while progress flows, and fails a silent call long b
       return aborted(context.signal).then(() => 'stopped')
     },
   })
-  await expect(front.request('steady', null, { idleTimeoutMs: 400, timeoutMs: 20000 })).resolves.toBe('finished')
+  await expect(front.request('steady', null, { idleTimeoutMs: 700, timeoutMs: 20000 })).resolves.toBe('finished')
   const started = Date.now()
   const error = await expectRejects(
     front.request('silent', null, { idleTimeoutMs: 300, timeoutMs: 20000 }),
@@ -114,6 +114,39 @@ test('aborting rejects with ABORT_ERR, cancels the handler, and its late reply i
   // A later request is answered normally.
   back.handle('add', ({ a, b }) => a + b)
   await expect(front.request('add', { a: 1, b: 2 })).resolves.toBe(3)
+})
+
+test('onProgress hears nothing after an abort, even from updates read in the same batch', async () => {
+  const dir = h.channelDir()
+  const front = h.frontend(dir)
+  const controller = new AbortController()
+  const updates = []
+  const call = front.request('render', null, {
+    signal: controller.signal,
+    timeoutMs: 10000,
+    onProgress: (update) => {
+      updates.push(update.progress)
+      if (update.progress === 2) controller.abort()
+    },
+  })
+  const request = await waitFor(
+    () => readMessages(dir, 'frontend_to_backend.json').find((m) => m.method === 'render'),
+    {
+      what: 'the request on disk',
+    },
+  )
+  const first = diskMessage({ type: 'event', method: 'task.progress' })
+  // One write: the reader takes the five updates in one batch.
+  writeMessages(
+    dir,
+    BACKEND_OUTBOX,
+    [1, 2, 3, 4, 5].map((progress) => ({
+      ...diskMessage({ type: 'event', method: 'task.progress', payload: { progressToken: request.id, progress } }),
+      timestamp: first.timestamp + progress,
+    })),
+  )
+  await expectRejects(call, 'ABORT_ERR')
+  expect(updates).toEqual([1, 2])
 })
 
 test('handlers written as (params, message) keep working: the context carries the message fields', async () => {

@@ -123,7 +123,8 @@ class Calls {
   /** A `task.progress` event the core handed to the wait `token`. */
   progress(token, message) {
     const call = this.#calls.get(token)
-    if (!call) return
+    // A call that gave up (abort, idle timeout, peer gone) hears no more, even from its batch.
+    if (!call || call.gaveUp) return
     call.arm()
     const update = progressUpdate(message.payload)
     if (!update || !call.onProgress) return

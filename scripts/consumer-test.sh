@@ -126,7 +126,8 @@ node -e '
   ;(async () => {
     assert.strictEqual(await frontend.request("add", { a: 2, b: 40 }, { timeoutMs: 5000 }), 42)
     await assert.rejects(frontend.request("fail", null, { timeoutMs: 5000 }), { code: "EREMOTE", message: /nope/ })
-    const event = new Promise((resolve) => frontend.once("event", resolve))
+    // (The backend'"'"'s handlers announce themselves first: a backend_ready event.)
+    const event = new Promise((resolve) => frontend.on("event", (m) => m.method === "done" && resolve(m)))
     backend.sendEvent("done", { ok: true })
     assert.deepStrictEqual((await event).payload, { ok: true })
     frontend.close()
@@ -240,7 +241,19 @@ echo "   tsc --noEmit --strict: no errors"
 step "TypeScript, ESM (nodenext): await using, JSON payloads, typed API, ipckit/testing, EventEmitter"
 cat >"$APP/modern.mts" <<'EOF'
 import { once, EventEmitter } from 'node:events'
-import { FileChannel, DEFAULTS, type RemoteError } from 'ipckit'
+import { setTimeout as sleep } from 'node:timers/promises'
+import {
+  FileChannel,
+  DEFAULTS,
+  type RemoteError,
+  type PeerGoneError,
+  type PeerStatus,
+  type ProgressUpdate,
+  type HandlerContext,
+  type ChannelStats,
+  type ChannelMessage,
+  type JsonValue,
+} from 'ipckit'
 import { createTestChannel, respond } from 'ipckit/testing'
 
 interface Point {
@@ -250,12 +263,35 @@ interface Point {
 interface Api {
   add(params: { a: number; b: number }): number
   ping(): 'pong'
+  render(params: { frames: number }): { frames: number }
 }
 
 export async function modern(dir: string, point: Point): Promise<number> {
   await using frontend = FileChannel.frontend(dir)
   using backend = FileChannel.backend<Api>(dir)
-  backend.serve({ add: ({ a, b }) => a + b, ping: () => 'pong' })
+  backend.serve({ add: ({ a, b }) => a + b, ping: () => 'pong', render: ({ frames }) => ({ frames }) })
+  // Long calls: the handler context (signal, progress, message) with typed params.
+  backend.handle('render', async ({ frames }, context) => {
+    const request: HandlerContext<{ frames: number }> = context
+    for (let frame = 1; frame <= frames; frame++) {
+      if (context.signal.aborted) break
+      await sleep(10, undefined, { signal: context.signal }) // a real AbortSignal
+      context.progress(frame, { total: frames, message: `frame ${frame}` })
+    }
+    const id: string = context.message.id + request.id
+    // @ts-expect-error progress is a number
+    context.progress('half')
+    // @ts-expect-error total is a number
+    context.progress(1, { total: 'all' })
+    void id
+    return { frames }
+  })
+  // An untyped handler: (params, message) handlers keep compiling.
+  frontend.handle('legacy', (params: JsonValue, message: ChannelMessage) => (message.id ? params : null))
+  frontend.handle('cancellable', (_params, { signal, progress }) => {
+    progress(0)
+    return new Promise<string>((resolve) => signal.addEventListener('abort', () => resolve('stopped')))
+  })
   const emitter: EventEmitter = frontend
   frontend.setMaxListeners(20).prependListener('event', (message) => message.payload)
   const names: Array<string | symbol> = frontend.eventNames()
@@ -273,6 +309,43 @@ export async function modern(dir: string, point: Point): Promise<number> {
   await frontend.request('bad', { s: Symbol('x') })
 
   const typed = FileChannel.frontend<Api>(dir)
+  // Presence: wait for the backend, follow it.
+  const status: PeerStatus = await typed.ready({ timeoutMs: 5000, signal: AbortSignal.timeout(10000) })
+  const methods: string[] | undefined = status.methods
+  typed.on('peer', (peer) => {
+    const state: 'unknown' | 'ready' | 'gone' = peer.state
+    console.log(state, peer.pid, peer.host)
+  })
+  typed.once('peer', (peer: PeerStatus) => peer.state).off('peer', console.log)
+  const now: 'unknown' | 'ready' | 'gone' = typed.peer.state
+  // @ts-expect-error presence is read-only
+  typed.peer = status
+  // Progress, idle timeout and cancellation.
+  const controller = new AbortController()
+  const updates: ProgressUpdate[] = []
+  const rendered: { frames: number } = await typed.request(
+    'render',
+    { frames: 3 },
+    {
+      timeoutMs: 60_000,
+      idleTimeoutMs: 5_000,
+      signal: controller.signal,
+      onProgress: ({ progress, total, message }) => {
+        updates.push({ progress, total, message })
+        if (total !== undefined && progress >= total) controller.abort('enough')
+      },
+    },
+  )
+  // @ts-expect-error onProgress gets an update object
+  await typed.request('render', { frames: 1 }, { onProgress: (n: number) => n })
+  try {
+    await typed.request('ping', undefined, { idleTimeoutMs: 100 })
+  } catch (error) {
+    if ((error as PeerGoneError).code === 'EPEERGONE') console.log((error as PeerGoneError).peer.state)
+  }
+  const stats: ChannelStats = typed.stats
+  const dropped: number = stats.droppedResponses + stats.droppedProgress
+  void [methods, now, rendered, dropped]
   const sum: number = await typed.request('add', { a: 1, b: 2 })
   const pong: 'pong' = await typed.request('ping')
   // @ts-expect-error wrong params type
