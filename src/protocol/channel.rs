@@ -12,16 +12,15 @@ use super::message::{depth, Message, MessageType, MAX_PAYLOAD_DEPTH};
 use super::outbox::{AckSettings, Outbox, OutboxSettings};
 use super::platform;
 use super::presence::{PeerInfo, Presence};
+use super::reactor;
 use super::replies::{self, Replies, ReplyStats};
 use super::watch;
-use super::writer::{self, Flush};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 pub const BACKEND_OUTBOX: &str = "backend_to_frontend.json";
@@ -267,6 +266,12 @@ impl State {
 }
 
 pub struct Channel {
+    /// This channel, for the jobs it hands to the process's dispatcher and writer threads.
+    me: Weak<Channel>,
+    /// Its key in their schedules.
+    key: u64,
+    /// The dispatcher's state for this channel: its watch and safety re-reads.
+    dispatch: Mutex<DispatchState>,
     /// The directory as the caller named it.
     dir: PathBuf,
     /// The directory itself, links on the way resolved once, at opening.
@@ -278,7 +283,6 @@ pub struct Channel {
     outbox: Mutex<Outbox>,
     inbox_path: PathBuf,
     state: Mutex<State>,
-    wake: Mutex<Option<mpsc::Sender<()>>>,
     sink: Mutex<Option<Arc<dyn DeliverySink>>>,
     next_token: AtomicU64,
     /// Our published read position, when acknowledgements are on; written after deliveries
@@ -304,8 +308,6 @@ struct QueuedSend {
 #[derive(Default)]
 struct SendQueue {
     queued: VecDeque<QueuedSend>,
-    /// Whether the writer thread has this channel on its schedule.
-    scheduled: bool,
     /// Why the last attempt did not get through (lock held, file held open, backlog full).
     last_refusal: Option<ChannelError>,
     /// The next retry's pause.
@@ -314,6 +316,18 @@ struct SendQueue {
 
 const MAX_PENDING_PROBLEMS: usize = 64;
 const DISPATCHER_LINGER: Duration = Duration::from_secs(2);
+
+static NEXT_CHANNEL_KEY: AtomicU64 = AtomicU64::new(1);
+
+/// What the dispatcher keeps for a channel between its rounds.
+#[derive(Default)]
+struct DispatchState {
+    /// Whether the watch was started (the channel is served by the dispatcher).
+    started: bool,
+    watch: DirWatch,
+    /// When the next safety re-read is due.
+    next_safety: Option<Instant>,
+}
 
 impl Channel {
     /// Opens or creates the channel as the reference does: the directory, `.channel_info`, and
@@ -364,7 +378,10 @@ impl Channel {
             // From now on the writer keeps what we have not read.
             publisher.flush(Instant::now())?;
         }
-        Ok(Arc::new(Channel {
+        Ok(Arc::new_cyclic(|me| Channel {
+            me: me.clone(),
+            key: NEXT_CHANNEL_KEY.fetch_add(1, Ordering::Relaxed),
+            dispatch: Mutex::new(DispatchState::default()),
             dir: given.to_path_buf(),
             real_dir: dir.to_path_buf(),
             dir_identity: Mutex::new(dir_identity),
@@ -389,7 +406,6 @@ impl Channel {
                 untaken_reads: VecDeque::new(),
                 taken_upto: None,
             }),
-            wake: Mutex::new(None),
             sink: Mutex::new(None),
             next_token: AtomicU64::new(1),
             ack: Mutex::new(ack),
@@ -622,11 +638,10 @@ impl Channel {
             wait,
             deadline: Instant::now() + timeout,
         });
-        if !sends.scheduled {
-            sends.scheduled = true;
-            let target: Arc<dyn Flush> = Arc::clone(self) as Arc<dyn Flush>;
-            writer::schedule(Arc::downgrade(&target), Instant::now());
-        }
+        drop(sends);
+        let me = self.me.clone();
+        let job: reactor::Job = Arc::new(move || me.upgrade().and_then(|c| c.flush_sends()));
+        reactor::writer().schedule(self.key, Instant::now(), job);
         Ok(())
     }
 
@@ -764,9 +779,8 @@ impl Channel {
         if let Some(ack) = lock(&self.ack).take() {
             ack.remove();
         }
-        if let Some(wake) = lock(&self.wake).take() {
-            let _ = wake.send(());
-        }
+        // The dispatcher's next round sees the channel closed and lets its watch go.
+        self.wake_dispatcher();
         lock(&self.sink).take();
         tokens
     }
@@ -1009,22 +1023,15 @@ impl Channel {
             return;
         }
         state.dispatcher_running = true;
-        let (wake_tx, wake_rx) = mpsc::channel();
-        *lock(&self.wake) = Some(wake_tx);
         drop(state);
-        let channel = Arc::clone(self);
-        let spawned = std::thread::Builder::new()
-            .name("ipckit-dispatch".into())
-            .spawn(move || channel.run_dispatcher(wake_rx));
-        if spawned.is_err() {
-            lock(&self.state).dispatcher_running = false;
-        }
+        self.wake_dispatcher();
     }
 
+    /// Has the process's dispatcher run a round for this channel now (it re-plans its deadlines).
     fn wake_dispatcher(&self) {
-        if let Some(wake) = lock(&self.wake).as_ref() {
-            let _ = wake.send(());
-        }
+        let me = self.me.clone();
+        let job: reactor::Job = Arc::new(move || me.upgrade().and_then(|c| c.dispatch_round()));
+        reactor::dispatcher().schedule(self.key, Instant::now(), job);
     }
 
     /// Reports, once per problem, that changes are found by polling instead of by the watcher.
@@ -1042,66 +1049,78 @@ impl Channel {
         self.dispatch(order, deliveries);
     }
 
-    fn run_dispatcher(self: Arc<Self>, wake_rx: mpsc::Receiver<()>) {
-        let mut watch = DirWatch::default();
-        // A change is handled right on the watcher's thread: one thread hop less per message.
-        // This thread keeps the deadlines and the safety re-reads.
-        let channel = Arc::downgrade(&self);
-        let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
-            if let Some(channel) = channel.upgrade() {
-                let _ = channel.poll();
-            }
-        });
-        if self.options.watch {
-            if let Err(reason) = watch.start(&self.real_dir, &self.inbox_path, &on_change) {
-                self.report_watch_problem(reason);
+    /// One round of the process's dispatcher for this channel: read, route, expire waits, and
+    /// on safety re-reads check the watch. Returns when the next round is due, if the channel
+    /// still needs one.
+    fn dispatch_round(&self) -> Option<Instant> {
+        let mut dispatch = lock(&self.dispatch);
+        let now = Instant::now();
+        if !dispatch.started {
+            dispatch.started = true;
+            dispatch.next_safety = Some(now + self.options.poll_interval);
+            if self.options.watch {
+                let on_change = self.change_handler();
+                if let Err(reason) =
+                    dispatch
+                        .watch
+                        .start(&self.real_dir, &self.inbox_path, &on_change)
+                {
+                    self.report_watch_problem(reason);
+                }
             }
         }
-        let mut safety_read = false;
-        loop {
-            let mut deliveries = Vec::new();
-            let order = lock(&self.delivery_order);
-            let (needed, next_deadline, found) = self.tick(&mut deliveries);
-            self.dispatch(order, deliveries);
-            if !needed {
-                return;
-            }
-            if safety_read && self.options.watch {
-                if let Some(reason) = watch.check_missed(found) {
+        let safety_read = dispatch.next_safety.is_none_or(|due| due <= now);
+        let mut deliveries = Vec::new();
+        let order = lock(&self.delivery_order);
+        let (needed, next_deadline, found) = self.tick(&mut deliveries);
+        self.dispatch(order, deliveries);
+        if !needed {
+            // Idle (or closed): the watch goes; a later need starts a new one.
+            *dispatch = DispatchState::default();
+            return None;
+        }
+        if safety_read {
+            dispatch.next_safety = Some(now + self.options.poll_interval);
+            if self.options.watch {
+                let on_change = self.change_handler();
+                if let Some(reason) = dispatch.watch.check_missed(found) {
                     // Stopped by the OS (ReadDirectoryChangesW's buffer overflow ends notify's
-                    // watch) or silent: re-arm it; polling goes on meanwhile.
-                    let _ = watch.start(&self.real_dir, &self.inbox_path, &on_change);
+                    // watch) or silent: re-arm it; the safety re-reads go on meanwhile.
+                    let _ = dispatch
+                        .watch
+                        .start(&self.real_dir, &self.inbox_path, &on_change);
                     if let Some(reason) = reason {
                         self.report_watch_problem(reason);
                     }
                 }
-            }
-            safety_read = false;
-            let now = Instant::now();
-            let wait = next_deadline
-                .map_or(self.options.poll_interval, |d| {
-                    d.saturating_duration_since(now)
-                })
-                .min(self.options.poll_interval);
-            match wake_rx.recv_timeout(wait) {
-                Ok(()) => while wake_rx.try_recv().is_ok() {},
-                Err(RecvTimeoutError::Timeout) => {
-                    safety_read = true;
-                    // The watch dies with its directory; re-arm it when the directory is back.
-                    if self.options.watch && watch.is_stale(&self.dir) {
-                        let _ = watch.start(&self.real_dir, &self.inbox_path, &on_change);
-                    }
+                // The watch dies with its directory; re-arm it when the directory is back.
+                if dispatch.watch.is_stale(&self.dir) {
+                    let _ = dispatch
+                        .watch
+                        .start(&self.real_dir, &self.inbox_path, &on_change);
                 }
-                Err(RecvTimeoutError::Disconnected) => return,
             }
         }
+        let safety = dispatch.next_safety.unwrap_or(now);
+        Some(next_deadline.map_or(safety, |deadline| deadline.min(safety)))
+    }
+
+    /// What the shared watcher calls on a change of our inbox: it is handled right there, on
+    /// the watcher's thread (one thread hop less per message).
+    fn change_handler(&self) -> Arc<dyn Fn() + Send + Sync> {
+        let me = self.me.clone();
+        Arc::new(move || {
+            if let Some(channel) = me.upgrade() {
+                let _ = channel.poll();
+            }
+        })
     }
 }
 
-impl Flush for Channel {
+impl Channel {
     /// One write of the queued sends (the writer thread calls it): as many as one write may
     /// carry, under one lock. Returns when to try again, if anything is left.
-    fn flush(&self) -> Option<Instant> {
+    fn flush_sends(&self) -> Option<Instant> {
         let mut deliveries = Vec::new();
         let mut sends = lock(&self.sends);
         let now = Instant::now();
@@ -1186,7 +1205,6 @@ impl Flush for Channel {
                 .min()
                 .map_or(at, |deadline| at.min(deadline))
         });
-        sends.scheduled = again.is_some();
         drop(sends);
         self.deliver(deliveries);
         again
@@ -1383,7 +1401,7 @@ mod tests {
     fn the_watcher_announces_inbox_changes() {
         let dir = tempfile::tempdir().unwrap();
         let mut watch = DirWatch::default();
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = std::sync::mpsc::channel();
         let tx = Mutex::new(tx);
         let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
             let _ = lock(&tx).send(());

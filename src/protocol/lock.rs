@@ -313,7 +313,9 @@ mod tests {
                     if create_new_with(&path, dead.as_bytes(), 0o600).is_ok() {
                         planted += 1;
                     }
-                    std::thread::yield_now();
+                    // Paced: a saboteur re-planting without pause could win every race against
+                    // the writers' own creation and starve them (not what this test is about).
+                    std::thread::sleep(Duration::from_micros(500));
                 }
                 planted
             })

@@ -14,6 +14,6 @@ pub mod options;
 pub mod outbox;
 pub mod platform;
 pub mod presence;
+pub mod reactor;
 pub mod replies;
 pub mod watch;
-pub mod writer;

@@ -66,7 +66,10 @@ fn is_local(info: &libc::statfs) -> bool {
         0x7461_636F, // OCFS2
         0x0BD0_0BD0, // Lustre
     ];
-    !REMOTE.contains(&(info.f_type as u64 & 0xFFFF_FFFF))
+    // f_type is i64 with glibc, u64 with musl, u32 on some 32-bit targets.
+    #[allow(clippy::unnecessary_cast)]
+    let magic = info.f_type as u64 & 0xFFFF_FFFF;
+    !REMOTE.contains(&magic)
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
@@ -111,7 +114,27 @@ pub fn process_alive(pid: u32) -> bool {
         return false;
     }
     let result = unsafe { libc::kill(pid, 0) };
-    result == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let exists = result == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    exists && !is_thread_of_another_process(pid)
+}
+
+/// Linux signals thread ids like process ids: a dead process's id reused for a thread must not
+/// make the process look alive.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn is_thread_of_another_process(pid: libc::pid_t) -> bool {
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Tgid:"))
+        .and_then(|tgid| tgid.trim().parse::<libc::pid_t>().ok())
+        .is_some_and(|tgid| tgid != pid)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn is_thread_of_another_process(_pid: libc::pid_t) -> bool {
+    false
 }
 
 /// This host's name (as Python's `socket.gethostname()` gives it), read once.
@@ -318,6 +341,25 @@ mod tests {
         let err = read_message_file(&link, 4096).unwrap_err();
         assert_eq!(err.code(), "ELOOP");
         assert!(err.to_string().contains("link.json"), "{err}");
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_thread_id_is_not_a_live_process() {
+        assert!(process_alive(std::process::id()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            tx.send(unsafe { libc::gettid() }).unwrap();
+            let _ = done_rx.recv();
+        });
+        let tid = rx.recv().unwrap();
+        assert!(
+            !process_alive(tid as u32),
+            "thread {tid} taken for a process"
+        );
+        drop(done_tx);
+        thread.join().unwrap();
     }
 
     #[test]
