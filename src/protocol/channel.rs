@@ -319,6 +319,10 @@ const DISPATCHER_LINGER: Duration = Duration::from_secs(2);
 
 static NEXT_CHANNEL_KEY: AtomicU64 = AtomicU64::new(1);
 
+/// How often a watched inbox is re-read anyway (a watcher can miss a change, or go silent): idle
+/// channels cost a stat every two seconds, not ten reads a second.
+const SAFETY_READ_WHILE_WATCHING: Duration = Duration::from_secs(2);
+
 /// What the dispatcher keeps for a channel between its rounds.
 #[derive(Default)]
 struct DispatchState {
@@ -1080,7 +1084,7 @@ impl Channel {
             return None;
         }
         if safety_read {
-            dispatch.next_safety = Some(now + self.options.poll_interval);
+            dispatch.next_safety = Some(self.next_safety_read(&dispatch.watch, now));
             if self.options.watch {
                 let on_change = self.change_handler();
                 if let Some(reason) = dispatch.watch.check_missed(found) {
@@ -1103,6 +1107,20 @@ impl Channel {
         }
         let safety = dispatch.next_safety.unwrap_or(now);
         Some(next_deadline.map_or(safety, |deadline| deadline.min(safety)))
+    }
+
+    /// When the next safety re-read is due. While the watch is healthy, events bring changes and
+    /// the re-read is a slow check, on a grid shared by every channel so that one wake-up serves
+    /// them all; without a watch, it is the polling period.
+    fn next_safety_read(&self, watch: &DirWatch, now: Instant) -> Instant {
+        if !self.options.watch || !watch.is_healthy() {
+            return now + self.options.poll_interval;
+        }
+        static GRID_START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let start = *GRID_START.get_or_init(Instant::now);
+        let period = SAFETY_READ_WHILE_WATCHING.max(self.options.poll_interval);
+        let periods = (now - start).as_nanos() / period.as_nanos() + 1;
+        start + period * periods as u32
     }
 
     /// What the shared watcher calls on a change of our inbox: it is handled right there, on
@@ -1250,6 +1268,11 @@ impl DirWatch {
         });
         self.watcher = Some(watch::register(dir, inbox, hint)?);
         Ok(())
+    }
+
+    /// Whether the watch is up and has not been found missing changes.
+    fn is_healthy(&self) -> bool {
+        self.watcher.is_some() && !self.reported_silence
     }
 
     /// After a safety re-read: whether the watcher missed the change the read found (it should
