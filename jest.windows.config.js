@@ -17,7 +17,9 @@ const pythonSuites = fs
 
 module.exports = {
   ...base,
-  testPathIgnorePatterns: ['/node_modules/', ...pythonSuites],
+  // readme.test.js links the package into a scratch project (a symbolic link, which Wine 8
+  // cannot make); the README's text is the same on every platform and is checked on Linux.
+  testPathIgnorePatterns: ['/node_modules/', '/__test__/readme\\.test\\.js$', ...pythonSuites],
   // Starting a process under Wine takes 0.5-1 s (Linux: 0.1 s), and the tests start many.
   testTimeout: 120000,
 }

@@ -116,11 +116,16 @@ test('a reader that never acknowledges (acknowledge: false) gets the reference c
 })
 
 test('a closed reader stops holding messages back, and so does one whose acknowledgement went stale', async () => {
-  const writer = open('backend', { ackTimeoutMs: 1000 })
+  // Under Wine 150 sends take most of a second: the reader must stay fresh through them.
+  const ackTimeoutMs = process.platform === 'win32' ? 8000 : 1000
+  const writer = open('backend', { ackTimeoutMs })
   const reader = open('frontend')
   for (let i = 0; i < 150; i++) writer.sendEvent('e', i)
   expect(outboxLength('backend_to_frontend.json')).toBe(150)
-  await new Promise((resolve) => setTimeout(resolve, 1100))
+  // Wait until the (silent) reader's acknowledgement is older than the writer's ackTimeoutMs.
+  const ack = fs.readdirSync(dir).find((name) => name.startsWith('backend_to_frontend.') && name.endsWith('.ack'))
+  const { updated } = JSON.parse(fs.readFileSync(path.join(dir, ack), 'utf8'))
+  while (Date.now() <= updated + ackTimeoutMs + 50) await new Promise((resolve) => setTimeout(resolve, 20))
   writer.sendEvent('e', 150)
   expect(outboxLength('backend_to_frontend.json')).toBe(100)
   reader.close()

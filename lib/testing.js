@@ -188,7 +188,20 @@ class TestBackend {
   #replace(file, text) {
     const tmp = `${file}.${process.pid}.testing.tmp`
     fs.writeFileSync(tmp, text, { mode: 0o600 })
-    fs.renameSync(tmp, file)
+    // Windows refuses to replace a file another handle has open (the frontend may be reading
+    // it this very moment): retry briefly, as the channel's own writer does.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        fs.renameSync(tmp, file)
+        return
+      } catch (error) {
+        if (attempt >= 200 || !['EPERM', 'EACCES', 'EBUSY'].includes(error.code)) {
+          fs.rmSync(tmp, { force: true })
+          throw error
+        }
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10)
+      }
+    }
   }
 
   async #dispatch(message) {
