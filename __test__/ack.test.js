@@ -25,6 +25,10 @@ function outboxLength(name) {
   return JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8')).length
 }
 
+async function waitForFile(matches) {
+  while (!fs.readdirSync(dir).some(matches)) await new Promise((resolve) => setTimeout(resolve, 10))
+}
+
 function startSlowReader(expect, intervalMs, timeoutMs) {
   const child = spawn(process.execPath, [
     path.join(__dirname, 'peer/slow_reader.js'),
@@ -68,6 +72,32 @@ test(`${REQUESTS.toLocaleString('en-US')} requests to a slow reader in another p
   expect(largest).toBeGreaterThan(100) // the reader really was behind the reference cap
   expect(largest).toBeLessThanOrEqual(maxBacklog)
 }, 120000)
+
+test(`${REQUESTS.toLocaleString('en-US')} events, maxBacklog 200, to a reader calling recv() every 300 ms, the writer starting once its .ack exists: all, in order`, async () => {
+  const reader = startSlowReader(REQUESTS, 300, 150000)
+  expect(await reader.next()).toEqual({ ready: true })
+  // The reader's acknowledgement is there (its last_id still null) before the first send.
+  await waitForFile((name) => name.startsWith('frontend_to_backend.') && name.endsWith('.ack'))
+  const writer = open('frontend', { maxBacklog: 200 })
+  for (let i = 0; i < REQUESTS; i++) {
+    for (;;) {
+      try {
+        writer.sendRequest('work', i)
+        break
+      } catch (error) {
+        if (error.code !== 'ENOBUFS') throw error
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+    }
+  }
+  expect(await reader.next()).toEqual({
+    received: REQUESTS,
+    unique: REQUESTS,
+    duplicates: 0,
+    outOfOrder: 0,
+    errors: [],
+  })
+}, 180000)
 
 test('the synchronous send throws ENOBUFS naming the backlog; sendAsync waits and completes', async () => {
   const writer = open('backend', { maxBacklog: 300 })
