@@ -30,7 +30,9 @@ async function removeLiveDir(dir) {
       fs.rmSync(dir, { recursive: true, force: true })
       return
     } catch (error) {
-      if (error.code !== 'ENOTEMPTY' || attempt === 20) throw error
+      // Windows also refuses (EBUSY, EPERM) while a handle on a file or the directory is open.
+      const transient = ['ENOTEMPTY', 'EBUSY', 'EPERM'].includes(error.code)
+      if (!transient || attempt === 200) throw error
       await sleep(10)
     }
   }
@@ -100,7 +102,7 @@ function createHarness() {
         } catch {
           // already gone
         }
-        fs.rmSync(dir, { recursive: true, force: true })
+        await removeLiveDir(dir)
       }
     },
   }

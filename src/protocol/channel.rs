@@ -783,7 +783,9 @@ impl Channel {
         if let Some(ack) = lock(&self.ack).take() {
             ack.remove();
         }
-        // The dispatcher's next round sees the channel closed and lets its watch go.
+        // The watch goes now, not at the dispatcher's next round: a directory still watched
+        // cannot be removed on Windows, and callers remove it right after close().
+        drop(std::mem::take(&mut *lock(&self.dispatch)));
         self.wake_dispatcher();
         lock(&self.sink).take();
         tokens
