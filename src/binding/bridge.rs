@@ -178,16 +178,38 @@ impl Bridge {
         token: u64,
         outcome: std::result::Result<Message, ChannelError>,
     ) {
+        self.settle_with(env, token, |env| match outcome {
+            Ok(message) => message_value(env, message).map(|v| (true, v)),
+            Err(error) => channel_error_value(env, &error).map(|v| (false, v)),
+        });
+    }
+
+    /// Settles the promise of a queued send: the message id, or why it was not written.
+    pub fn settle_sent(
+        &self,
+        env: sys::napi_env,
+        token: u64,
+        result: std::result::Result<String, ChannelError>,
+    ) {
+        self.settle_with(env, token, |env| match result {
+            Ok(id) => unsafe { String::to_napi_value(env, id) }.map(|v| (true, v)),
+            Err(error) => channel_error_value(env, &error).map(|v| (false, v)),
+        });
+    }
+
+    /// Resolves (`true`) or rejects promise `token` with the value `build` makes; if building
+    /// it fails, the promise still settles, with that failure.
+    fn settle_with(
+        &self,
+        env: sys::napi_env,
+        token: u64,
+        build: impl FnOnce(sys::napi_env) -> Result<(bool, sys::napi_value)>,
+    ) {
         let Some(wait) = lock(&self.pending).remove(&token) else {
             return;
         };
-        let settled = match outcome {
-            Ok(message) => message_value(env, message).map(|v| (true, v)),
-            Err(error) => channel_error_value(env, &error).map(|v| (false, v)),
-        };
-        // If building the value failed, the promise still settles, with that failure.
-        let (resolve, value) = settled.unwrap_or_else(|error| {
-            let text = format!("cannot convert the response: {}", error.reason);
+        let (resolve, value) = build(env).unwrap_or_else(|error| {
+            let text = format!("cannot convert the result: {}", error.reason);
             (
                 false,
                 create_error(env, "EINVAL", &text).unwrap_or(ptr::null_mut()),
@@ -198,31 +220,6 @@ impl Bridge {
                 sys::napi_resolve_deferred(env, wait.deferred, value);
             } else {
                 sys::napi_reject_deferred(env, wait.deferred, value);
-            }
-        }
-    }
-
-    /// Settles the promise of a queued send: the message id, or why it was not written.
-    pub fn settle_sent(
-        &self,
-        env: sys::napi_env,
-        token: u64,
-        result: std::result::Result<String, ChannelError>,
-    ) {
-        let Some(wait) = lock(&self.pending).remove(&token) else {
-            return;
-        };
-        let settled = match result {
-            Ok(id) => unsafe { String::to_napi_value(env, id) }.map(|v| (true, v)),
-            Err(error) => channel_error_value(env, &error).map(|v| (false, v)),
-        };
-        if let Ok((resolve, value)) = settled {
-            unsafe {
-                if resolve {
-                    sys::napi_resolve_deferred(env, wait.deferred, value);
-                } else {
-                    sys::napi_reject_deferred(env, wait.deferred, value);
-                }
             }
         }
     }
