@@ -1142,6 +1142,10 @@ impl Channel {
     /// carry, under one lock. Returns when to try again, if anything is left.
     fn flush_sends(&self) -> Option<Instant> {
         let mut deliveries = Vec::new();
+        // The batch size may need a scan of the readers' acknowledgements: done before taking
+        // the queue, which the JavaScript thread takes to enqueue and must find free.
+        let mut outbox = lock(&self.outbox);
+        let limit = outbox.batch_limit();
         let mut sends = lock(&self.sends);
         let now = Instant::now();
         let closed = lock(&self.state).closed;
@@ -1169,8 +1173,7 @@ impl Channel {
                 index += 1;
             }
         }
-        let mut outbox = lock(&self.outbox);
-        let take = outbox.batch_limit().min(sends.queued.len());
+        let take = limit.min(sends.queued.len());
         let batch: Vec<QueuedSend> = sends.queued.drain(..take).collect();
         drop(sends);
         let messages: Vec<&Message> = batch.iter().map(|send| &send.message).collect();
