@@ -217,7 +217,19 @@ function contextSwitches() {
   }
 }
 
+/** Runs a case's `main()`: exits 0 when it resolves (peers and timers must not keep it alive), 1 on error. */
+function runCase(main) {
+  main().then(
+    () => process.exit(0),
+    (error) => {
+      console.error(error)
+      process.exit(1)
+    },
+  )
+}
+
 module.exports = {
+  runCase,
   ROOT,
   RESULT_PREFIX,
   sleep,
