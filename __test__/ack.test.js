@@ -1,6 +1,7 @@
 'use strict'
 // Lossless delivery between our peers (acknowledgements and backpressure).
 const { spawn } = require('node:child_process')
+const { removeLiveDir } = require('./helpers/channels.js')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
@@ -50,9 +51,9 @@ beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ipckit-ack-'))
 })
 
-afterEach(() => {
+afterEach(async () => {
   for (const channel of channels.splice(0)) channel.close()
-  fs.rmSync(dir, { recursive: true, force: true })
+  await removeLiveDir(dir)
 })
 
 test(`${REQUESTS.toLocaleString('en-US')} requests to a slow reader in another process: none lost, none duplicated, backlog bounded`, async () => {

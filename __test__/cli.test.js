@@ -4,6 +4,7 @@
 // against temporary channels with a FileChannel of this process on the other side.
 
 const fs = require('node:fs')
+const { removeLiveDir } = require('./helpers/channels.js')
 const os = require('node:os')
 const path = require('node:path')
 const { execFile, spawn } = require('node:child_process')
@@ -68,9 +69,9 @@ beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ipckit-cli-'))
 })
 
-afterEach(() => {
+afterEach(async () => {
   for (const channel of channels.splice(0)) channel.close()
-  fs.rmSync(dir, { recursive: true, force: true })
+  await removeLiveDir(dir)
 })
 
 describe('ipckit (top level)', () => {

@@ -34,9 +34,10 @@ beforeEach(() => {
   base = fs.mkdtempSync(path.join(os.tmpdir(), 'ipckit-recovery-'))
 })
 
-afterEach(() => {
+afterEach(async () => {
   for (const channel of channels.splice(0)) channel.close()
-  fs.rmSync(base, { recursive: true, force: true })
+  // A reader's last acknowledgement, or Windows still holding a handle, can make one rmdir fail.
+  await removeLiveDir(base)
 })
 
 test('a directory deleted and re-created by the peer: the listener receives again (the watch re-arms)', async () => {

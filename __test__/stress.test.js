@@ -1,6 +1,7 @@
 'use strict'
 // Crash safety and concurrent writers (bounded to keep CI within minutes).
 const { spawn } = require('node:child_process')
+const { removeLiveDir } = require('./helpers/channels.js')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
@@ -20,9 +21,9 @@ function tempDir() {
   return dir
 }
 
-afterEach(() => {
+afterEach(async () => {
   for (const channel of channels.splice(0)) channel.close()
-  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true })
+  for (const dir of dirs.splice(0)) await removeLiveDir(dir)
 })
 
 function runAndKill(dir, afterMs) {

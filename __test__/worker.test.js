@@ -5,6 +5,7 @@
 // pending waits neither crashes the process nor disturbs the main thread's channels.
 
 const fs = require('node:fs')
+const { removeLiveDir } = require('./helpers/channels.js')
 const os = require('node:os')
 const path = require('node:path')
 const { Worker } = require('node:worker_threads')
@@ -86,9 +87,9 @@ beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ipckit-worker-'))
 })
 
-afterEach(() => {
+afterEach(async () => {
   for (const channel of channels.splice(0)) channel.close()
-  fs.rmSync(dir, { recursive: true, force: true })
+  await removeLiveDir(dir)
 })
 
 test('a Worker does request/response with a backend in the main thread, then exits by itself', async () => {
