@@ -766,6 +766,12 @@ impl Channel {
 
     /// Closes the channel: returns the tokens of the waits still pending, which the owner rejects.
     pub fn close(&self) -> Vec<u64> {
+        if lock(&self.state).closed {
+            return Vec::new();
+        }
+        // What was handed to the writer before close() is written now (one attempt per batch:
+        // a send that finds the outbox locked fails with ECLOSED instead of being retried).
+        self.write_queued_now();
         let mut state = lock(&self.state);
         if state.closed {
             return Vec::new();
@@ -1138,6 +1144,20 @@ impl Channel {
 }
 
 impl Channel {
+    /// Writes the queued sends on this thread, batch after batch, while they get through.
+    fn write_queued_now(&self) {
+        loop {
+            let before = lock(&self.sends).queued.len();
+            if before == 0 {
+                return;
+            }
+            self.flush_sends();
+            if lock(&self.sends).queued.len() >= before {
+                return;
+            }
+        }
+    }
+
     /// One write of the queued sends (the writer thread calls it): as many as one write may
     /// carry, under one lock. Returns when to try again, if anything is left.
     fn flush_sends(&self) -> Option<Instant> {
