@@ -161,7 +161,8 @@ function observations(run) {
   if (many) {
     notes.push(
       `- ${fmt(many.channels)} channels with listeners: ${fmt(many.threadsAdded)} threads and ${fmt(many.inotifyAdded)} inotify ` +
-        `instance(s) added, ${fmt(many.ewatch)} EWATCH, ${fmt(many.emfile)} EMFILE; idle ${fmt(many.idleCpuPct)} % of a core and ` +
+        `instance(s) added, ${fmt(many.ewatch)} EWATCH, ${fmt(many.emfile)} EMFILE; idle ${fmt(many.idleCpuPct)} % of a core ` +
+        `(${fmt(many.idleNativeCpuPct)} % in the package's threads) and ` +
         `${fmt(many.wakeupsPerSecond)} wake-ups/s (${fmt(many.wakeupsPerSecond / many.channels)} per channel); ` +
         `${fmt(many.rssAddedMB)} MB more RSS; opening them took ${fmt(many.openMs)} ms, closing ${fmt(many.closeMs)} ms, ` +
         `and ${fmt(many.threadsAfterClose)} thread(s) remained after closing them all (this user's inotify limit: ` +
@@ -306,10 +307,12 @@ counts as failed instead of reporting a polling number; only the many-channels c
 - **Many channels** (\`bench/cases/many-channels.js\`): 1,000 frontends, each in its own directory,
   each with an \`'event'\` listener, in one process (and, as the floor, \`fs.watch()\` on the same
   1,000 directories). Threads (\`/proc/self/task\`) and inotify instances (\`anon_inode:inotify\` in
-  \`/proc/self/fd\`) added, \`EWATCH\`/\`EMFILE\` reported, CPU (\`process.cpuUsage\`) and wake-ups (the sum
-  of \`voluntary_ctxt_switches\` and \`nonvoluntary_ctxt_switches\` of every thread) over 3 s of idle
-  after 1 s to settle, and whether another process can still \`fs.watch()\` meanwhile. One run:
-  while it lasts (about 5 s) it may hold many of the user's inotify instances.
+  \`/proc/self/fd\`) added, \`EWATCH\`/\`EMFILE\` reported, CPU (\`process.cpuUsage\`, and apart the
+  package's own threads' \`utime + stime\`) and wake-ups (the sum of \`voluntary_ctxt_switches\` and
+  \`nonvoluntary_ctxt_switches\` of every thread) over 10 s of idle after 2 s to settle and a gc
+  (the window spans five safety re-reads and three heartbeat periods), and whether another process
+  can still \`fs.watch()\` meanwhile. One run: while it lasts (about 15 s) it may hold many of the
+  user's inotify instances.
 
 ## Reproduce
 

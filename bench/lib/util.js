@@ -200,6 +200,31 @@ function inotifyCount() {
  * Context switches of every thread of this process (voluntary + involuntary), summed: each is a
  * wake-up of some thread. Threads that ended are not counted. NaN where /proc is missing.
  */
+/**
+ * CPU seconds used so far by this process's threads whose name starts with one of `prefixes`
+ * (utime + stime of /proc/self/task/<tid>/stat), or NaN.
+ */
+function threadCpuSeconds(prefixes) {
+  try {
+    const ticksPerSecond = 100 // USER_HZ on Linux
+    let ticks = 0
+    for (const task of fs.readdirSync('/proc/self/task')) {
+      try {
+        const name = fs.readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim()
+        if (!prefixes.some((prefix) => name.startsWith(prefix))) continue
+        const stat = fs.readFileSync(`/proc/self/task/${task}/stat`, 'utf8')
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+        ticks += Number(fields[11]) + Number(fields[12])
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+    return ticks / ticksPerSecond
+  } catch {
+    return NaN
+  }
+}
+
 function contextSwitches() {
   try {
     let total = 0
@@ -249,4 +274,5 @@ module.exports = {
   threadCount,
   inotifyCount,
   contextSwitches,
+  threadCpuSeconds,
 }

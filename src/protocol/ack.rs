@@ -4,11 +4,16 @@
 //! the inbox, replaced atomically. Our writer, when trimming its outbox to `maxMessages`, keeps
 //! every message a live reader has not consumed. The reference peers never look at these files,
 //! and read message arrays of any length, so they are unaffected.
+//!
+//! A reader that names its process (`pid` and its start stamp `started`) is judged on this host
+//! by whether that very process runs, so it does not rewrite the file while idle. A heartbeat
+//! (a rewrite every `ackTimeoutMs / 3`) is kept only where a writer on another host may judge it
+//! by age: a directory on a network file system, or a peer seen on another host.
 
 use super::error::{ChannelError, Result};
 use super::files::{remove_if_exists, replace_file};
 use super::message::now_ms;
-use super::platform::{host_name, process_alive};
+use super::platform::{host_name, process_alive, process_started};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -24,28 +29,61 @@ pub struct AckRecord {
     pub updated: u64,
     pub pid: u32,
     pub host: String,
+    /// Start stamp of process `pid` (`platform::process_started`): absent in records of readers
+    /// that always heartbeat (older versions, the Python companion, OSes that cannot tell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<u64>,
 }
 
 impl AckRecord {
-    /// Whether its reader was a process of this host that no longer runs.
-    pub fn is_orphan(&self) -> bool {
-        self.host == host_name() && !process_alive(self.pid)
+    /// A record of this process's reader.
+    fn own(last_id: Option<String>) -> AckRecord {
+        AckRecord {
+            last_id,
+            updated: now_ms(),
+            pid: std::process::id(),
+            host: host_name().to_owned(),
+            started: own_start(),
+        }
     }
 
-    /// Whether a writer honours this acknowledgement at `now_ms`: fresh, and (same host) its
-    /// process exists.
+    /// Whether its reader's process, on this host, runs (the same process, not a later one that
+    /// reuses its id, when the record says when it started).
+    fn process_runs(&self) -> bool {
+        match self.started {
+            Some(started) => process_started(self.pid) == Some(started),
+            None => process_alive(self.pid),
+        }
+    }
+
+    /// Whether its reader was a process of this host that no longer runs.
+    pub fn is_orphan(&self) -> bool {
+        self.host == host_name() && !self.process_runs()
+    }
+
+    /// Whether a writer honours this acknowledgement at `now_ms`. On this host: while its process
+    /// runs, and (records without a start stamp) while fresh. From another host: while fresh.
     pub fn is_live(&self, now_ms: u64, ack_timeout: Duration) -> bool {
         let fresh = now_ms.saturating_sub(self.updated) <= ack_timeout.as_millis() as u64;
-        fresh && (self.host != host_name() || process_alive(self.pid))
+        if self.host != host_name() {
+            return fresh;
+        }
+        self.process_runs() && (fresh || self.started.is_some())
     }
+}
+
+/// This process's start stamp, when the OS tells it.
+fn own_start() -> Option<u64> {
+    static OWN_START: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *OWN_START.get_or_init(|| process_started(std::process::id()))
 }
 
 /// How long publishing an acknowledgement waits for a writer that holds the file open: the next
 /// publication comes soon anyway.
 const ACK_REPLACE_PATIENCE: Duration = Duration::from_millis(50);
 
-/// The reader's side: publishes its position, at most every `interval`, and at least every
-/// `heartbeat` while it is alive.
+/// The reader's side: publishes its position, at most every `interval`, and, unless the record
+/// names its process, at least every `heartbeat` while it is alive.
 #[derive(Debug)]
 pub struct AckPublisher {
     path: PathBuf,
@@ -56,10 +94,26 @@ pub struct AckPublisher {
     last_write: Option<Instant>,
     interval: Duration,
     heartbeat: Duration,
+    /// The directory is on a file system of this host only.
+    local: bool,
+    /// The reader reads by itself (a dispatcher runs for it), not only when asked (`recv()`).
+    active: bool,
+    /// A peer announced itself from another host.
+    peer_elsewhere: bool,
+    /// Whether the last record written named the process.
+    published_by_process: bool,
 }
 
 impl AckPublisher {
-    pub fn new(inbox: &Path, reader_id: &str, ack_timeout: Duration, file_mode: u32) -> Self {
+    /// A publisher for the reader of `inbox`; `local` says whether the directory is on a file
+    /// system of this host only (else another host's writer may judge the record by its age).
+    pub fn new(
+        inbox: &Path,
+        reader_id: &str,
+        ack_timeout: Duration,
+        file_mode: u32,
+        local: bool,
+    ) -> Self {
         let stem = inbox
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -74,7 +128,28 @@ impl AckPublisher {
             last_write: None,
             interval: Duration::from_millis(20),
             heartbeat: ack_timeout / 3,
+            local,
+            active: false,
+            peer_elsewhere: false,
+            published_by_process: false,
         }
+    }
+
+    /// Whether the record names the reader's process, so that a writer of this host judges it
+    /// by that process instead of its age: only for an active reader (one that reads only when
+    /// asked lapses when it is not asked), and only when no writer elsewhere may judge it by age.
+    fn by_process(&self) -> bool {
+        self.active && self.local && !self.peer_elsewhere && own_start().is_some()
+    }
+
+    /// Whether the reader reads by itself from now on (its next publication says so).
+    pub fn set_active(&mut self, active: bool) {
+        self.active = active;
+    }
+
+    /// A peer announced itself from another host: heartbeat from now on.
+    pub fn note_peer_elsewhere(&mut self) {
+        self.peer_elsewhere = true;
     }
 
     pub fn path(&self) -> &Path {
@@ -91,9 +166,13 @@ impl AckPublisher {
     pub fn flush_if_due(&mut self, now: Instant) -> Result<()> {
         let since = self.last_write.map(|t| now.duration_since(t));
         let moved = self.consumed != self.published;
+        let by_process = self.by_process();
         let due = match since {
             None => true,
-            Some(elapsed) => (moved && elapsed >= self.interval) || elapsed >= self.heartbeat,
+            Some(_) if by_process != self.published_by_process => true,
+            Some(elapsed) => {
+                (moved && elapsed >= self.interval) || (!by_process && elapsed >= self.heartbeat)
+            }
         };
         if due {
             self.write(now)?;
@@ -110,12 +189,11 @@ impl AckPublisher {
     }
 
     fn write(&mut self, now: Instant) -> Result<()> {
-        let record = AckRecord {
-            last_id: self.consumed.clone(),
-            updated: now_ms(),
-            pid: std::process::id(),
-            host: host_name().to_owned(),
-        };
+        let by_process = self.by_process();
+        let mut record = AckRecord::own(self.consumed.clone());
+        if !by_process {
+            record.started = None;
+        }
         let bytes = serde_json::to_vec_pretty(&record).expect("an ack record always serializes");
         replace_file(
             &self.tmp_path,
@@ -125,6 +203,7 @@ impl AckPublisher {
             ACK_REPLACE_PATIENCE,
         )?;
         self.published = self.consumed.clone();
+        self.published_by_process = by_process;
         self.last_write = Some(now);
         Ok(())
     }
@@ -200,7 +279,7 @@ mod tests {
     fn published_positions_are_seen_by_the_writer_until_they_expire() {
         let dir = tempfile::tempdir().unwrap();
         let inbox = dir.path().join("backend_to_frontend.json");
-        let mut publisher = AckPublisher::new(&inbox, "r1", Duration::from_secs(10), 0o600);
+        let mut publisher = AckPublisher::new(&inbox, "r1", Duration::from_secs(10), 0o600, true);
         publisher.flush(Instant::now()).unwrap();
         assert_eq!(live_positions(&inbox, Duration::from_secs(10)), vec![None]);
         publisher.note_consumed(Some("m7".into()));
@@ -230,6 +309,7 @@ mod tests {
                 updated: now_ms(),
                 pid: i32::MAX as u32,
                 host: host_name().to_owned(),
+                started: None,
             },
         );
         write(
@@ -239,6 +319,7 @@ mod tests {
                 updated: now_ms() - 60_000,
                 pid: std::process::id(),
                 host: host_name().to_owned(),
+                started: None,
             },
         );
         write(
@@ -248,6 +329,7 @@ mod tests {
                 updated: now_ms(),
                 pid: 1,
                 host: "elsewhere".into(),
+                started: None,
             },
         );
         assert_eq!(
@@ -257,10 +339,84 @@ mod tests {
     }
 
     #[test]
+    fn a_reader_named_by_its_process_is_live_while_that_process_runs_however_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("x.json");
+        let own = own_start();
+        assert!(own.is_some(), "this OS tells when a process started");
+        let write = |name: &str, started: Option<u64>, last_id: &str| {
+            let record = AckRecord {
+                last_id: Some(last_id.into()),
+                updated: now_ms() - 3_600_000,
+                pid: std::process::id(),
+                host: host_name().to_owned(),
+                started,
+            };
+            fs::write(dir.path().join(name), serde_json::to_vec(&record).unwrap()).unwrap()
+        };
+        write("x.mine.ack", own, "mine");
+        // The same id with another start stamp: a later process reusing the id of a dead reader.
+        write("x.reused.ack", own.map(|s| s + 1), "reused");
+        // Without a stamp the record must be fresh: an hour old is gone.
+        write("x.unstamped.ack", None, "unstamped");
+        assert_eq!(
+            live_positions(&inbox, Duration::from_secs(10)),
+            vec![Some("mine".to_string())]
+        );
+        assert!(
+            !dir.path().join("x.reused.ack").exists(),
+            "an orphan is removed"
+        );
+        assert!(
+            dir.path().join("x.unstamped.ack").exists(),
+            "its process runs"
+        );
+    }
+
+    #[test]
+    fn heartbeats_only_where_a_writer_may_judge_the_record_by_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("x.json");
+        let hour_later = |start: Instant| start + Duration::from_secs(3600);
+        let rewritten = |publisher: &mut AckPublisher, start: Instant| {
+            fs::remove_file(publisher.path()).unwrap();
+            publisher.flush_if_due(hour_later(start)).unwrap();
+            publisher.path().exists()
+        };
+        let started = |publisher: &AckPublisher| {
+            let record: AckRecord =
+                serde_json::from_slice(&fs::read(publisher.path()).unwrap()).unwrap();
+            record.started
+        };
+        let start = Instant::now();
+        let mut local = AckPublisher::new(&inbox, "local", Duration::from_secs(10), 0o600, true);
+        local.flush(start).unwrap();
+        assert_eq!(started(&local), None, "a reader that reads only when asked");
+        assert!(
+            rewritten(&mut local, start),
+            "heartbeats while it reads only when asked"
+        );
+        local.set_active(true);
+        local.flush_if_due(start).unwrap();
+        assert_eq!(started(&local), own_start(), "published at once");
+        assert!(!rewritten(&mut local, start), "idle on a local file system");
+        local.write(start).unwrap();
+        local.note_peer_elsewhere();
+        local.flush_if_due(start).unwrap();
+        assert_eq!(started(&local), None, "published at once");
+        assert!(rewritten(&mut local, start), "a peer on another host");
+        let mut shared = AckPublisher::new(&inbox, "shared", Duration::from_secs(10), 0o600, false);
+        shared.set_active(true);
+        shared.flush(start).unwrap();
+        assert_eq!(started(&shared), None);
+        assert!(rewritten(&mut shared, start), "a network file system");
+    }
+
+    #[test]
     fn positions_are_published_no_more_often_than_needed() {
         let dir = tempfile::tempdir().unwrap();
         let inbox = dir.path().join("x.json");
-        let mut publisher = AckPublisher::new(&inbox, "r", Duration::from_secs(30), 0o600);
+        let mut publisher = AckPublisher::new(&inbox, "r", Duration::from_secs(30), 0o600, true);
         let start = Instant::now();
         publisher.flush_if_due(start).unwrap();
         let first = fs::metadata(publisher.path()).unwrap().modified().unwrap();
@@ -298,6 +454,7 @@ mod tests {
                 updated: now_ms(),
                 pid: dead,
                 host: host_name().to_owned(),
+                started: None,
             };
             let name = format!("backend_to_frontend.dead{n}.ack");
             fs::write(dir.path().join(name), serde_json::to_vec(&record).unwrap()).unwrap();
@@ -308,10 +465,11 @@ mod tests {
             updated: now_ms(),
             pid: dead,
             host: format!("not-{}", host_name()),
+            started: None,
         };
         let remote_path = dir.path().join("backend_to_frontend.remote.ack");
         fs::write(&remote_path, serde_json::to_vec(&remote).unwrap()).unwrap();
-        let mut live = AckPublisher::new(&inbox, "live", Duration::from_secs(10), 0o600);
+        let mut live = AckPublisher::new(&inbox, "live", Duration::from_secs(10), 0o600, true);
         live.flush(Instant::now()).unwrap();
 
         let mut positions = live_positions(&inbox, Duration::from_secs(10));

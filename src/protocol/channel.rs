@@ -288,6 +288,8 @@ pub struct Channel {
     /// Our published read position, when acknowledgements are on; written after deliveries
     /// are dispatched and outside the state lock, so it never delays a message.
     ack: Mutex<Option<AckPublisher>>,
+    /// The peer announced itself from another host (see `note_peer_host`).
+    peer_elsewhere: AtomicBool,
     /// Sends waiting for the writer thread (the promise API).
     sends: Mutex<SendQueue>,
     /// Held from routing a batch until the sink has it. The watcher, the dispatcher and the JS
@@ -376,6 +378,7 @@ impl Channel {
                 &reader_id,
                 options.ack_timeout,
                 options.file_mode,
+                platform::is_local_file_system(dir),
             )
         });
         if let Some(publisher) = &mut ack {
@@ -413,6 +416,7 @@ impl Channel {
             sink: Mutex::new(None),
             next_token: AtomicU64::new(1),
             ack: Mutex::new(ack),
+            peer_elsewhere: AtomicBool::new(false),
             sends: Mutex::new(SendQueue::default()),
             delivery_order: Mutex::new(()),
         }))
@@ -720,6 +724,7 @@ impl Channel {
         let mut state = self.lock_open()?;
         let mut deliveries = Vec::new();
         if let Some(info) = state.presence.check(&readers) {
+            self.note_peer_host(&info);
             deliveries.push(Delivery::Peer(info));
         }
         let info = state.presence.info().clone();
@@ -915,6 +920,7 @@ impl Channel {
             controls.push(Delivery::Cancel(message));
             return None;
         } else if let Some(info) = state.presence.observe(&message) {
+            self.note_peer_host(&info);
             controls.push(Delivery::Peer(info));
         }
         Some(message)
@@ -945,12 +951,29 @@ impl Channel {
         self.publish_ack();
     }
 
+    /// A peer on another host judges our acknowledgement by its age: it needs a heartbeat.
+    fn note_peer_host(&self, info: &PeerInfo) {
+        if info
+            .host
+            .as_deref()
+            .is_some_and(|host| host != platform::host_name())
+        {
+            self.peer_elsewhere.store(true, Ordering::Relaxed);
+        }
+    }
+
     fn publish_ack(&self) {
         let mut ack = lock(&self.ack);
         let Some(publisher) = ack.as_mut() else {
             return;
         };
-        publisher.note_consumed(lock(&self.state).taken_upto.clone());
+        if self.peer_elsewhere.load(Ordering::Relaxed) {
+            publisher.note_peer_elsewhere();
+        }
+        let state = lock(&self.state);
+        publisher.set_active(state.dispatcher_running);
+        publisher.note_consumed(state.taken_upto.clone());
+        drop(state);
         if let Err(problem) = publisher.flush_if_due(Instant::now()) {
             drop(ack);
             let mut deliveries = Vec::new();
@@ -1105,8 +1128,10 @@ impl Channel {
                         self.report_watch_problem(reason);
                     }
                 }
-                // The watch dies with its directory; re-arm it when the directory is back.
-                if dispatch.watch.is_stale(&self.dir) {
+                // The watch dies with its directory; re-arm it when the directory is back (a
+                // directory replaced has no inbox or another one: only then is it looked at).
+                let inbox_version = lock(&self.state).reader.last_stat();
+                if dispatch.watch.inbox_moved(inbox_version) && dispatch.watch.is_stale(&self.dir) {
                     let _ = dispatch
                         .watch
                         .start(&self.real_dir, &self.inbox_path, &on_change);
@@ -1265,6 +1290,8 @@ struct DirWatch {
     /// Safety re-reads in a row that found messages the watcher had not announced.
     missed_in_a_row: u32,
     reported_silence: bool,
+    /// The inbox's version at the last safety re-read.
+    inbox_at_safety_read: Option<Option<FileIdentity>>,
 }
 
 /// Safety re-reads in a row that find unannounced messages before the watcher is reported.
@@ -1316,6 +1343,13 @@ impl DirWatch {
                 self.missed_in_a_row
             )
         }))
+    }
+
+    /// Whether the inbox is missing or another version than at the last safety re-read.
+    fn inbox_moved(&mut self, version: Option<FileIdentity>) -> bool {
+        let moved = version.is_none() || self.inbox_at_safety_read != Some(version);
+        self.inbox_at_safety_read = Some(version);
+        moved
     }
 
     fn is_stale(&self, dir: &Path) -> bool {
@@ -1476,7 +1510,13 @@ mod tests {
         let lapsing = Channel::open(dir.path(), Role::Frontend, short).unwrap();
         back.send_event("e", json!(0)).unwrap();
         assert_eq!(lapsing.recv(usize::MAX).unwrap().len(), 1);
-        // `lapsing` goes silent for longer than the writer's ackTimeoutMs.
+        // `lapsing` is judged by its age (as a writer on another host judges it) and goes silent
+        // for longer than the writer's ackTimeoutMs.
+        let own_ack = lock(&lapsing.ack).as_ref().unwrap().path().to_path_buf();
+        let mut record: Value =
+            serde_json::from_str(&std::fs::read_to_string(&own_ack).unwrap()).unwrap();
+        record["host"] = json!(format!("not-{}", platform::host_name()));
+        std::fs::write(&own_ack, record.to_string()).unwrap();
         let outbox = dir.path().join(BACKEND_OUTBOX);
         let deadline = Instant::now() + Duration::from_secs(20);
         while !crate::protocol::ack::live_positions(&outbox, Duration::from_millis(300)).is_empty()

@@ -37,6 +37,7 @@ pub struct InboxReader {
     acknowledging: bool,
     /// Ids reported as reused, while they are in the file: each reuse is reported once.
     duplicates_reported: HashSet<String>,
+    last_stat: Option<FileIdentity>,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +62,7 @@ impl InboxReader {
             baseline: None,
             acknowledging: false,
             duplicates_reported: HashSet::new(),
+            last_stat: None,
         }
     }
 
@@ -140,8 +142,15 @@ impl InboxReader {
         outcome
     }
 
+    /// The inbox's version found by the last read (`None`: missing or unreadable).
+    pub fn last_stat(&self) -> Option<FileIdentity> {
+        self.last_stat
+    }
+
     fn read_into(&mut self, outcome: &mut ReadOutcome) -> Result<(), Box<BrokenVersion>> {
+        self.last_stat = None;
         let identity = stat(&self.path).map_err(|e| BrokenVersion::boxed(None, e))?;
+        self.last_stat = identity;
         if identity.is_some() && identity == self.seen.identity && self.seen.settled {
             return Ok(());
         }

@@ -280,8 +280,13 @@ mod tests {
         let messages = [Message::event("a", 1.into()), Message::event("b", 2.into())];
         let encoded: Vec<String> = messages.iter().map(Message::encode).collect();
         fs::write(&inbox, encode_file(encoded.iter().map(String::as_str))).unwrap();
-        let mut publisher =
-            AckPublisher::new(&inbox, &"ab".repeat(16), Duration::from_secs(10), 0o600);
+        let mut publisher = AckPublisher::new(
+            &inbox,
+            &"ab".repeat(16),
+            Duration::from_secs(10),
+            0o600,
+            true,
+        );
         publisher.note_consumed(Some(messages[0].id.clone()));
         publisher.flush(Instant::now()).unwrap();
         let summary = summarize(&inbox, 1 << 20).unwrap().unwrap();

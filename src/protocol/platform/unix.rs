@@ -118,6 +118,46 @@ pub fn process_alive(pid: u32) -> bool {
     exists && !is_thread_of_another_process(pid)
 }
 
+/// When the running process `pid` started, as an opaque stamp that a process reusing the id
+/// later would not share; `None` when it is not running or this OS cannot tell.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn process_started(pid: u32) -> Option<u64> {
+    if !process_alive(pid) {
+        return None;
+    }
+    // Field 22 of /proc/<pid>/stat, counted after the command name (which may hold spaces).
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+#[cfg(any(target_os = "macos", target_os = "ios"))]
+pub fn process_started(pid: u32) -> Option<u64> {
+    let pid = libc::c_int::try_from(pid).ok().filter(|&pid| pid > 0)?;
+    let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
+    let filled = unsafe {
+        libc::proc_pidinfo(
+            pid,
+            libc::PROC_PIDTBSDINFO,
+            0,
+            (&mut info as *mut libc::proc_bsdinfo).cast(),
+            size,
+        )
+    };
+    (filled == size).then(|| info.pbi_start_tvsec * 1_000_000 + info.pbi_start_tvusec)
+}
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "ios"
+)))]
+pub fn process_started(_pid: u32) -> Option<u64> {
+    None
+}
+
 /// Linux signals thread ids like process ids: a dead process's id reused for a thread must not
 /// make the process look alive.
 #[cfg(any(target_os = "linux", target_os = "android"))]

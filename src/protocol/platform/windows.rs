@@ -35,7 +35,7 @@ use windows_sys::Win32::Storage::FileSystem::{
 use windows_sys::Win32::System::SystemInformation::{ComputerNameDnsHostname, GetComputerNameExW};
 use windows_sys::Win32::System::SystemServices::ACCESS_ALLOWED_ACE_TYPE;
 use windows_sys::Win32::System::Threading::{
-    GetCurrentProcess, GetExitCodeProcess, OpenProcess, OpenProcessToken,
+    GetCurrentProcess, GetExitCodeProcess, GetProcessTimes, OpenProcess, OpenProcessToken,
     PROCESS_QUERY_LIMITED_INFORMATION,
 };
 use windows_sys::Win32::System::WindowsProgramming::{DRIVE_NO_ROOT_DIR, DRIVE_REMOTE};
@@ -165,6 +165,31 @@ pub fn process_alive(pid: u32) -> bool {
     let queried = unsafe { GetExitCodeProcess(process, &mut exit_code) } != 0;
     unsafe { CloseHandle(process) };
     !queried || exit_code == STILL_ACTIVE as u32
+}
+
+/// When the running process `pid` started (its creation time), as an opaque stamp that a
+/// process reusing the id later would not share; `None` when it is not running.
+pub fn process_started(pid: u32) -> Option<u64> {
+    if pid == 0 {
+        return None;
+    }
+    let process = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+    if process.is_null() {
+        return None;
+    }
+    let zero = FILETIME {
+        dwLowDateTime: 0,
+        dwHighDateTime: 0,
+    };
+    let (mut created, mut exited, mut kernel, mut user) = (zero, zero, zero, zero);
+    let mut exit_code = 0u32;
+    let running = unsafe { GetExitCodeProcess(process, &mut exit_code) } != 0
+        && exit_code == STILL_ACTIVE as u32;
+    let queried =
+        unsafe { GetProcessTimes(process, &mut created, &mut exited, &mut kernel, &mut user) } != 0;
+    unsafe { CloseHandle(process) };
+    (running && queried)
+        .then(|| (u64::from(created.dwHighDateTime) << 32) | u64::from(created.dwLowDateTime))
 }
 
 /// This host's DNS name (as Python's `socket.gethostname()` gives it), read once.
