@@ -212,3 +212,29 @@ test('a reader whose JavaScript thread is busy acknowledges only what it took: t
   // had to wait for room instead of the reader buffering everything.
   expect(refused).toBeGreaterThan(0)
 }, 60000)
+
+test('a channel used only for request() does not hold its peer back with events it never pulls: they wait for a later recv()', async () => {
+  const ROUNDS = process.platform === 'win32' ? 120 : 300
+  const backend = open('backend', { maxBacklog: 100 })
+  // Each answer comes with an event nobody listens to: two messages per round trip.
+  backend.handle('echo', (params) => {
+    backend.sendEvent('log', params.i)
+    return params
+  })
+  const problems = []
+  backend.on('error', (error) => problems.push(error.code))
+  const frontend = open('frontend')
+  for (let i = 0; i < ROUNDS; i++) {
+    const result = await frontend.request('echo', { i }, { timeoutMs: 20000 })
+    expect(result).toEqual({ i })
+  }
+  expect(problems).toEqual([])
+  // The backend's outbox was trimmed as the frontend read on: not held at the backlog.
+  expect(outboxLength('backend_to_frontend.json')).toBeLessThan(ROUNDS)
+  // The events were kept for the frontend, in order.
+  const logs = frontend
+    .recv()
+    .filter((m) => m.method === 'log')
+    .map((m) => m.params ?? m.payload)
+  expect(logs).toEqual(Array.from({ length: ROUNDS }, (_, i) => i))
+}, 120000)

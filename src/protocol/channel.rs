@@ -204,6 +204,15 @@ struct State {
     /// The newest message up to which JavaScript has taken everything: what we acknowledge, so
     /// that a busy JavaScript thread makes the writer wait instead of our memory grow.
     taken_upto: Option<String>,
+    /// JavaScript pulls messages with `recv()` (it called it once): from then on the messages
+    /// queued for it hold the writer back until taken. Before, nobody may ever take them (a
+    /// channel used only for `request()`): they wait in the bounded queue, acknowledged.
+    pulls: bool,
+    /// How many of the oldest queued messages are not counted in `untaken_reads`.
+    queue_uncounted: usize,
+    /// Messages counted as taken already that JavaScript will still report taken (queued ones
+    /// handed to new listeners): that many of its next reports are not counted again.
+    taken_credit: usize,
 }
 
 /// Messages read but not yet taken by JavaScript, beyond which the inbox is not read: the rest
@@ -219,12 +228,22 @@ impl State {
         }
     }
 
-    /// Reads the inbox, unless JavaScript has not taken what was read already.
+    /// Reads the inbox, unless JavaScript has not taken what was read already. A pending wait
+    /// reads on regardless: its response may be behind what is not taken (the queue for `recv()`
+    /// stays bounded by `maxQueued`).
     fn read_if_room(&mut self) -> ReadOutcome {
-        if self.untaken() >= READ_AHEAD {
+        if self.untaken() >= READ_AHEAD && self.waiters.is_empty() {
             return ReadOutcome::default();
         }
         self.reader.read_new()
+    }
+
+    /// Takes `count` messages from the front of the `recv()` queue for JavaScript.
+    fn take_queued(&mut self, count: usize) -> Vec<Message> {
+        let uncounted = count.min(self.queue_uncounted);
+        self.queue_uncounted -= uncounted;
+        self.note_taken(count - uncounted);
+        self.queue.drain(..count).collect()
     }
 
     fn untaken(&self) -> usize {
@@ -246,6 +265,9 @@ impl State {
 
     /// JavaScript took `count` more messages (a listener batch, a `recv()`).
     fn note_taken(&mut self, mut count: usize) {
+        let credited = count.min(self.taken_credit);
+        self.taken_credit -= credited;
+        count -= credited;
         for (_, left) in self.untaken_reads.iter_mut() {
             let taken = count.min(*left);
             *left -= taken;
@@ -412,6 +434,9 @@ impl Channel {
                 presence: Presence::new(role.as_str()),
                 untaken_reads: VecDeque::new(),
                 taken_upto: None,
+                pulls: false,
+                queue_uncounted: 0,
+                taken_credit: 0,
             }),
             sink: Mutex::new(None),
             next_token: AtomicU64::new(1),
@@ -500,8 +525,7 @@ impl Channel {
         Outbox::new(self.inbox_path.clone(), self.options.outbox_settings()).clear()?;
         let (order, mut state) = self.lock_open_ordered()?;
         let cleared = state.queue.len();
-        state.queue.clear();
-        state.note_taken(cleared);
+        state.take_queued(cleared);
         // Whatever the peer wrote since the inbox was emptied is new, not cleared.
         let outcome = state.reader.read_new();
         let mut deliveries = Vec::new();
@@ -523,9 +547,9 @@ impl Channel {
         let result = match state.problems.pop_front() {
             Some(problem) => Err(problem),
             None => {
+                state.pulls = true;
                 let take = limit.min(state.queue.len());
-                state.note_taken(take);
-                Ok(state.queue.drain(..take).collect())
+                Ok(state.take_queued(take))
             }
         };
         drop(state);
@@ -553,6 +577,9 @@ impl Channel {
         let queued = state.queue.iter().position(|m| {
             m.kind == MessageType::Response && m.reply_to.as_deref() == Some(request_id)
         });
+        // The inbox is not read here, on the JavaScript thread: a running dispatcher's watch has
+        // queued what came already, and a dispatcher that starts now reads it first.
+        let mut deadline = None;
         match queued.and_then(|index| state.queue.remove(index)) {
             Some(message) => {
                 state.replies.end(request_id, follows);
@@ -566,20 +593,22 @@ impl Channel {
                     deadline: started + timeout,
                     follows,
                 };
+                deadline = Some(waiter.deadline);
                 state
                     .waiters
                     .entry(request_id.to_owned())
                     .or_default()
                     .push(waiter);
-                let outcome = state.read_if_room();
-                self.route(&mut state, outcome, &mut deliveries);
             }
         }
         drop(state);
         self.dispatch(order, deliveries);
         self.ensure_dispatcher();
-        // A running dispatcher may be sleeping past this wait's deadline: let it re-plan.
-        self.wake_dispatcher();
+        // A running dispatcher may be sleeping past this wait's deadline: it runs by then (and
+        // is not woken when it runs earlier anyway).
+        if let Some(deadline) = deadline {
+            self.schedule_dispatcher(deadline);
+        }
         Ok(token)
     }
 
@@ -684,6 +713,8 @@ impl Channel {
     /// at the front of the `recv()` queue, in order.
     pub fn requeue(&self, messages: Vec<Message>) -> Result<()> {
         let mut state = self.lock_open()?;
+        // Counted as taken when handed out: they are uncounted now, at the front.
+        state.queue_uncounted += messages.len();
         for message in messages.into_iter().rev() {
             state.queue.push_front(message);
         }
@@ -743,6 +774,15 @@ impl Channel {
         let (order, mut state) = self.lock_open_ordered()?;
         state.listening = listening;
         let mut deliveries = Vec::new();
+        let uncounted_wanted = state
+            .queue
+            .iter()
+            .take(state.queue_uncounted)
+            .filter(|m| listening.wants(m.kind))
+            .count();
+        // The listeners report them taken: that many reports are not counted again.
+        state.queue_uncounted -= uncounted_wanted;
+        state.taken_credit += uncounted_wanted;
         let (wanted, kept): (VecDeque<Message>, VecDeque<Message>) =
             state.queue.drain(..).partition(|m| listening.wants(m.kind));
         state.queue = kept;
@@ -826,6 +866,7 @@ impl Channel {
     fn route(&self, state: &mut State, outcome: ReadOutcome, deliveries: &mut Vec<Delivery>) {
         let mut for_listeners = Vec::new();
         let mut dropped = 0u64;
+        let mut dropped_counted = 0;
         let mut queued = 0;
         let mut controls = Vec::new();
         for message in outcome.messages {
@@ -861,17 +902,26 @@ impl Channel {
                 for_listeners.push(message);
             } else {
                 state.queue.push_back(message);
-                queued += 1;
+                if state.pulls {
+                    queued += 1;
+                } else {
+                    state.queue_uncounted += 1;
+                }
                 if state.queue.len() > self.options.max_queued {
                     state.queue.pop_front();
                     dropped += 1;
+                    if state.queue_uncounted > 0 {
+                        state.queue_uncounted -= 1;
+                    } else {
+                        dropped_counted += 1;
+                    }
                 }
             }
         }
         let last_read = state.reader.last_consumed();
         state.note_read(last_read, for_listeners.len() + queued);
         // Dropped from the queue: never to be taken.
-        state.note_taken(dropped as usize);
+        state.note_taken(dropped_counted);
         if !for_listeners.is_empty() {
             deliveries.push(Delivery::Messages(for_listeners));
         }
@@ -1064,9 +1114,15 @@ impl Channel {
 
     /// Has the process's dispatcher run a round for this channel now (it re-plans its deadlines).
     fn wake_dispatcher(&self) {
+        self.schedule_dispatcher(Instant::now());
+    }
+
+    /// Has the process's dispatcher run a round for this channel at `at`, or earlier if it does
+    /// already.
+    fn schedule_dispatcher(&self, at: Instant) {
         let me = self.me.clone();
         let job: reactor::Job = Arc::new(move || me.upgrade().and_then(|c| c.dispatch_round()));
-        reactor::dispatcher().schedule(self.key, Instant::now(), job);
+        reactor::dispatcher().schedule(self.key, at, job);
     }
 
     /// Reports, once per problem, that changes are found by polling instead of by the watcher.

@@ -25,14 +25,13 @@ pub fn create_new_file(path: &Path, mode: u32) -> io::Result<File> {
 }
 
 /// Opens `path`, creating it with permissions `mode` when missing, never through a link.
+/// Read-only (enough for `flock`): closing it does not signal a write to the directory's
+/// watchers, every channel's of them (inotify's `IN_CLOSE_WRITE`).
 pub fn open_or_create(path: &Path, mode: u32) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
         .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .custom_flags(libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
 }
 

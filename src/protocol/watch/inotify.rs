@@ -1,0 +1,99 @@
+//! Linux: one inotify instance and one thread for every watched directory. The mask asks only
+//! for what puts new messages into an inbox, a file renamed over it (every writer of the
+//! protocol replaces the file by rename), and for the directory's own end: opens, reads, writes
+//! of lock and temporary files and attribute changes do not wake the thread (notify's fixed mask
+//! includes them all: six or more wake-ups per message, a round trip's most frequent). What the
+//! mask leaves out (a file written in place, such as the reference's `clear()`) is found by the
+//! channels' safety re-reads.
+
+use super::Hint;
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+const MASK: WatchMask = WatchMask::MOVED_TO
+    .union(WatchMask::DELETE_SELF)
+    .union(WatchMask::MOVE_SELF)
+    .union(WatchMask::ONLYDIR)
+    .union(WatchMask::EXCL_UNLINK);
+
+type Directories = Arc<Mutex<HashMap<WatchDescriptor, PathBuf>>>;
+
+pub struct Watcher {
+    watches: Watches,
+    /// What each watch descriptor watches, shared with the event thread.
+    directories: Directories,
+    by_path: HashMap<PathBuf, WatchDescriptor>,
+}
+
+impl Watcher {
+    pub fn start(route: fn(Vec<Hint>)) -> Result<Watcher, String> {
+        let mut inotify = Inotify::init().map_err(|e| format!("inotify_init1: {e}"))?;
+        let watches = inotify.watches();
+        let directories = Directories::default();
+        let known = Arc::clone(&directories);
+        std::thread::Builder::new()
+            .name("ipckit-watch".into())
+            .spawn(move || {
+                let mut buffer = vec![0u8; 64 * 1024];
+                loop {
+                    let events = match inotify.read_events_blocking(&mut buffer) {
+                        Ok(events) => events,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        // The instance is unusable: every channel re-reads, and their safety
+                        // re-reads find what this watcher no longer announces.
+                        Err(_) => return route(vec![Hint::Everything]),
+                    };
+                    let mut hints = Vec::new();
+                    let mut directories = super::lock(&known);
+                    for event in events {
+                        if event.mask.contains(EventMask::Q_OVERFLOW) {
+                            hints.push(Hint::Everything);
+                            continue;
+                        }
+                        let Some(dir) = directories.get(&event.wd) else {
+                            continue;
+                        };
+                        hints.push(Hint::Path(match event.name {
+                            Some(name) => dir.join(name),
+                            None => dir.clone(),
+                        }));
+                        if event.mask.contains(EventMask::IGNORED) {
+                            directories.remove(&event.wd);
+                        }
+                    }
+                    drop(directories);
+                    if !hints.is_empty() {
+                        route(hints);
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the watcher thread: {e}"))?;
+        Ok(Watcher {
+            watches,
+            directories,
+            by_path: HashMap::new(),
+        })
+    }
+
+    pub fn watch(&mut self, dir: &Path) -> Result<(), String> {
+        // Under the map's lock, so that the first events find the directory.
+        let mut directories = super::lock(&self.directories);
+        let wd = self
+            .watches
+            .add(dir, MASK)
+            .map_err(|e| format!("inotify_add_watch: {e}"))?;
+        directories.insert(wd.clone(), dir.to_path_buf());
+        self.by_path.insert(dir.to_path_buf(), wd);
+        Ok(())
+    }
+
+    pub fn unwatch(&mut self, dir: &Path) {
+        if let Some(wd) = self.by_path.remove(dir) {
+            super::lock(&self.directories).remove(&wd);
+            // Fails when the OS ended the watch already (the directory was deleted).
+            let _ = self.watches.remove(wd);
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! One directory watcher for the whole process (one inotify instance on Linux, however many
+//! channels are open: the per-user limit is 128, shared with the user's other programs). Each
+//! channel registers its directory and inbox; the OS backend (`inotify` on Linux, `notify`
+//! elsewhere) reports paths that may have changed, and these hints go to the channels whose inbox
+//! they may concern, which then re-read it.
+
+#[cfg(target_os = "linux")]
+mod inotify;
+#[cfg(target_os = "linux")]
+use self::inotify as backend;
+
+#[cfg(not(target_os = "linux"))]
+mod notify;
+#[cfg(not(target_os = "linux"))]
+use self::notify as backend;
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+pub type OnChange = Arc<dyn Fn() + Send + Sync>;
+
+/// What a backend reports: a path that may have changed (a file of a watched directory, or the
+/// directory itself), or that any change may have been missed (a queue overflow, an error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hint {
+    Path(PathBuf),
+    Everything,
+}
+
+struct Interest {
+    id: u64,
+    inbox_name: Option<OsString>,
+    on_change: OnChange,
+}
+
+/// The watcher, behind its own lock: a backend may wait for its event thread, which runs
+/// `route`, so the lock `route` takes (the interests) is never held while calling the watcher.
+fn watcher() -> &'static Mutex<Option<backend::Watcher>> {
+    static WATCHER: OnceLock<Mutex<Option<backend::Watcher>>> = OnceLock::new();
+    WATCHER.get_or_init(Mutex::default)
+}
+
+#[derive(Default)]
+struct Interests {
+    dirs: HashMap<PathBuf, Vec<Interest>>,
+    next_id: u64,
+}
+
+fn interests() -> &'static Mutex<Interests> {
+    static INTERESTS: OnceLock<Mutex<Interests>> = OnceLock::new();
+    INTERESTS.get_or_init(Mutex::default)
+}
+
+/// A channel's interest in changes of its inbox; dropping it ends the interest (and the watch of
+/// the directory with the last one).
+pub struct Registration {
+    id: u64,
+    dir: PathBuf,
+}
+
+/// Calls `on_change` (on the watcher's thread) whenever something may have changed `inbox` in
+/// `dir`. Fails with why the directory cannot be watched.
+pub fn register(dir: &Path, inbox: &Path, on_change: OnChange) -> Result<Registration, String> {
+    let mut watcher = lock(watcher());
+    if watcher.is_none() {
+        *watcher = Some(backend::Watcher::start(route)?);
+    }
+    if !lock(interests()).dirs.contains_key(dir) {
+        watcher.as_mut().expect("created above").watch(dir)?;
+    }
+    let mut interests = lock(interests());
+    let id = interests.next_id;
+    interests.next_id += 1;
+    interests
+        .dirs
+        .entry(dir.to_path_buf())
+        .or_default()
+        .push(Interest {
+            id,
+            inbox_name: inbox.file_name().map(|n| n.to_os_string()),
+            on_change,
+        });
+    Ok(Registration {
+        id,
+        dir: dir.to_path_buf(),
+    })
+}
+
+impl Registration {
+    /// Watches the directory afresh (it was re-created, or the OS ended the watch).
+    pub fn rearm(&self) -> Result<(), String> {
+        let mut watcher = lock(watcher());
+        let Some(watching) = watcher.as_mut() else {
+            return Err("no watcher".into());
+        };
+        watching.unwatch(&self.dir);
+        watching.watch(&self.dir)
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut watcher = lock(watcher());
+        let mut interests = lock(interests());
+        let Some(list) = interests.dirs.get_mut(&self.dir) else {
+            return;
+        };
+        list.retain(|interest| interest.id != self.id);
+        if !list.is_empty() {
+            return;
+        }
+        interests.dirs.remove(&self.dir);
+        drop(interests);
+        if let Some(watching) = watcher.as_mut() {
+            watching.unwatch(&self.dir);
+        }
+    }
+}
+
+/// Hands a batch of hints to the channels they may concern, each once (outside the registry's
+/// lock: they read their inbox, and may register or drop registrations meanwhile).
+fn route(hints: Vec<Hint>) {
+    for on_change in interested(&hints) {
+        on_change();
+    }
+}
+
+fn interested(hints: &[Hint]) -> Vec<OnChange> {
+    let registry = lock(interests());
+    let mut called = HashSet::new();
+    let mut callbacks = Vec::new();
+    let mut call = |interest: &Interest| {
+        if called.insert(interest.id) {
+            callbacks.push(Arc::clone(&interest.on_change));
+        }
+    };
+    for hint in hints {
+        let path = match hint {
+            Hint::Path(path) => path,
+            Hint::Everything => {
+                registry.dirs.values().flatten().for_each(&mut call);
+                continue;
+            }
+        };
+        // A watched directory itself (deleted, moved, or ReadDirectoryChangesW's overflow, which
+        // comes as an empty file name) may hide a change of any of its files.
+        if let Some(interests) = registry.dirs.get(path) {
+            interests.iter().for_each(&mut call);
+            continue;
+        }
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            continue;
+        };
+        if let Some(interests) = registry.dirs.get(dir) {
+            interests
+                .iter()
+                .filter(|i| i.inbox_name.as_deref() == Some(name))
+                .for_each(&mut call);
+        }
+    }
+    callbacks
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    fn counting() -> (Arc<AtomicUsize>, OnChange) {
+        let count = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&count);
+        (
+            count,
+            Arc::new(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }),
+        )
+    }
+
+    fn wait_for(count: &AtomicUsize, at_least: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while count.load(Ordering::SeqCst) < at_least {
+            assert!(Instant::now() < deadline, "no hint came");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn hints_reach_the_channels_of_the_inbox_they_name_once_per_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("in.json");
+        let (mine, on_mine) = counting();
+        let (other, on_other) = counting();
+        let _a = register(dir.path(), &inbox, on_mine).unwrap();
+        let _b = register(dir.path(), &dir.path().join("out.json"), on_other).unwrap();
+        let hints = vec![Hint::Path(inbox.clone()), Hint::Path(inbox.clone())];
+        assert_eq!(interested(&hints).len(), 1);
+        assert_eq!(interested(&[Hint::Path(dir.path().join("x.tmp"))]).len(), 0);
+        // The directory itself, or everything: both channels.
+        assert_eq!(interested(&[Hint::Path(dir.path().to_path_buf())]).len(), 2);
+        assert!(interested(&[Hint::Everything]).len() >= 2);
+        // A replace of the inbox by rename is announced; reads, and writes of other files (the
+        // lock and temporary files of every write), are not.
+        let replace = |name: &str| {
+            std::fs::write(dir.path().join("x.tmp"), "[]").unwrap();
+            std::fs::rename(dir.path().join("x.tmp"), dir.path().join(name)).unwrap();
+        };
+        replace("in.json");
+        wait_for(&mine, 1);
+        let after_replace = mine.load(Ordering::SeqCst);
+        for _ in 0..20 {
+            std::fs::read(&inbox).unwrap();
+        }
+        std::fs::write(dir.path().join("in.lock"), "1\n").unwrap();
+        std::fs::remove_file(dir.path().join("in.lock")).unwrap();
+        replace("out.json");
+        replace("in.json");
+        wait_for(&mine, after_replace + 1);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            mine.load(Ordering::SeqCst),
+            after_replace + 1,
+            "other changes woke it"
+        );
+        assert_eq!(other.load(Ordering::SeqCst), 1, "its own inbox, once");
+    }
+}
