@@ -184,7 +184,6 @@ struct Waiter {
 }
 
 struct State {
-    reader: InboxReader,
     queue: VecDeque<Message>,
     waiters: HashMap<String, Vec<Waiter>>,
     listening: Listening,
@@ -228,14 +227,11 @@ impl State {
         }
     }
 
-    /// Reads the inbox, unless JavaScript has not taken what was read already. A pending wait
-    /// reads on regardless: its response may be behind what is not taken (the queue for `recv()`
-    /// stays bounded by `maxQueued`).
-    fn read_if_room(&mut self) -> ReadOutcome {
-        if self.untaken() >= READ_AHEAD && self.waiters.is_empty() {
-            return ReadOutcome::default();
-        }
-        self.reader.read_new()
+    /// Whether to read the inbox: not while JavaScript has not taken what was read already. A
+    /// pending wait reads on regardless: its response may be behind what is not taken (the queue
+    /// for `recv()` stays bounded by `maxQueued`).
+    fn has_room(&self) -> bool {
+        self.untaken() < READ_AHEAD || !self.waiters.is_empty()
     }
 
     /// Takes `count` messages from the front of the `recv()` queue for JavaScript.
@@ -304,7 +300,12 @@ pub struct Channel {
     options: ChannelOptions,
     outbox: Mutex<Outbox>,
     inbox_path: PathBuf,
+    /// The inbox's reader, read with the delivery-order lock held but not the state lock: a
+    /// long read never holds up the JavaScript thread's calls, which take the state lock.
+    reader: Mutex<InboxReader>,
     state: Mutex<State>,
+    /// `State::closed`, readable without the state lock.
+    closed: AtomicBool,
     sink: Mutex<Option<Arc<dyn DeliverySink>>>,
     next_token: AtomicU64,
     /// Our published read position, when acknowledgements are on; written after deliveries
@@ -421,8 +422,8 @@ impl Channel {
             )),
             inbox_path,
             options,
+            reader: Mutex::new(reader),
             state: Mutex::new(State {
-                reader,
                 queue: VecDeque::new(),
                 waiters: HashMap::new(),
                 listening: Listening::default(),
@@ -442,6 +443,7 @@ impl Channel {
             next_token: AtomicU64::new(1),
             ack: Mutex::new(ack),
             peer_elsewhere: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             sends: Mutex::new(SendQueue::default()),
             delivery_order: Mutex::new(()),
         }))
@@ -526,8 +528,10 @@ impl Channel {
         let (order, mut state) = self.lock_open_ordered()?;
         let cleared = state.queue.len();
         state.take_queued(cleared);
+        drop(state);
         // Whatever the peer wrote since the inbox was emptied is new, not cleared.
-        let outcome = state.reader.read_new();
+        let outcome = lock(&self.reader).read_new();
+        let mut state = self.lock_open()?;
         let mut deliveries = Vec::new();
         self.route(&mut state, outcome, &mut deliveries);
         drop(state);
@@ -540,9 +544,10 @@ impl Channel {
     /// New messages not claimed by a wait or the listeners. A pending problem (a malformed
     /// inbox, loss) is returned first, once; the messages stay queued for the next call.
     pub fn recv(&self, limit: usize) -> Result<Vec<Message>> {
-        let (order, mut state) = self.lock_open_ordered()?;
+        let order = lock(&self.delivery_order);
+        let outcome = self.read_inbox()?;
+        let mut state = self.lock_open()?;
         let mut deliveries = Vec::new();
-        let outcome = state.read_if_room();
         self.route(&mut state, outcome, &mut deliveries);
         let result = match state.problems.pop_front() {
             Some(problem) => Err(problem),
@@ -571,7 +576,9 @@ impl Channel {
         follows: bool,
     ) -> Result<u64> {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-        let (order, mut state) = self.lock_open_ordered()?;
+        // Not the delivery-order lock: a read in flight holds it (a response found here was
+        // queued by an earlier read, so it comes after nothing still being read).
+        let mut state = self.lock_open()?;
         let mut deliveries = Vec::new();
         state.replies.reopen(request_id);
         let queued = state.queue.iter().position(|m| {
@@ -580,7 +587,16 @@ impl Channel {
         // The inbox is not read here, on the JavaScript thread: a running dispatcher's watch has
         // queued what came already, and a dispatcher that starts now reads it first.
         let mut deadline = None;
-        match queued.and_then(|index| state.queue.remove(index)) {
+        let found = queued.and_then(|index| {
+            // Taken by JavaScript now: counted as such.
+            if index < state.queue_uncounted {
+                state.queue_uncounted -= 1;
+            } else {
+                state.note_taken(1);
+            }
+            state.queue.remove(index)
+        });
+        match found {
             Some(message) => {
                 state.replies.end(request_id, follows);
                 deliveries.push(Delivery::Resolved { token, message })
@@ -602,7 +618,7 @@ impl Channel {
             }
         }
         drop(state);
-        self.dispatch(order, deliveries);
+        self.deliver(deliveries);
         self.ensure_dispatcher();
         // A running dispatcher may be sleeping past this wait's deadline: it runs by then (and
         // is not woken when it runs earlier anyway).
@@ -800,9 +816,10 @@ impl Channel {
 
     /// Reads the inbox now and delivers what is new (the dispatcher does this on every change).
     pub fn poll(&self) -> Result<()> {
-        let (order, mut state) = self.lock_open_ordered()?;
+        let order = lock(&self.delivery_order);
+        let outcome = self.read_inbox()?;
+        let mut state = self.lock_open()?;
         let mut deliveries = Vec::new();
-        let outcome = state.read_if_room();
         self.route(&mut state, outcome, &mut deliveries);
         drop(state);
         self.dispatch(order, deliveries);
@@ -822,6 +839,7 @@ impl Channel {
             return Vec::new();
         }
         state.closed = true;
+        self.closed.store(true, Ordering::Release);
         state.queue.clear();
 
         let tokens = state
@@ -845,7 +863,22 @@ impl Channel {
     // ---- internals ----
 
     fn check_open(&self) -> Result<()> {
-        self.lock_open().map(|_| ())
+        if self.closed.load(Ordering::Acquire) {
+            return Err(ChannelError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Reads what is new in the inbox, if JavaScript has room for it. The caller holds the
+    /// delivery-order lock (reads and their deliveries keep file order); the state lock is not
+    /// held while the file is read.
+    fn read_inbox(&self) -> Result<ReadOutcome> {
+        let room = self.lock_open()?.has_room();
+        Ok(if room {
+            lock(&self.reader).read_new()
+        } else {
+            ReadOutcome::default()
+        })
     }
 
     /// The delivery-order lock, then the state lock (always in that order).
@@ -864,6 +897,7 @@ impl Channel {
     }
 
     fn route(&self, state: &mut State, outcome: ReadOutcome, deliveries: &mut Vec<Delivery>) {
+        let last_read = outcome.last_id;
         let mut for_listeners = Vec::new();
         let mut dropped = 0u64;
         let mut dropped_counted = 0;
@@ -918,7 +952,6 @@ impl Channel {
                 }
             }
         }
-        let last_read = state.reader.last_consumed();
         state.note_read(last_read, for_listeners.len() + queued);
         // Dropped from the queue: never to be taken.
         state.note_taken(dropped_counted);
@@ -1051,12 +1084,12 @@ impl Channel {
     /// needed (if not, it is marked stopped under the same lock), the next deadline, and whether
     /// the read found new messages.
     fn tick(&self, deliveries: &mut Vec<Delivery>) -> (bool, Option<Instant>, bool) {
+        let outcome = self.read_inbox().unwrap_or_default();
         let mut state = lock(&self.state);
         if state.closed {
             state.dispatcher_running = false;
             return (false, None, false);
         }
-        let outcome = state.read_if_room();
         let found = !outcome.messages.is_empty();
         self.route(&mut state, outcome, deliveries);
         let now = Instant::now();
@@ -1186,7 +1219,7 @@ impl Channel {
                 }
                 // The watch dies with its directory; re-arm it when the directory is back (a
                 // directory replaced has no inbox or another one: only then is it looked at).
-                let inbox_version = lock(&self.state).reader.last_stat();
+                let inbox_version = lock(&self.reader).last_stat();
                 if dispatch.watch.inbox_moved(inbox_version) && dispatch.watch.is_stale(&self.dir) {
                     let _ = dispatch
                         .watch

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 pub struct ReadOutcome {
     pub messages: Vec<Message>,
     pub problems: Vec<ChannelError>,
+    /// The newest message read so far (`InboxReader::last_consumed` after this read).
+    pub last_id: Option<String>,
 }
 
 #[derive(Debug)]
@@ -139,6 +141,7 @@ impl InboxReader {
                 }
             }
         }
+        outcome.last_id = self.seen.last_id.clone();
         outcome
     }
 
