@@ -692,6 +692,34 @@ describe('watching and polling', () => {
 })
 
 describe('the event loop stays free', () => {
+  // On Linux the package's threads take SCHED_BATCH, so that waking one (a send handed to the
+  // writer) never preempts the JavaScript thread in the middle of the call. /proc tells (a Linux
+  // behaviour: the test exists only there).
+  const onLinux = process.platform === 'linux' ? test : () => {}
+  onLinux("the package's threads give way to the JavaScript thread (SCHED_BATCH on Linux)", async () => {
+    const { front } = h.pair()
+    front.on('event', () => {})
+    await front.promises.sendEvent('tick', 1)
+    const SCHED_BATCH = 3
+    const policies = {}
+    await waitFor(() => {
+      for (const task of fs.readdirSync('/proc/self/task')) {
+        const name = fs.readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim()
+        const stat = fs.readFileSync(`/proc/self/task/${task}/stat`, 'utf8')
+        const policy = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38])
+        if (name.startsWith('ipckit-')) policies[name] = policy
+      }
+      return ['ipckit-dispatch', 'ipckit-writer', 'ipckit-watch'].every((name) => name in policies)
+    })
+    expect(policies).toEqual({
+      'ipckit-dispatch': SCHED_BATCH,
+      'ipckit-writer': SCHED_BATCH,
+      'ipckit-watch': SCHED_BATCH,
+    })
+    const main = fs.readFileSync('/proc/self/stat', 'utf8')
+    expect(Number(main.slice(main.lastIndexOf(')') + 2).split(' ')[38])).toBe(0)
+  })
+
   test('fs.promises.readFile latency with 8 pending waits is not much worse than without', async () => {
     const { front } = h.pair()
     const file = path.join(h.tmpDir(), 'big.bin')

@@ -50,7 +50,10 @@ impl Scheduler {
         }));
         std::thread::Builder::new()
             .name(name.into())
-            .spawn(move || scheduler.run())
+            .spawn(move || {
+                super::platform::give_way_to_javascript();
+                scheduler.run()
+            })
             .expect("a worker thread starts");
         scheduler
     }

@@ -192,6 +192,9 @@ pub fn process_started(pid: u32) -> Option<u64> {
         .then(|| (u64::from(created.dwHighDateTime) << 32) | u64::from(created.dwLowDateTime))
 }
 
+/// Nothing: Windows boosts the thread that a wait satisfies, not at the waker's expense.
+pub fn give_way_to_javascript() {}
+
 /// This host's DNS name (as Python's `socket.gethostname()` gives it), read once.
 pub fn host_name() -> &'static str {
     static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();

@@ -36,6 +36,7 @@ impl Watcher {
         std::thread::Builder::new()
             .name("ipckit-watch".into())
             .spawn(move || {
+                crate::protocol::platform::give_way_to_javascript();
                 let mut buffer = vec![0u8; 64 * 1024];
                 loop {
                     let events = match inotify.read_events_blocking(&mut buffer) {
