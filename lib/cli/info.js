@@ -212,7 +212,10 @@ function render(report, now, paint) {
           continue
         }
         const where = `PID ${r.pid ?? '?'}${r.host ? ` on ${r.host}` : ''}${r.running == null ? '' : r.running ? ' (running)' : ' (not running)'}`
-        const seen = r.ageMs == null ? 'never' : `${humanDuration(r.ageMs)} ago`
+        const seen =
+          r.ageMs == null
+            ? 'never'
+            : `${humanDuration(r.ageMs)} ago${r.byProcess ? ' (no heartbeat: live while its process runs)' : ''}`
         const unread =
           r.unread === undefined
             ? ''

@@ -6,12 +6,13 @@ use super::extensions::{set_extensions, Extensions};
 use crate::protocol::channel::{Delivery, DeliverySink};
 use crate::protocol::error::ChannelError;
 use crate::protocol::message::Message;
+use crate::protocol::sync::lock;
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use std::collections::HashMap;
 use std::ptr;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 struct PendingWait {
     deferred: sys::napi_deferred,
@@ -278,10 +279,4 @@ impl Bridge {
             }
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -15,6 +15,7 @@ use super::presence::{PeerInfo, Presence};
 use super::reactor;
 use super::replies::{self, Replies, ReplyStats};
 use super::watch;
+use crate::protocol::sync::lock;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -1493,13 +1494,6 @@ fn create_if_missing(path: &Path, content: &[u8], mode: u32) -> Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(ChannelError::io("creating", path, e)),
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock leaves plain data behind, still usable.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -89,9 +89,12 @@ pub struct ReaderState {
     /// Whether its process exists; `None` when it runs on another host.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub running: Option<Option<bool>>,
-    /// Whether a writer honours it (fresh, and its process exists).
+    /// Whether a writer honours it (see `AckRecord::is_live`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live: Option<bool>,
+    /// Whether it names its process (it does not heartbeat: live while that process runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by_process: Option<bool>,
     /// Messages after its position; `null` when its position is no longer in the file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unread: Option<Option<usize>>,
@@ -145,6 +148,7 @@ fn reader_state(
         age_ms: None,
         running: None,
         live: None,
+        by_process: None,
         unread: None,
         error: None,
     };
@@ -167,6 +171,7 @@ fn reader_state(
     state.age_ms = Some(now.saturating_sub(record.updated));
     state.running = Some((record.host == host_name()).then(|| process_alive(record.pid)));
     state.live = Some(record.is_live(now, ack_timeout));
+    state.by_process = Some(record.started.is_some());
     if let Some(ids) = ids {
         state.unread = Some(match &record.last_id {
             None => Some(ids.len()),

@@ -16,4 +16,5 @@ pub mod platform;
 pub mod presence;
 pub mod reactor;
 pub mod replies;
+pub mod sync;
 pub mod watch;

@@ -224,6 +224,7 @@ mod tests {
             age_ms: None,
             running: None,
             live: Some(live),
+            by_process: None,
             unread: None,
             error: None,
         }

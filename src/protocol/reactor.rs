@@ -12,6 +12,7 @@
 //! to run again. Scheduling a key that is already due later moves it earlier: a new, earlier
 //! deadline wakes the thread exactly.
 
+use crate::protocol::sync::lock;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Instant;
@@ -115,12 +116,6 @@ impl Schedule {
         self.due.insert((at, key), ());
         true
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -6,8 +6,9 @@
 
 #[cfg(target_os = "linux")]
 mod inotify;
-#[cfg(target_os = "linux")]
 use self::inotify as backend;
+#[cfg(target_os = "linux")]
+use crate::protocol::sync::lock;
 
 #[cfg(not(target_os = "linux"))]
 mod notify;
@@ -161,12 +162,6 @@ fn interested(hints: &[Hint]) -> Vec<OnChange> {
         }
     }
     callbacks
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
