@@ -165,7 +165,8 @@ pub fn process_started(_pid: u32) -> Option<u64> {
 /// that wake-up preemption; an idle core still runs the worker at once.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn give_way_to_javascript() {
-    let param = libc::sched_param { sched_priority: 0 };
+    // Priority 0, the only one of SCHED_BATCH (musl's struct has more fields, all zero too).
+    let param: libc::sched_param = unsafe { std::mem::zeroed() };
     // Best effort: a sandbox may refuse it, and nothing depends on it.
     unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
 }

@@ -6,15 +6,15 @@
 
 #[cfg(target_os = "linux")]
 mod inotify;
-use self::inotify as backend;
 #[cfg(target_os = "linux")]
-use crate::protocol::sync::lock;
+use self::inotify as backend;
 
 #[cfg(not(target_os = "linux"))]
 mod notify;
 #[cfg(not(target_os = "linux"))]
 use self::notify as backend;
 
+use crate::protocol::sync::lock;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
