@@ -349,6 +349,10 @@ static NEXT_CHANNEL_KEY: AtomicU64 = AtomicU64::new(1);
 /// channels cost a stat every two seconds, not ten reads a second.
 const SAFETY_READ_WHILE_WATCHING: Duration = Duration::from_secs(2);
 
+/// What the safety re-reads of all the process's watched channels may cost together: beyond 400
+/// channels their period grows instead (1,000 channels: a stat each every 5 s).
+const SAFETY_READS_PER_SECOND: u32 = 200;
+
 /// What the dispatcher keeps for a channel between its rounds.
 #[derive(Default)]
 struct DispatchState {
@@ -1241,7 +1245,11 @@ impl Channel {
         }
         static GRID_START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
         let start = *GRID_START.get_or_init(Instant::now);
-        let period = SAFETY_READ_WHILE_WATCHING.max(self.options.poll_interval);
+        let watched = u32::try_from(watch::watched_inboxes()).unwrap_or(u32::MAX);
+        let spread = Duration::from_secs(1) * watched / SAFETY_READS_PER_SECOND;
+        let period = SAFETY_READ_WHILE_WATCHING
+            .max(spread)
+            .max(self.options.poll_interval);
         let periods = (now - start).as_nanos() / period.as_nanos() + 1;
         start + period * periods as u32
     }

@@ -18,6 +18,7 @@ use crate::protocol::sync::lock;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 pub type OnChange = Arc<dyn Fn() + Send + Sync>;
@@ -83,6 +84,7 @@ pub fn register(dir: &Path, inbox: &Path, on_change: OnChange) -> Result<Registr
             inbox_name: inbox.file_name().map(|n| n.to_os_string()),
             on_change,
         });
+    WATCHED.fetch_add(1, Ordering::Relaxed);
     Ok(Registration {
         id,
         dir: dir.to_path_buf(),
@@ -108,7 +110,9 @@ impl Drop for Registration {
         let Some(list) = interests.dirs.get_mut(&self.dir) else {
             return;
         };
+        let before = list.len();
         list.retain(|interest| interest.id != self.id);
+        WATCHED.fetch_sub(before - list.len(), Ordering::Relaxed);
         if !list.is_empty() {
             return;
         }
@@ -119,6 +123,13 @@ impl Drop for Registration {
         }
     }
 }
+
+/// How many inboxes the process watches (one per open channel with a watch).
+pub fn watched_inboxes() -> usize {
+    WATCHED.load(Ordering::Relaxed)
+}
+
+static WATCHED: AtomicUsize = AtomicUsize::new(0);
 
 /// Hands a batch of hints to the channels they may concern, each once (outside the registry's
 /// lock: they read their inbox, and may register or drop registrations meanwhile).
@@ -167,7 +178,6 @@ fn interested(hints: &[Hint]) -> Vec<OnChange> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
 
     fn counting() -> (Arc<AtomicUsize>, OnChange) {
