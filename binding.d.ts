@@ -161,7 +161,10 @@ export interface ChannelOptions {
   maxFileBytes?: number
   /** Watch the directory for changes (default `true`); `false` polls every `pollIntervalMs`. */
   watch?: boolean
-  /** Polling period without a watcher, and the safety re-read period with one. Default 100. */
+  /**
+   * Polling period without a watcher. With one, the inbox is re-read anyway every 2 s (or
+   * `pollIntervalMs` if longer; longer still with hundreds of channels). Default 100.
+   */
   pollIntervalMs?: number
   /**
    * Messages kept for `recv()` when nobody takes them; beyond this the oldest are dropped

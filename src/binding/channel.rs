@@ -30,7 +30,8 @@ pub struct ChannelOptions {
     pub max_file_bytes: Option<f64>,
     /// Watch the directory for changes (default `true`); `false` polls every `pollIntervalMs`.
     pub watch: Option<bool>,
-    /// Polling period without a watcher, and the safety re-read period with one. Default 100.
+    /// Polling period without a watcher. With one, the inbox is re-read anyway every 2 s (or
+    /// `pollIntervalMs` if longer; longer still with hundreds of channels). Default 100.
     pub poll_interval_ms: Option<u32>,
     /// Messages kept for `recv()` when nobody takes them; beyond this the oldest are dropped
     /// and reported with `ELOST`. Default 10000.
