@@ -210,9 +210,6 @@ struct State {
     pulls: bool,
     /// How many of the oldest queued messages are not counted in `untaken_reads`.
     queue_uncounted: usize,
-    /// Queued messages that listeners attached meanwhile want, for the next routing to deliver
-    /// first (`set_listening` found a read in flight).
-    for_listeners_next: Vec<Message>,
     /// Messages counted as taken already that JavaScript will still report taken (queued ones
     /// handed to new listeners): that many of its next reports are not counted again.
     taken_credit: usize,
@@ -445,7 +442,6 @@ impl Channel {
                 taken_upto: None,
                 pulls: false,
                 queue_uncounted: 0,
-                for_listeners_next: Vec::new(),
                 taken_credit: 0,
             }),
             sink: Mutex::new(None),
@@ -796,15 +792,7 @@ impl Channel {
 
     /// Says which listeners exist. Queued messages the new listeners want are handed to them.
     pub fn set_listening(self: &Arc<Self>, listening: Listening) -> Result<()> {
-        // A read in flight holds the delivery-order lock: then the queued messages the new
-        // listeners want go with that read's own batch, ahead of it (see `route`), instead of
-        // this call (on the JavaScript thread) waiting for the read.
-        let order = match self.delivery_order.try_lock() {
-            Ok(order) => Some(order),
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        };
-        let mut state = self.lock_open()?;
+        let (order, mut state) = self.lock_open_ordered()?;
         state.listening = listening;
         let mut deliveries = Vec::new();
         let uncounted_wanted = state
@@ -819,14 +807,6 @@ impl Channel {
         let (wanted, kept): (VecDeque<Message>, VecDeque<Message>) =
             state.queue.drain(..).partition(|m| listening.wants(m.kind));
         state.queue = kept;
-        let Some(order) = order else {
-            state.for_listeners_next.extend(wanted);
-            drop(state);
-            // Whoever routes next delivers them; the dispatcher at the latest, now.
-            self.ensure_dispatcher();
-            self.wake_dispatcher();
-            return Ok(());
-        };
         if !wanted.is_empty() {
             deliveries.push(Delivery::Messages(wanted.into()));
         }
@@ -923,13 +903,7 @@ impl Channel {
 
     fn route(&self, state: &mut State, outcome: ReadOutcome, deliveries: &mut Vec<Delivery>) {
         let last_read = outcome.last_id;
-        // Handed over by `set_listening` while a read was in flight: older than this read.
-        let mut for_listeners: Vec<Message> = state.for_listeners_next.drain(..).collect();
-        // Counted when they were queued.
-        let handed_over = for_listeners.len();
-        if state.listening.errors && !state.problems.is_empty() {
-            deliveries.push(Delivery::Problems(state.problems.drain(..).collect()));
-        }
+        let mut for_listeners = Vec::new();
         let mut dropped = 0u64;
         let mut dropped_counted = 0;
         let mut queued = 0;
@@ -983,7 +957,7 @@ impl Channel {
                 }
             }
         }
-        state.note_read(last_read, for_listeners.len() - handed_over + queued);
+        state.note_read(last_read, for_listeners.len() + queued);
         // Dropped from the queue: never to be taken.
         state.note_taken(dropped_counted);
         if !for_listeners.is_empty() {
@@ -1687,55 +1661,6 @@ mod tests {
         }
         assert_eq!(front.recv(usize::MAX).unwrap_err().code(), "EMAYBELOST");
         assert_eq!(front.recv(usize::MAX).unwrap().len(), 100);
-    }
-
-    #[test]
-    fn listeners_attached_during_a_read_do_not_wait_for_it_and_get_the_queue_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let back = open(dir.path(), Role::Backend);
-        let front = open(dir.path(), Role::Frontend);
-        let sink = Arc::new(Collect(StdMutex::new(Vec::new())));
-        front.set_sink(sink.clone());
-        back.send_event("e", json!(1)).unwrap();
-        front.poll().unwrap(); // nobody listens: queued for recv()
-                               // A read in flight (another thread holds the delivery-order lock).
-        let reading = lock(&front.delivery_order);
-        let (done, attached) = std::sync::mpsc::channel();
-        let attaching = Arc::clone(&front);
-        std::thread::spawn(move || {
-            let events = Listening {
-                events: true,
-                ..Listening::default()
-            };
-            attaching.set_listening(events).unwrap();
-            done.send(()).unwrap();
-        });
-        attached
-            .recv_timeout(Duration::from_secs(10))
-            .expect("attaching listeners waited for the read in flight");
-        back.send_event("e", json!(2)).unwrap();
-        drop(reading);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let seen: Vec<Value> = sink
-                .0
-                .lock()
-                .unwrap()
-                .iter()
-                .filter_map(|d| match d {
-                    Delivery::Messages(messages) => Some(messages.clone()),
-                    _ => None,
-                })
-                .flatten()
-                .map(|m| m.payload)
-                .collect();
-            if seen.len() >= 2 {
-                assert_eq!(seen, vec![json!(1), json!(2)], "the queued one first");
-                break;
-            }
-            assert!(Instant::now() < deadline, "delivered: {seen:?}");
-            std::thread::sleep(Duration::from_millis(5));
-        }
     }
 
     #[test]
