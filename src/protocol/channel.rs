@@ -1787,6 +1787,10 @@ mod tests {
                 std::thread::spawn(move || {
                     while !done.load(Ordering::Relaxed) {
                         front.poll().unwrap();
+                        // Still racing each other (a delivery takes 300 µs), but leave the
+                        // writer moments with the inbox closed: under Wine an open file cannot
+                        // be replaced, and back-to-back reads made 400 sends take minutes.
+                        std::thread::sleep(Duration::from_micros(200));
                     }
                 })
             })
