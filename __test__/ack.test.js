@@ -26,6 +26,19 @@ function outboxLength(name) {
   return JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8')).length
 }
 
+/** Sends synchronously, waiting `pauseMs` after each ENOBUFS (full backlog); returns the refusals. */
+async function sendWhenRoom(send, pauseMs) {
+  for (let refused = 0; ; refused++) {
+    try {
+      send()
+      return refused
+    } catch (error) {
+      if (error.code !== 'ENOBUFS') throw error
+      await new Promise((resolve) => setTimeout(resolve, pauseMs))
+    }
+  }
+}
+
 async function waitForFile(matches) {
   while (!fs.readdirSync(dir).some(matches)) await new Promise((resolve) => setTimeout(resolve, 10))
 }
@@ -81,17 +94,7 @@ test(`${REQUESTS.toLocaleString('en-US')} events, maxBacklog 200, to a reader ca
   // The reader's acknowledgement is there (its last_id still null) before the first send.
   await waitForFile((name) => name.startsWith('frontend_to_backend.') && name.endsWith('.ack'))
   const writer = open('frontend', { maxBacklog: 200 })
-  for (let i = 0; i < REQUESTS; i++) {
-    for (;;) {
-      try {
-        writer.sendRequest('work', i)
-        break
-      } catch (error) {
-        if (error.code !== 'ENOBUFS') throw error
-        await new Promise((resolve) => setTimeout(resolve, 20))
-      }
-    }
-  }
+  for (let i = 0; i < REQUESTS; i++) await sendWhenRoom(() => writer.sendRequest('work', i), 20)
   expect(await reader.next()).toEqual({
     received: REQUESTS,
     unique: REQUESTS,
@@ -196,16 +199,7 @@ test('a reader whose JavaScript thread is busy acknowledges only what it took: t
   const writer = open('frontend', { maxBacklog: 200 })
   let refused = 0
   for (let i = 0; i < TOTAL; i++) {
-    for (;;) {
-      try {
-        writer.sendEvent('e', i)
-        break
-      } catch (error) {
-        if (error.code !== 'ENOBUFS') throw error
-        refused++
-        await new Promise((resolve) => setTimeout(resolve, 5))
-      }
-    }
+    refused += await sendWhenRoom(() => writer.sendEvent('e', i), 5)
     if (i === 0) expect(await next()).toBe('blocking')
   }
   expect(JSON.parse(await next())).toEqual({ received: TOTAL, inOrder: true })

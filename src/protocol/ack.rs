@@ -7,8 +7,9 @@
 //!
 //! A reader that names its process (`pid` and its start stamp `started`) is judged on this host
 //! by whether that very process runs, so it does not rewrite the file while idle. A heartbeat
-//! (a rewrite every `ackTimeoutMs / 3`) is kept only where a writer on another host may judge it
-//! by age: a directory on a network file system, or a peer seen on another host.
+//! (a rewrite every `ackTimeoutMs / 3`) is kept where a writer on another host may judge it by
+//! age (a directory on a network file system, a peer seen on another host), and for a reader that
+//! reads only when asked (`recv()`), which lapses when it is no longer asked.
 
 use super::error::{ChannelError, Result};
 use super::files::{remove_if_exists, replace_file};
@@ -36,20 +37,20 @@ pub struct AckRecord {
 }
 
 impl AckRecord {
-    /// A record of this process's reader.
-    fn own(last_id: Option<String>) -> AckRecord {
+    /// A record of this process's reader; `names_process`: with the start stamp.
+    fn own(last_id: Option<String>, names_process: bool) -> AckRecord {
         AckRecord {
             last_id,
             updated: now_ms(),
             pid: std::process::id(),
             host: host_name().to_owned(),
-            started: own_start(),
+            started: own_start().filter(|_| names_process),
         }
     }
 
     /// Whether its reader's process, on this host, runs (the same process, not a later one that
     /// reuses its id, when the record says when it started).
-    fn process_runs(&self) -> bool {
+    pub fn process_runs(&self) -> bool {
         match self.started {
             Some(started) => process_started(self.pid) == Some(started),
             None => process_alive(self.pid),
@@ -190,10 +191,7 @@ impl AckPublisher {
 
     fn write(&mut self, now: Instant) -> Result<()> {
         let by_process = self.by_process();
-        let mut record = AckRecord::own(self.consumed.clone());
-        if !by_process {
-            record.started = None;
-        }
+        let record = AckRecord::own(self.consumed.clone(), by_process);
         let bytes = serde_json::to_vec_pretty(&record).expect("an ack record always serializes");
         replace_file(
             &self.tmp_path,

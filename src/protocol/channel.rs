@@ -190,7 +190,6 @@ struct State {
     listening: Listening,
     /// Problems found while nobody listens for them; `recv()` throws them one at a time.
     problems: VecDeque<ChannelError>,
-    closed: bool,
     dispatcher_running: bool,
     /// Since when the dispatcher has had nothing to wait for; it lingers a little before
     /// stopping, so back-to-back requests do not start a thread and a watch each time.
@@ -235,12 +234,70 @@ impl State {
         self.untaken() < READ_AHEAD || !self.waiters.is_empty()
     }
 
-    /// Takes `count` messages from the front of the `recv()` queue for JavaScript.
+    // The `recv()` queue: its oldest `queue_uncounted` messages are not counted in
+    // `untaken_reads`; these methods alone change it.
+
+    /// Queues a message for `recv()`; returns whether it counts as untaken (JavaScript pulls).
+    fn queue_for_recv(&mut self, message: Message) -> bool {
+        self.queue.push_back(message);
+        if !self.pulls {
+            self.queue_uncounted += 1;
+        }
+        self.pulls
+    }
+
+    /// Drops the oldest queued message (beyond `maxQueued`): never to be taken. Returns whether
+    /// it was counted, for the caller to note taken once the read it routes is noted.
+    fn drop_oldest_queued(&mut self) -> bool {
+        self.queue.pop_front();
+        let counted = self.queue_uncounted == 0;
+        if !counted {
+            self.queue_uncounted -= 1;
+        }
+        counted
+    }
+
+    /// Takes `count` messages from the front of the queue for JavaScript.
     fn take_queued(&mut self, count: usize) -> Vec<Message> {
         let uncounted = count.min(self.queue_uncounted);
         self.queue_uncounted -= uncounted;
         self.note_taken(count - uncounted);
         self.queue.drain(..count).collect()
+    }
+
+    /// Takes the queued message at `index` for JavaScript (a wait found it).
+    fn take_queued_at(&mut self, index: usize) -> Option<Message> {
+        if index < self.queue_uncounted {
+            self.queue_uncounted -= 1;
+        } else {
+            self.note_taken(1);
+        }
+        self.queue.remove(index)
+    }
+
+    /// Takes the queued messages new listeners want; the listeners report them taken, so the
+    /// uncounted ones among them are credited against those reports.
+    fn take_queued_for(&mut self, listening: Listening) -> VecDeque<Message> {
+        let uncounted_wanted = self
+            .queue
+            .iter()
+            .take(self.queue_uncounted)
+            .filter(|m| listening.wants(m.kind))
+            .count();
+        self.queue_uncounted -= uncounted_wanted;
+        self.taken_credit += uncounted_wanted;
+        let (wanted, kept) = self.queue.drain(..).partition(|m| listening.wants(m.kind));
+        self.queue = kept;
+        wanted
+    }
+
+    /// Puts messages handed out but not consumed back at the front, in order: counted as taken
+    /// when handed out, they are uncounted now.
+    fn requeue_front(&mut self, messages: Vec<Message>) {
+        self.queue_uncounted += messages.len();
+        for message in messages.into_iter().rev() {
+            self.queue.push_front(message);
+        }
     }
 
     fn untaken(&self) -> usize {
@@ -305,7 +362,8 @@ pub struct Channel {
     /// long read never holds up the JavaScript thread's calls, which take the state lock.
     reader: Mutex<InboxReader>,
     state: Mutex<State>,
-    /// `State::closed`, readable without the state lock.
+    /// Set once, by `close()` under the state lock: a check under that lock sees a close that
+    /// is complete; a check without it (a promise call) never waits for the lock.
     closed: AtomicBool,
     sink: Mutex<Option<Arc<dyn DeliverySink>>>,
     next_token: AtomicU64,
@@ -433,7 +491,6 @@ impl Channel {
                 waiters: HashMap::new(),
                 listening: Listening::default(),
                 problems: VecDeque::new(),
-                closed: false,
                 dispatcher_running: false,
                 dispatcher_idle_since: None,
                 replies: Replies::default(),
@@ -491,7 +548,7 @@ impl Channel {
     }
 
     pub fn is_closed(&self) -> bool {
-        lock(&self.state).closed
+        self.closed.load(Ordering::Acquire)
     }
 
     // ---- sending ----
@@ -592,16 +649,7 @@ impl Channel {
         // The inbox is not read here, on the JavaScript thread: a running dispatcher's watch has
         // queued what came already, and a dispatcher that starts now reads it first.
         let mut deadline = None;
-        let found = queued.and_then(|index| {
-            // Taken by JavaScript now: counted as such.
-            if index < state.queue_uncounted {
-                state.queue_uncounted -= 1;
-            } else {
-                state.note_taken(1);
-            }
-            state.queue.remove(index)
-        });
-        match found {
+        match queued.and_then(|index| state.take_queued_at(index)) {
             Some(message) => {
                 state.replies.end(request_id, follows);
                 deliveries.push(Delivery::Resolved { token, message })
@@ -733,12 +781,7 @@ impl Channel {
     /// Puts messages that were handed out but not consumed (an iterator that ended early) back
     /// at the front of the `recv()` queue, in order.
     pub fn requeue(&self, messages: Vec<Message>) -> Result<()> {
-        let mut state = self.lock_open()?;
-        // Counted as taken when handed out: they are uncounted now, at the front.
-        state.queue_uncounted += messages.len();
-        for message in messages.into_iter().rev() {
-            state.queue.push_front(message);
-        }
+        self.lock_open()?.requeue_front(messages);
         Ok(())
     }
 
@@ -795,18 +838,7 @@ impl Channel {
         let (order, mut state) = self.lock_open_ordered()?;
         state.listening = listening;
         let mut deliveries = Vec::new();
-        let uncounted_wanted = state
-            .queue
-            .iter()
-            .take(state.queue_uncounted)
-            .filter(|m| listening.wants(m.kind))
-            .count();
-        // The listeners report them taken: that many reports are not counted again.
-        state.queue_uncounted -= uncounted_wanted;
-        state.taken_credit += uncounted_wanted;
-        let (wanted, kept): (VecDeque<Message>, VecDeque<Message>) =
-            state.queue.drain(..).partition(|m| listening.wants(m.kind));
-        state.queue = kept;
+        let wanted = state.take_queued_for(listening);
         if !wanted.is_empty() {
             deliveries.push(Delivery::Messages(wanted.into()));
         }
@@ -833,18 +865,16 @@ impl Channel {
 
     /// Closes the channel: returns the tokens of the waits still pending, which the owner rejects.
     pub fn close(&self) -> Vec<u64> {
-        if lock(&self.state).closed {
+        if self.is_closed() {
             return Vec::new();
         }
         // What was handed to the writer before close() is written now (one attempt per batch:
         // a send that finds the outbox locked fails with ECLOSED instead of being retried).
         self.write_queued_now();
         let mut state = lock(&self.state);
-        if state.closed {
+        if self.closed.swap(true, Ordering::AcqRel) {
             return Vec::new();
         }
-        state.closed = true;
-        self.closed.store(true, Ordering::Release);
         state.queue.clear();
 
         let tokens = state
@@ -868,7 +898,7 @@ impl Channel {
     // ---- internals ----
 
     fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
+        if self.is_closed() {
             return Err(ChannelError::Closed);
         }
         Ok(())
@@ -895,7 +925,7 @@ impl Channel {
 
     fn lock_open(&self) -> Result<MutexGuard<'_, State>> {
         let state = lock(&self.state);
-        if state.closed {
+        if self.is_closed() {
             return Err(ChannelError::Closed);
         }
         Ok(state)
@@ -940,20 +970,12 @@ impl Channel {
             if state.listening.wants(message.kind) {
                 for_listeners.push(message);
             } else {
-                state.queue.push_back(message);
-                if state.pulls {
+                if state.queue_for_recv(message) {
                     queued += 1;
-                } else {
-                    state.queue_uncounted += 1;
                 }
                 if state.queue.len() > self.options.max_queued {
-                    state.queue.pop_front();
+                    dropped_counted += usize::from(state.drop_oldest_queued());
                     dropped += 1;
-                    if state.queue_uncounted > 0 {
-                        state.queue_uncounted -= 1;
-                    } else {
-                        dropped_counted += 1;
-                    }
                 }
             }
         }
@@ -1091,7 +1113,7 @@ impl Channel {
     fn tick(&self, deliveries: &mut Vec<Delivery>) -> (bool, Option<Instant>, bool) {
         let outcome = self.read_inbox().unwrap_or_default();
         let mut state = lock(&self.state);
-        if state.closed {
+        if self.is_closed() {
             state.dispatcher_running = false;
             return (false, None, false);
         }
@@ -1142,7 +1164,7 @@ impl Channel {
         let mut state = lock(&self.state);
         let needed =
             !state.waiters.is_empty() || state.listening.any_messages() || state.listening.errors;
-        if state.closed || state.dispatcher_running || !needed {
+        if self.is_closed() || state.dispatcher_running || !needed {
             return;
         }
         state.dispatcher_running = true;
@@ -1188,12 +1210,7 @@ impl Channel {
             dispatch.started = true;
             dispatch.next_safety = Some(now + self.options.poll_interval);
             if self.options.watch {
-                let on_change = self.change_handler();
-                if let Err(reason) =
-                    dispatch
-                        .watch
-                        .start(&self.real_dir, &self.inbox_path, &on_change)
-                {
+                if let Err(reason) = self.start_watch(&mut dispatch.watch) {
                     self.report_watch_problem(reason);
                 }
             }
@@ -1211,13 +1228,10 @@ impl Channel {
         if safety_read {
             dispatch.next_safety = Some(self.next_safety_read(&dispatch.watch, now));
             if self.options.watch {
-                let on_change = self.change_handler();
                 if let Some(reason) = dispatch.watch.check_missed(found) {
                     // Stopped by the OS (ReadDirectoryChangesW's buffer overflow ends notify's
                     // watch) or silent: re-arm it; the safety re-reads go on meanwhile.
-                    let _ = dispatch
-                        .watch
-                        .start(&self.real_dir, &self.inbox_path, &on_change);
+                    let _ = self.start_watch(&mut dispatch.watch);
                     if let Some(reason) = reason {
                         self.report_watch_problem(reason);
                     }
@@ -1226,9 +1240,7 @@ impl Channel {
                 // directory replaced has no inbox or another one: only then is it looked at).
                 let inbox_version = lock(&self.reader).last_stat();
                 if dispatch.watch.inbox_moved(inbox_version) && dispatch.watch.is_stale(&self.dir) {
-                    let _ = dispatch
-                        .watch
-                        .start(&self.real_dir, &self.inbox_path, &on_change);
+                    let _ = self.start_watch(&mut dispatch.watch);
                 }
             }
         }
@@ -1254,15 +1266,16 @@ impl Channel {
         start + period * periods as u32
     }
 
-    /// What the shared watcher calls on a change of our inbox: it is handled right there, on
-    /// the watcher's thread (one thread hop less per message).
-    fn change_handler(&self) -> Arc<dyn Fn() + Send + Sync> {
+    /// Starts (or re-arms) the watch of our directory. A change of our inbox is handled right
+    /// on the shared watcher's thread (one thread hop less per message).
+    fn start_watch(&self, watch: &mut DirWatch) -> std::result::Result<(), String> {
         let me = self.me.clone();
-        Arc::new(move || {
+        let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
             if let Some(channel) = me.upgrade() {
                 let _ = channel.poll();
             }
-        })
+        });
+        watch.start(&self.real_dir, &self.inbox_path, &on_change)
     }
 }
 
@@ -1291,7 +1304,7 @@ impl Channel {
         let limit = outbox.batch_limit();
         let mut sends = lock(&self.sends);
         let now = Instant::now();
-        let closed = lock(&self.state).closed;
+        let closed = self.is_closed();
         // Past their deadline (or closed): fail with why they could not get through.
         let mut index = 0;
         while index < sends.queued.len() {

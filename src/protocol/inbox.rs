@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 pub struct ReadOutcome {
     pub messages: Vec<Message>,
     pub problems: Vec<ChannelError>,
-    /// The newest message read so far (`InboxReader::last_consumed` after this read).
+    /// The newest message read so far: this reader has consumed it and all before it.
     pub last_id: Option<String>,
 }
 
@@ -120,11 +120,6 @@ impl InboxReader {
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Id of the newest message read so far: this reader has consumed it and all before it.
-    pub fn last_consumed(&self) -> Option<String> {
-        self.seen.last_id.clone()
     }
 
     /// Reads whatever is new. Cheap when the file has not changed: one `stat`. A broken file is

@@ -169,7 +169,7 @@ fn reader_state(
         }
     };
     state.age_ms = Some(now.saturating_sub(record.updated));
-    state.running = Some((record.host == host_name()).then(|| process_alive(record.pid)));
+    state.running = Some((record.host == host_name()).then(|| record.process_runs()));
     state.live = Some(record.is_live(now, ack_timeout));
     state.by_process = Some(record.started.is_some());
     if let Some(ids) = ids {

@@ -121,10 +121,9 @@ pub fn process_alive(pid: u32) -> bool {
 /// later would not share; `None` when it is not running or this OS cannot tell.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn process_started(pid: u32) -> Option<u64> {
-    if !process_alive(pid) {
-        return None;
-    }
-    // Field 22 of /proc/<pid>/stat, counted after the command name (which may hold spaces).
+    // Field 22 of /proc/<pid>/stat, counted after the command name (which may hold spaces). A
+    // thread id that reuses `pid` has a /proc entry too, but not the same start.
+    let pid = libc::pid_t::try_from(pid).ok().filter(|&pid| pid > 0)?;
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_name = &stat[stat.rfind(')')? + 1..];
     after_name.split_whitespace().nth(19)?.parse().ok()
