@@ -402,6 +402,8 @@ const MAX_PENDING_PROBLEMS: usize = 64;
 const DISPATCHER_LINGER: Duration = Duration::from_secs(2);
 
 static NEXT_CHANNEL_KEY: AtomicU64 = AtomicU64::new(1);
+/// Marks a channel's close job in the writer's schedule, apart from its send job.
+const CLOSE_JOB_KEY: u64 = 1 << 63;
 
 /// How often a watched inbox is re-read anyway (a watcher can miss a change, or go silent): idle
 /// channels cost a stat every two seconds, not ten reads a second.
@@ -1095,6 +1097,9 @@ impl Channel {
         }
     }
 
+    /// Hands deliveries to the sink. A sink that refuses (its JavaScript environment is going
+    /// away) is dropped and the close runs later on the writer thread: the caller may hold the
+    /// dispatch or delivery-order lock, which `close()` takes, so closing here would deadlock.
     fn deliver(&self, deliveries: Vec<Delivery>) {
         if deliveries.is_empty() {
             return;
@@ -1102,9 +1107,22 @@ impl Channel {
         let sink = lock(&self.sink).clone();
         if let Some(sink) = sink {
             if !sink.deliver(deliveries) {
-                self.close();
+                lock(&self.sink).take();
+                self.schedule_close();
             }
         }
+    }
+
+    /// Closes the channel from the writer thread, which holds none of its locks.
+    fn schedule_close(&self) {
+        let me = self.me.clone();
+        let job: reactor::Job = Arc::new(move || {
+            if let Some(channel) = me.upgrade() {
+                channel.close();
+            }
+            None
+        });
+        reactor::writer().schedule(self.key | CLOSE_JOB_KEY, Instant::now(), job);
     }
 
     /// One round of the dispatcher: read, route, expire. Returns whether the dispatcher is still
@@ -1738,6 +1756,47 @@ mod tests {
             front.send_event("x", json!(1)).unwrap_err().code(),
             "ECLOSED"
         );
+    }
+
+    /// A sink whose JavaScript environment went away.
+    struct Refuse;
+
+    impl DeliverySink for Refuse {
+        fn deliver(&self, _batch: Vec<Delivery>) -> bool {
+            false
+        }
+    }
+
+    fn wait_until(what: &str, condition: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !condition() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_refused_delivery_closes_its_channel_without_stalling_the_dispatcher() {
+        let (gone_dir, healthy_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let gone = open(gone_dir.path(), Role::Frontend);
+        gone.set_sink(Arc::new(Refuse));
+        // Its expiry is delivered (and refused) by the process's dispatcher, inside a round.
+        gone.wait_response("nobody", Duration::from_millis(10))
+            .unwrap();
+        wait_until("the refusing channel to close", || gone.is_closed());
+        let healthy = open(healthy_dir.path(), Role::Frontend);
+        let sink = Arc::new(Collect::default());
+        healthy.set_sink(sink.clone());
+        let token = healthy
+            .wait_response("nobody-either", Duration::from_millis(50))
+            .unwrap();
+        wait_until("the healthy channel's wait to expire", || {
+            sink.0
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|d| matches!(d, Delivery::Expired { token: t, .. } if *t == token))
+        });
     }
 
     #[test]
