@@ -201,15 +201,27 @@ export interface ChannelOptions {
 /** Every channel option with its type, range and default, in documentation order. */
 export declare function channelOptionSpecs(): Array<OptionSpec>
 
-/** Responses and progress updates dropped because their wait had ended. */
+/**
+ * What the channel dropped instead of handing out: replies whose wait had ended or that belong
+ * to an earlier session, and requests that must not run again.
+ */
 export interface ChannelStats {
   /**
    * Responses to requests whose wait had ended (cancelled, timed out, or already answered:
-   * a late reply or a duplicate), dropped instead of resolving anything or reaching `recv()`.
+   * a late reply or a duplicate), or to an earlier session's requests (a reopened channel),
+   * dropped instead of resolving anything or reaching `recv()`.
    */
   droppedResponses: number
-  /** `task.progress` updates for `request()` calls that had ended, dropped. */
+  /**
+   * `task.progress` updates for `request()` calls that had ended or for an earlier
+   * session's requests, dropped.
+   */
   droppedProgress: number
+  /**
+   * Requests not handed out: this channel's earlier session had answered them (a restarted
+   * backend), or their sender cancelled them in the same read.
+   */
+  droppedRequests: number
 }
 
 /**

@@ -85,9 +85,11 @@ export interface IpcError extends Error {
 }
 
 /**
- * The rejection of a `request()` in flight when the peer is gone (`channel.peer.state` became
- * `'gone'`: it sent `backend_shutdown` / `frontend_shutdown`, its heartbeat lapsed, or its process
- * on this host ended), within about 2 seconds instead of at the end of `timeoutMs`.
+ * The rejection of a `request()` when the peer is gone (`channel.peer.state` became `'gone'`: it
+ * sent `backend_shutdown` / `frontend_shutdown`, its heartbeat lapsed, or its process on this host
+ * ended): a call in flight rejects within moments instead of at the end of `timeoutMs` (and
+ * `task.cancel` is sent, so that a restarted peer never runs it); a call started while the peer
+ * is gone rejects at once unless it asked for `waitForPeer`.
  */
 export interface PeerGoneError extends IpcError {
   code: 'EPEERGONE'
@@ -188,6 +190,14 @@ export interface RequestOptions {
    * from a throwing listener).
    */
   onProgress?: (update: ProgressUpdate) => void
+  /**
+   * What to do when the peer is known to be gone (`channel.peer.state === 'gone'`) as the call
+   * starts. `false` (the default): reject at once with `EPEERGONE`, without writing the request.
+   * `true`: wait for the peer to be ready again (a restarted backend announcing itself), then
+   * send; all within `timeoutMs`. A peer not seen yet (`'unknown'`) is always sent to: the
+   * request waits in the file until a backend reads it.
+   */
+  waitForPeer?: boolean
 }
 
 /** Options of `ready()`. */
@@ -214,15 +224,24 @@ export interface PeerStatus {
   readonly methods?: string[]
 }
 
-/** Replies that arrived after their wait had ended, dropped instead of resolving anything or reaching `recv()`. */
+/**
+ * What the channel dropped instead of handing out: replies whose wait had ended or that belong to
+ * an earlier session, and requests that must not run again (PROTOCOL-EXTENSIONS.md, "Restarts").
+ */
 export interface ChannelStats {
   /**
-   * Responses to a `request()` that had ended (aborted, timed out, `EPEERGONE`) or to a request
-   * already answered (a duplicate, such as a reference `recv()` loop's repeats cause).
+   * Responses to a `request()` that had ended (aborted, timed out, `EPEERGONE`), to a request
+   * already answered (a duplicate, such as a reference `recv()` loop's repeats cause), or to the
+   * requests of an earlier session (this channel was reopened on files a previous one left).
    */
   readonly droppedResponses: number
-  /** `task.progress` updates for `request()` calls that had ended. */
+  /** `task.progress` updates for `request()` calls that had ended or for an earlier session. */
   readonly droppedProgress: number
+  /**
+   * Requests not handed to handlers, listeners or `recv()`: an earlier session of this channel
+   * had answered them (a restarted backend), or their sender cancelled them in the same read.
+   */
+  readonly droppedRequests: number
 }
 
 /**

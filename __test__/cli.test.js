@@ -4,7 +4,7 @@
 // against temporary channels with a FileChannel of this process on the other side.
 
 const fs = require('node:fs')
-const { removeLiveDir } = require('./helpers/channels.js')
+const { removeLiveDir, waitFor, readMessages, FRONTEND_OUTBOX } = require('./helpers/channels.js')
 const os = require('node:os')
 const path = require('node:path')
 const { execFile, spawn } = require('node:child_process')
@@ -268,13 +268,17 @@ describe('ipckit info', () => {
     frontend.sendEvent('hello', 1)
     // serve() answers an unknown method with an error response.
     await expect(frontend.request('nobody')).rejects.toMatchObject({ code: 'EREMOTE' })
+    // The answered ping leaves the outbox once the backend's reader has moved past it (issue 18).
+    await waitFor(() => readMessages(dir, FRONTEND_OUTBOX).length === 2, { what: 'the answered ping to leave' })
 
     const result = await ipckit(['info', dir, '--json'])
     expect(result.code).toBe(0)
     const report = JSON.parse(result.stdout)
     expect(report.channelInfo.content).toMatchObject({ protocol: 'file-ipc', version: '1.0' })
     const f2b = report.files.frontend_to_backend
-    expect(f2b).toMatchObject({ exists: true, messages: 3, byType: { request: 2, response: 0, event: 1 } })
+    // The answered ping left the outbox at the next write (issue 18); the last request stays, the
+    // backend reader's anchor.
+    expect(f2b).toMatchObject({ exists: true, messages: 2, byType: { request: 1, response: 0, event: 1 } })
     const b2f = report.files.backend_to_frontend
     // The event is the serve() backend's backend_ready announcement (issue 13).
     expect(b2f).toMatchObject({
@@ -294,7 +298,7 @@ describe('ipckit info', () => {
     const text = await ipckit(['info', dir])
     expect(text.code).toBe(0)
     expect(text.stdout).toContain('file-ipc 1.0')
-    expect(text.stdout).toMatch(/messages\s+3 \(2 requests, 0 responses, 1 event\)/)
+    expect(text.stdout).toMatch(/messages\s+2 \(1 request, 0 responses, 1 event\)/)
     expect(text.stdout).toMatch(/lock\s+free/)
     expect(text.stdout).toMatch(new RegExp(`readers +1 acknowledging[^\n]*\n +[0-9a-f]{8} +live: PID ${process.pid}`))
     expect(text.stdout).not.toContain('\x1b[')
@@ -416,11 +420,16 @@ describe('ipckit monitor', () => {
     await frontend.request('ping', { x: 1 })
     await expect(frontend.request('fail')).rejects.toMatchObject({ code: 'EREMOTE' })
     backend.sendEvent('tick', [1, 2])
+    await waitFor(() => !readMessages(dir, FRONTEND_OUTBOX).some((m) => m.method === 'ping'), {
+      what: 'the answered ping to leave',
+    })
 
-    const plain = await ipckit(['monitor', dir, '--count', '6'])
+    // The answered ping request has left the frontend's outbox (issue 18: settled requests are
+    // withdrawn at the next write); the fail request is still there, the backend's anchor.
+    const plain = await ipckit(['monitor', dir, '--count', '5'])
     expect(plain.code).toBe(0)
     const lines = plain.stdout.trim().split('\n').slice(1) // after the backend's backend_ready
-    expect(lines).toHaveLength(5)
+    expect(lines).toHaveLength(4)
     // Lines come in timestamp order; messages of the two files that share a millisecond may
     // come in either order, so look each one up.
     const line = (pattern) => {
@@ -428,11 +437,12 @@ describe('ipckit monitor', () => {
       expect(found).toHaveLength(1)
       return found[0]
     }
-    expect(lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} {2}F→B {2}request {3}ping \([0-9a-f]{8}\)\s+\{"x":1\}$/)
-    line(/^\d\d:\d\d:\d\d\.\d{3} {2}F←B {2}response {2}↩ ping \([0-9a-f]{8}\)\s+"pong"$/)
-    line(/F→B {2}request {3}fail \([0-9a-f]{8}\)\s+null$/)
+    expect(lines.filter((l) => / request {3}ping /.test(l))).toEqual([])
+    // The request is gone, so the monitor names the reply by its id alone.
+    expect(lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} {2}F←B {2}response {2}↩ \([0-9a-f]{8}\)\s+"pong"$/)
+    line(/^\d\d:\d\d:\d\d\.\d{3} {2}F→B {2}request {3}fail \([0-9a-f]{8}\)\s+null$/)
     line(/F←B {2}response {2}↩ fail \([0-9a-f]{8}\)\s+error: nope$/)
-    expect(lines[4]).toMatch(/F←B {2}event {5}tick\s+\[1,2\]$/)
+    expect(lines[3]).toMatch(/F←B {2}event {5}tick\s+\[1,2\]$/)
     expect(plain.stdout).not.toContain('\x1b[')
 
     const forced = await ipckit(['monitor', dir, '--count', '1'], { env: { FORCE_COLOR: '1' } })

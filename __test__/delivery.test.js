@@ -261,13 +261,15 @@ describe('request()', () => {
     const controller = new AbortController()
     const pending = settle(front.request('slow', 1, { signal: controller.signal, timeoutMs: 5000 }))
     expect(front.pendingWaits).toBe(1)
-    await sleep(20)
+    // The backend has it before the caller gives up (one it never read would be withdrawn).
+    const request = await waitFor(() => back.recv().find((m) => m.type === 'request'), {
+      what: 'the request to be written',
+    })
     controller.abort(new Error('user gave up'))
     const { error } = await pending
     expect(error.name).toBe('AbortError')
     expect(error.code).toBe('ABORT_ERR')
     expect(front.pendingWaits).toBe(0)
-    const [request] = back.recv()
     back.sendResponse(request.id, 'too late')
     // Issue 13: a reply to a request() that gave up never reaches anything; it is counted.
     await waitFor(() => front.stats.droppedResponses === 1, { what: 'the late reply to be counted' })

@@ -427,9 +427,13 @@ describe('Python backend, our frontend', () => {
       out: fixture,
     })
     const ids = writer.lines.find((l) => l.ids).ids
-    fs.copyFileSync(fixture, path.join(dir, BACKEND_OUTBOX))
-
+    // The frontend opens first: responses already in the inbox when it opens belong to an
+    // earlier session and are dropped (issue 18). The fixture arrives as a writer's rename.
     const front = open('frontend', dir)
+    const staged = path.join(dir, 'fixture.part')
+    fs.copyFileSync(fixture, staged)
+    fs.renameSync(staged, path.join(dir, BACKEND_OUTBOX))
+
     const received = markBigInts(front.recv())
     const onDisk = readJson(fixture)
     expect(received.map((m) => m.id)).toEqual(ids)

@@ -110,7 +110,7 @@ test('aborting rejects with ABORT_ERR, cancels the handler, and its late reply i
   await waitFor(() => front.stats.droppedResponses === 1, { what: 'the late reply to be counted', timeoutMs: 10000 })
   // (The backend's backend_ready announcement is an ordinary event: it is there.)
   expect(front.recv().filter((m) => m.type === 'response')).toEqual([])
-  expect(front.stats).toEqual({ droppedResponses: 1, droppedProgress: 0 })
+  expect(front.stats).toEqual({ droppedResponses: 1, droppedProgress: 0, droppedRequests: 0 })
   // A later request is answered normally.
   back.handle('add', ({ a, b }) => a + b)
   await expect(front.request('add', { a: 1, b: 2 })).resolves.toBe(3)

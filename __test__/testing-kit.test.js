@@ -170,8 +170,11 @@ test('disappear: the peer is gone; announce sends backend_shutdown and pending r
   await expect(shutdown).resolves.toMatchObject({ method: 'backend_shutdown', payload: { pid: process.pid } })
   // backend_shutdown makes the peer 'gone': requests in flight reject at once (issue 13)...
   await expect(pending).rejects.toMatchObject({ code: 'EPEERGONE' })
-  // ...and later ones wait for a backend that may come back, until their timeout.
-  await expect(t.channel.request('slow', null, { timeoutMs: 50 })).rejects.toMatchObject({ code: 'ETIMEDOUT' })
+  // ...later ones fail at once (issue 18), or wait for a backend that may come back if they say so.
+  await expect(t.channel.request('slow', null, { timeoutMs: 60000 })).rejects.toMatchObject({ code: 'EPEERGONE' })
+  await expect(t.channel.request('slow', null, { timeoutMs: 50, waitForPeer: true })).rejects.toMatchObject({
+    code: 'ETIMEDOUT',
+  })
 })
 
 test('options apply to both ends; bad options fail before anything is left behind', () => {

@@ -20,7 +20,7 @@ const { toJsonText } = require('./json.js')
 const { Handlers, answer, errorDetails } = require('./handlers.js')
 const { createMessageIterator } = require('./message-iterator.js')
 const { DEFAULTS, LIMITS } = require('./constants.js')
-const { Calls, checkCallOptions, PROGRESS_EVENT, CANCEL_EVENT } = require('./progress.js')
+const { Calls, checkCallOptions, peerGoneError, PROGRESS_EVENT, CANCEL_EVENT } = require('./progress.js')
 const { PeerPresence, Announcer } = require('./presence.js')
 const { RunningHandlers } = require('./handler-context.js')
 
@@ -147,7 +147,10 @@ class FileChannel extends EventEmitter {
     )
   }
 
-  /** `{ droppedResponses, droppedProgress }`: replies that came after their wait ended. */
+  /**
+   * `{ droppedResponses, droppedProgress, droppedRequests }`: replies that came after their wait
+   * ended or belong to an earlier session, and requests that must not run again.
+   */
   get stats() {
     return this.#native.stats()
   }
@@ -254,12 +257,20 @@ class FileChannel extends EventEmitter {
     return traced(
       promising(() => {
         requireString(method, 'method')
-        const { timeoutMs, signal, onProgress, idleTimeoutMs } = options ?? {}
-        checkCallOptions({ onProgress, idleTimeoutMs }, LIMITS.maxTimeoutMs)
+        const { timeoutMs, signal, onProgress, idleTimeoutMs, waitForPeer } = options ?? {}
+        checkCallOptions({ onProgress, idleTimeoutMs, waitForPeer }, LIMITS.maxTimeoutMs)
         if (signal?.aborted) throw abortError(signal)
+        const paramsJson = toJsonText(params, 'params')
         // Written by the native writer thread: nothing here waits for a lock or the disk.
-        const started = this.#native.beginRequest(method, toJsonText(params, 'params'), timeoutMs)
-        return this.#result(started, method, { signal, onProgress, idleTimeoutMs })
+        const start = (timeout) => {
+          const started = this.#native.beginRequest(method, paramsJson, timeout)
+          return this.#result(started, method, { signal, onProgress, idleTimeoutMs })
+        }
+        // A peer known to be gone answers nothing: fail now, or wait for it on purpose.
+        const gone = this.#presence.gone()
+        if (!gone) return start(timeoutMs)
+        if (!waitForPeer) throw peerGoneError(gone, method)
+        return this.#whenPeerBack(gone, method, timeoutMs ?? DEFAULTS.timeoutMs, signal, start)
       }),
       stack,
     )
@@ -471,6 +482,25 @@ class FileChannel extends EventEmitter {
 
   [Symbol.for('nodejs.util.inspect.custom')]() {
     return `FileChannel { role: '${this.role}', dir: '${this.dir}', closed: ${this.closed} }`
+  }
+
+  // request({ waitForPeer: true }) to a gone peer: waits for it to be ready, then starts the call
+  // with what is left of its time.
+  async #whenPeerBack(gone, method, budgetMs, signal, start) {
+    const since = performance.now()
+    try {
+      await this.ready({ timeoutMs: budgetMs, signal })
+    } catch (error) {
+      if (error?.code !== 'ETIMEDOUT') throw error
+      const who = gone.pid === undefined ? 'the peer' : `the peer (pid ${gone.pid})`
+      const timeout = codedError(
+        'ETIMEDOUT',
+        `${who} is gone and no peer came back within ${budgetMs} ms; ${method} was not sent`,
+      )
+      timeout.method = method
+      throw timeout
+    }
+    return start(Math.max(1, Math.ceil(budgetMs - (performance.now() - since))))
   }
 
   // The result of a started request: the payload, or EREMOTE for an error response.

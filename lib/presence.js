@@ -16,6 +16,9 @@ class PeerPresence {
   #wanted
   #onChange
   #status = Object.freeze({ state: 'unknown' })
+  // The newest state known, from a check on the spot or a change the core reported (which
+  // reaches us a moment after the check that found it).
+  #latest = this.#status
   #waiters = new Set()
   #timer = null
   #closed = false
@@ -39,16 +42,25 @@ class PeerPresence {
   current() {
     if (this.#closed) return this.#status
     try {
-      return Object.freeze(this.#check())
+      this.#latest = Object.freeze(this.#check())
     } catch {
       return this.#status
     }
+    return this.#latest
+  }
+
+  /** What is known of the peer when it is known to be gone (checked again now), else null. */
+  gone() {
+    if (this.#closed || this.#latest.state !== 'gone') return null
+    const now = this.current()
+    return now.state === 'gone' ? now : null
   }
 
   /** Changes found by the core, in order. */
   update(statuses) {
     for (const status of statuses) {
       this.#status = Object.freeze(status)
+      this.#latest = this.#status
       if (status.state === 'ready') {
         for (const waiter of [...this.#waiters]) waiter.resolve(this.#status)
       }

@@ -12,8 +12,11 @@ const { codedError, describe, abortError } = require('./errors.js')
 const PROGRESS_EVENT = 'task.progress'
 const CANCEL_EVENT = 'task.cancel'
 
-/** Checks request()'s `onProgress` and `idleTimeoutMs`; throws EINVAL. */
-function checkCallOptions({ onProgress, idleTimeoutMs }, maxTimeoutMs) {
+/** Checks request()'s `onProgress`, `idleTimeoutMs` and `waitForPeer`; throws EINVAL. */
+function checkCallOptions({ onProgress, idleTimeoutMs, waitForPeer }, maxTimeoutMs) {
+  if (waitForPeer !== undefined && typeof waitForPeer !== 'boolean') {
+    throw codedError('EINVAL', `options.waitForPeer must be a boolean, got ${describe(waitForPeer)}`, TypeError)
+  }
   if (onProgress !== undefined && typeof onProgress !== 'function') {
     throw codedError('EINVAL', `options.onProgress must be a function, got ${describe(onProgress)}`, TypeError)
   }
@@ -135,15 +138,39 @@ class Calls {
     }
   }
 
-  /** The peer is gone: every call in flight rejects with EPEERGONE. */
+  /**
+   * The peer is gone: every call in flight rejects with EPEERGONE, and is cancelled, so that a
+   * peer restarted on the same files never runs it (the core also leaves it out of the outbox).
+   */
   peerGone(peer) {
-    const who = peer.pid === undefined ? 'the peer' : `the peer (pid ${peer.pid})`
     for (const [token, call] of [...this.#calls]) {
       call.gone = peer
       call.gaveUp = true
-      this.#cancelWait(token, 'EPEERGONE', `${who} is gone; request ${call.id} (${call.method}) will not be answered`)
+      if (this.#cancelWait(token, 'EPEERGONE', peerGoneText(peer, call.id, call.method))) {
+        this.#sendCancel(call.id, PEER_GONE_REASON)
+      }
     }
   }
 }
 
-module.exports = { Calls, checkCallOptions, progressUpdate, reasonText, PROGRESS_EVENT, CANCEL_EVENT }
+/** The `reason` of the `task.cancel` sent for calls abandoned because the peer went. */
+const PEER_GONE_REASON = 'peer gone'
+
+function peerGoneText(peer, requestId, method) {
+  const who = peer.pid === undefined ? 'the peer' : `the peer (pid ${peer.pid})`
+  const call = requestId === undefined ? `${method}` : `request ${requestId} (${method})`
+  return `${who} is gone; ${call} will not be answered`
+}
+
+/** EPEERGONE for a call started while the peer is known to be gone: nothing was sent. */
+function peerGoneError(peer, method) {
+  const error = codedError(
+    'EPEERGONE',
+    `${peerGoneText(peer, undefined, method)}: the request was not sent (pass waitForPeer: true to wait for the peer to come back)`,
+  )
+  error.method = method
+  error.peer = peer
+  return error
+}
+
+module.exports = { Calls, checkCallOptions, peerGoneError, progressUpdate, reasonText, PROGRESS_EVENT, CANCEL_EVENT }

@@ -9,7 +9,9 @@
 // is open. Modes never call process.exit() on success: whether the process ends by itself is part
 // of what the tests check.
 //
-//   backend        serve echo/add/fail/slow/notify/ask/pid/shutdown; echo events as "echo:<name>"
+//   backend        serve echo/add/fail/slow/notify/ask/pid/shutdown/record; echo events as
+//                  "echo:<name>"; prints {"started": <method>, "id", "params"} as slow and record
+//                  start (what a restarted backend runs)
 //   oneshot        frontend: one request('echo'), print the result, close()
 //   pending-close  frontend: a waitResponse that never resolves, close() after 200 ms
 //   listen         frontend with a 'message' listener, never closed
@@ -40,9 +42,14 @@ function backend() {
     fail: (params) => {
       throw new Error(params && params.message ? params.message : 'failed')
     },
-    slow: async ({ ms, value }) => {
+    slow: async ({ ms, value }, message) => {
+      emit({ started: 'slow', id: message.id, params: { ms, value } })
       await sleep(ms)
       return value
+    },
+    record: (params, message) => {
+      emit({ started: 'record', id: message.id, params })
+      return params
     },
     notify: ({ name, payload }) => {
       channel.sendEvent(name, payload)

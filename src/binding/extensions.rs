@@ -39,14 +39,20 @@ impl From<PeerInfo> for PeerStatus {
     }
 }
 
-/// Responses and progress updates dropped because their wait had ended.
+/// What the channel dropped instead of handing out: replies whose wait had ended or that belong
+/// to an earlier session, and requests that must not run again.
 #[napi(object, object_from_js = false)]
 pub struct ChannelStats {
     /// Responses to requests whose wait had ended (cancelled, timed out, or already answered:
-    /// a late reply or a duplicate), dropped instead of resolving anything or reaching `recv()`.
+    /// a late reply or a duplicate), or to an earlier session's requests (a reopened channel),
+    /// dropped instead of resolving anything or reaching `recv()`.
     pub dropped_responses: f64,
-    /// `task.progress` updates for `request()` calls that had ended, dropped.
+    /// `task.progress` updates for `request()` calls that had ended or for an earlier
+    /// session's requests, dropped.
     pub dropped_progress: f64,
+    /// Requests not handed out: this channel's earlier session had answered them (a restarted
+    /// backend), or their sender cancelled them in the same read.
+    pub dropped_requests: f64,
 }
 
 impl From<ReplyStats> for ChannelStats {
@@ -54,6 +60,7 @@ impl From<ReplyStats> for ChannelStats {
         ChannelStats {
             dropped_responses: stats.dropped_responses as f64,
             dropped_progress: stats.dropped_progress as f64,
+            dropped_requests: stats.dropped_requests as f64,
         }
     }
 }

@@ -4,20 +4,20 @@
 
 use super::ack::AckPublisher;
 use super::error::{ChannelError, Result};
-use super::files::{create_new_with, stat, FileIdentity};
+use super::files::{create_new_with, read_message_file, stat, FileIdentity};
 use super::inbox::{InboxReader, ReadOutcome};
 use super::lock::LockTiming;
 use super::message::REFERENCE_CAP;
-use super::message::{depth, Message, MessageType, MAX_PAYLOAD_DEPTH};
-use super::outbox::{AckSettings, Outbox, OutboxSettings};
+use super::message::{decode_file, depth, Entry, Message, MessageType, MAX_PAYLOAD_DEPTH};
+use super::outbox::{AckSettings, Outbox, OutboxSettings, Withdrawals};
 use super::platform;
-use super::presence::{PeerInfo, Presence};
+use super::presence::{PeerInfo, PeerState, Presence};
 use super::reactor;
-use super::replies::{self, Replies, ReplyStats};
+use super::replies::{self, EarlierSession, Replies, ReplyStats};
 use super::watch;
 use crate::protocol::sync::lock;
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -196,6 +196,8 @@ struct State {
     dispatcher_idle_since: Option<Instant>,
     /// Request ids whose wait ended: their late or repeated responses are dropped.
     replies: Replies,
+    /// Our settled requests, which the outbox's next write leaves out.
+    withdrawals: Arc<Withdrawals>,
     presence: Presence,
     /// Reads whose messages JavaScript has not all taken yet (handed to listeners, or queued
     /// for `recv()`), oldest first: each read's last id and how many of its messages are left.
@@ -224,6 +226,8 @@ impl State {
     fn end_wait(&mut self, request_id: &str, follows: bool) {
         if follows && !self.waiters.contains_key(request_id) {
             self.replies.end(request_id, follows);
+            // Its caller settled it: a peer that (re)starts must not run it.
+            self.withdrawals.add(request_id);
         }
     }
 
@@ -399,6 +403,9 @@ struct SendQueue {
 }
 
 const MAX_PENDING_PROBLEMS: usize = 64;
+/// How soon after an answer the outbox is rewritten without the answered request, when no send
+/// does it first: a backend that crashes and restarts meanwhile would find it.
+const PRUNE_DELAY: Duration = Duration::from_secs(1);
 const DISPATCHER_LINGER: Duration = Duration::from_secs(2);
 
 static NEXT_CHANNEL_KEY: AtomicU64 = AtomicU64::new(1);
@@ -454,6 +461,10 @@ impl Channel {
             create_if_missing(&dir.join(name), b"[]", options.file_mode)?;
         }
         let inbox_path = dir.join(inbox_name);
+        let earlier = EarlierSession::from_files(
+            &messages_in(&dir.join(outbox_name), options.max_file_bytes),
+            &messages_in(&inbox_path, options.max_file_bytes),
+        );
         // The peer's cap is not ours to know: judge loss by the reference's.
         let mut reader =
             InboxReader::new(inbox_path.clone(), options.max_file_bytes, REFERENCE_CAP);
@@ -473,6 +484,8 @@ impl Channel {
             // From now on the writer keeps what we have not read.
             publisher.flush(Instant::now())?;
         }
+        let outbox = Outbox::new(dir.join(outbox_name), options.outbox_settings());
+        let withdrawals = outbox.withdrawals();
         Ok(Arc::new_cyclic(|me| Channel {
             me: me.clone(),
             key: NEXT_CHANNEL_KEY.fetch_add(1, Ordering::Relaxed),
@@ -481,10 +494,7 @@ impl Channel {
             real_dir: dir.to_path_buf(),
             dir_identity: Mutex::new(dir_identity),
             role,
-            outbox: Mutex::new(Outbox::new(
-                dir.join(outbox_name),
-                options.outbox_settings(),
-            )),
+            outbox: Mutex::new(outbox),
             inbox_path,
             options,
             reader: Mutex::new(reader),
@@ -495,7 +505,8 @@ impl Channel {
                 problems: VecDeque::new(),
                 dispatcher_running: false,
                 dispatcher_idle_since: None,
-                replies: Replies::default(),
+                replies: Replies::with_earlier_session(earlier),
+                withdrawals,
                 presence: Presence::new(role.as_str()),
                 untaken_reads: VecDeque::new(),
                 taken_upto: None,
@@ -821,7 +832,7 @@ impl Channel {
         let mut state = self.lock_open()?;
         let mut deliveries = Vec::new();
         if let Some(info) = state.presence.check(&readers) {
-            self.note_peer_host(&info);
+            self.note_peer_changed(&info);
             deliveries.push(Delivery::Peer(info));
         }
         let info = state.presence.info().clone();
@@ -940,7 +951,29 @@ impl Channel {
         let mut dropped_counted = 0;
         let mut queued = 0;
         let mut controls = Vec::new();
+        // Our handlers never start a request that its sender cancelled in the same batch (a
+        // restarted peer reads both at once).
+        let cancelled: HashSet<String> = if state.listening.cancels {
+            outcome
+                .messages
+                .iter()
+                .filter_map(replies::cancel_target)
+                .map(str::to_owned)
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        let mut answered = false;
         for message in outcome.messages {
+            if message.kind == MessageType::Request && cancelled.contains(&message.id) {
+                state.replies.note_cancelled_request();
+                continue;
+            }
+            if let (MessageType::Response, Some(id)) = (message.kind, &message.reply_to) {
+                // Answered: a peer that (re)starts must not run it again.
+                state.withdrawals.add(id);
+                answered = true;
+            }
             let Some(message) = self.intercept(state, message, &mut controls) else {
                 continue;
             };
@@ -981,6 +1014,9 @@ impl Channel {
                 }
             }
         }
+        if answered {
+            self.schedule_prune(PRUNE_DELAY);
+        }
         state.note_read(last_read, for_listeners.len() + queued);
         // Dropped from the queue: never to be taken.
         state.note_taken(dropped_counted);
@@ -1007,7 +1043,13 @@ impl Channel {
         message: Message,
         controls: &mut Vec<Delivery>,
     ) -> Option<Message> {
-        if state.replies.take_late_response(&message) {
+        let waiting = message
+            .reply_to
+            .as_ref()
+            .is_some_and(|id| state.waiters.contains_key(id));
+        if state.replies.take_late_response(&message, waiting)
+            || state.replies.take_answered_request(&message)
+        {
             return None;
         }
         if let Some(request_id) = replies::progress_token(&message) {
@@ -1025,14 +1067,14 @@ impl Channel {
                 }
                 return None;
             }
-            if state.replies.take_late_progress(request_id) {
+            if state.replies.take_late_progress(&message, request_id) {
                 return None;
             }
         } else if state.listening.cancels && replies::cancel_target(&message).is_some() {
             controls.push(Delivery::Cancel(message));
             return None;
         } else if let Some(info) = state.presence.observe(&message) {
-            self.note_peer_host(&info);
+            self.note_peer_changed(&info);
             controls.push(Delivery::Peer(info));
         }
         Some(message)
@@ -1063,8 +1105,12 @@ impl Channel {
         self.publish_ack();
     }
 
-    /// A peer on another host judges our acknowledgement by its age: it needs a heartbeat.
-    fn note_peer_host(&self, info: &PeerInfo) {
+    /// A peer on another host judges our acknowledgement by its age: it needs a heartbeat. A
+    /// peer that is gone may be restarted: our settled requests leave the outbox now.
+    fn note_peer_changed(&self, info: &PeerInfo) {
+        if info.state == PeerState::Gone {
+            self.schedule_prune(Duration::ZERO);
+        }
         if info
             .host
             .as_deref()
@@ -1111,6 +1157,17 @@ impl Channel {
                 self.schedule_close();
             }
         }
+    }
+
+    /// Has the writer thread leave our settled requests out of the outbox `after` from now (or
+    /// earlier, with a send).
+    fn schedule_prune(&self, after: Duration) {
+        if self.is_closed() {
+            return;
+        }
+        let me = self.me.clone();
+        let job: reactor::Job = Arc::new(move || me.upgrade().and_then(|c| c.flush_sends()));
+        reactor::writer().schedule(self.key, Instant::now() + after, job);
     }
 
     /// Closes the channel from the writer thread, which holds none of its locks.
@@ -1352,7 +1409,8 @@ impl Channel {
         drop(sends);
         let messages: Vec<&Message> = batch.iter().map(|send| &send.message).collect();
         let result = if batch.is_empty() {
-            Ok(())
+            // Nothing to send: leave out settled requests, if the file still holds any.
+            outbox.prune().map(|_| ())
         } else {
             outbox.append_with(&messages, Duration::ZERO)
         };
@@ -1488,6 +1546,21 @@ impl DirWatch {
             .map(|identity| identity.without_times());
         current.is_some() && (self.watcher.is_none() || current != self.dir_identity)
     }
+}
+
+/// The valid messages of a message file, or none when it cannot be read.
+fn messages_in(path: &Path, max_file_bytes: u64) -> Vec<Message> {
+    let Ok(Some((bytes, _))) = read_message_file(path, max_file_bytes) else {
+        return Vec::new();
+    };
+    decode_file(&bytes)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|entry| match entry {
+            Entry::Valid(message) => Some(message),
+            Entry::Invalid { .. } => None,
+        })
+        .collect()
 }
 
 fn create_channel_dir(dir: &Path, mode: u32) -> Result<()> {
@@ -1797,6 +1870,148 @@ mod tests {
                 .iter()
                 .any(|d| matches!(d, Delivery::Expired { token: t, .. } if *t == token))
         });
+    }
+
+    fn ids_in(path: &Path) -> Vec<String> {
+        messages_in(path, 1 << 20)
+            .into_iter()
+            .map(|m| m.id)
+            .collect()
+    }
+
+    #[test]
+    fn settled_requests_leave_the_outbox_so_a_restarted_backend_never_runs_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let front = open(dir.path(), Role::Frontend);
+        front.set_sink(Arc::new(Collect::default()));
+        let back = open(dir.path(), Role::Backend);
+        let answered = front.send_request("add_cube", json!(null)).unwrap();
+        let (abandoned, wait) = front
+            .begin_request("render", json!(null), Duration::from_secs(60))
+            .unwrap();
+        let pending = front.send_request("query", json!(null)).unwrap();
+        assert_eq!(back.recv(10).unwrap().len(), 3);
+        back.send_response(&answered, json!(1)).unwrap();
+        // The backend dies (its acknowledgement goes with it) and the caller gives up.
+        back.close();
+        assert_eq!(front.recv(10).unwrap()[0].reply_to, Some(answered.clone()));
+        assert!(front.cancel_token(wait));
+        // The next write leaves both out; the request still awaited stays.
+        front.send_event("tick", json!(null)).unwrap();
+        let outbox = dir.path().join(FRONTEND_OUTBOX);
+        let held = ids_in(&outbox);
+        assert!(held.contains(&pending));
+        assert!(!held.contains(&answered) && !held.contains(&abandoned));
+        let restarted = open(dir.path(), Role::Backend);
+        let methods: Vec<_> = restarted
+            .recv(10)
+            .unwrap()
+            .into_iter()
+            .filter_map(|m| m.method)
+            .collect();
+        assert_eq!(methods, ["query", "tick"]);
+    }
+
+    #[test]
+    fn without_a_send_the_writer_prunes_settled_requests_on_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let front = open(dir.path(), Role::Frontend);
+        front.set_sink(Arc::new(Collect::default()));
+        let answered = front.send_request("add_cube", json!(null)).unwrap();
+        let back = open(dir.path(), Role::Backend);
+        back.recv(10).unwrap();
+        back.send_response(&answered, json!(1)).unwrap();
+        back.close();
+        front.recv(10).unwrap();
+        let outbox = dir.path().join(FRONTEND_OUTBOX);
+        wait_until("the answered request to leave the outbox", || {
+            !ids_in(&outbox).contains(&answered)
+        });
+    }
+
+    #[test]
+    fn a_restarted_backend_skips_what_it_answered_and_what_was_cancelled_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // Files as a crashed backend leaves them: it answered `done`; `dropped` was cancelled.
+        let done = Message::request("add_cube", json!(null));
+        let dropped = Message::request("render", json!(null));
+        let cancel = Message::event(replies::CANCEL_EVENT, json!({"requestId": dropped.id}));
+        let fresh = Message::request("query", json!(null));
+        let mut inbox = Outbox::new(dir.path().join(FRONTEND_OUTBOX), options_settings());
+        inbox.append(&[&done, &dropped, &cancel, &fresh]).unwrap();
+        let mut outbox = Outbox::new(dir.path().join(BACKEND_OUTBOX), options_settings());
+        outbox
+            .append(&[&Message::response(&done.id, json!(1))])
+            .unwrap();
+        let back = open(dir.path(), Role::Backend);
+        let sink = Arc::new(Collect::default());
+        back.set_sink(sink.clone());
+        back.set_listening(Listening {
+            requests: true,
+            cancels: true,
+            ..Listening::default()
+        })
+        .unwrap();
+        wait_until("the fresh request", || {
+            sink.0
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|d| matches!(d, Delivery::Messages(m) if m.iter().any(|m| m.id == fresh.id)))
+        });
+        let handed: Vec<String> = sink
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|d| match d {
+                Delivery::Messages(m) => m.iter().map(|m| m.id.clone()).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        assert_eq!(handed, std::slice::from_ref(&fresh.id));
+        assert_eq!(back.reply_stats().dropped_requests, 2);
+    }
+
+    fn options_settings() -> OutboxSettings {
+        ChannelOptions::default().outbox_settings()
+    }
+
+    #[test]
+    fn a_reopened_frontend_drops_the_replies_of_its_earlier_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let earlier = open(dir.path(), Role::Frontend);
+        let first = earlier.send_request("a", json!(null)).unwrap();
+        let second = earlier.send_request("b", json!(null)).unwrap();
+        let back = open(dir.path(), Role::Backend);
+        back.recv(10).unwrap();
+        back.send_response(&first, json!(1)).unwrap();
+        earlier.close();
+        let front = open(dir.path(), Role::Frontend);
+        // Answers to the earlier session, before and after the reopening.
+        back.send_event(
+            replies::PROGRESS_EVENT,
+            json!({"progressToken": second, "progress": 1}),
+        )
+        .unwrap();
+        back.send_response(&second, json!(2)).unwrap();
+        back.send_event("note", json!(null)).unwrap();
+        let mine = front.send_request("c", json!(null)).unwrap();
+        back.send_response(&mine, json!(3)).unwrap();
+        let got: Vec<_> = front.recv(10).unwrap();
+        let shapes: Vec<_> = got
+            .iter()
+            .map(|m| (m.kind, m.method.clone(), m.reply_to.clone()))
+            .collect();
+        assert_eq!(
+            shapes,
+            [
+                (MessageType::Event, Some("note".to_owned()), None),
+                (MessageType::Response, None, Some(mine)),
+            ]
+        );
+        let stats = front.reply_stats();
+        assert_eq!((stats.dropped_responses, stats.dropped_progress), (2, 1));
     }
 
     #[test]

@@ -10,8 +10,10 @@ use super::files::{read_message_file, replace_file};
 use super::lock::{LockGuard, LockTiming};
 use super::message::{decode_file, encode_file, encode_value, now_ms, Entry, Message};
 use super::platform;
-use std::collections::VecDeque;
+use super::sync::lock;
+use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -55,6 +57,43 @@ impl Element {
     }
 }
 
+/// Requests of ours that are settled (answered, or given up by their caller): each write of the
+/// outbox leaves them out, so that a peer that (re)starts and reads the file never runs them.
+/// Shared with the reader side, which settles them; a leaf lock, held for a moment.
+#[derive(Debug, Default)]
+pub struct Withdrawals(Mutex<HashSet<String>>);
+
+/// More settled ids than this between two writes are not all remembered (a writer that never
+/// writes again cannot leave them in the file anyway for long: its next write drops them).
+const MAX_WITHDRAWALS: usize = 16_384;
+
+impl Withdrawals {
+    pub fn add(&self, request_id: &str) {
+        let mut ids = lock(&self.0);
+        if ids.len() < MAX_WITHDRAWALS {
+            ids.insert(request_id.to_owned());
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        lock(&self.0).is_empty()
+    }
+
+    fn snapshot(&self) -> HashSet<String> {
+        lock(&self.0).clone()
+    }
+
+    /// Forgets the ids that `file` no longer holds (written without them, or never there).
+    fn forget_absent(&self, file: &VecDeque<Element>) {
+        let mut ids = lock(&self.0);
+        if ids.is_empty() {
+            return;
+        }
+        let present: HashSet<&str> = file.iter().filter_map(|e| e.id.as_deref()).collect();
+        ids.retain(|id| present.contains(id.as_str()));
+    }
+}
+
 #[derive(Debug)]
 pub struct Outbox {
     path: PathBuf,
@@ -64,6 +103,7 @@ pub struct Outbox {
     written: Option<WrittenFile>,
     /// The readers' positions from a recent scan of their acknowledgement files.
     positions: Option<(Instant, Vec<Option<String>>)>,
+    withdrawals: Arc<Withdrawals>,
 }
 
 /// The outbox as it is on disk: its bytes and its elements.
@@ -108,7 +148,34 @@ impl Outbox {
             settings,
             written: None,
             positions: None,
+            withdrawals: Arc::default(),
         }
+    }
+
+    /// The settled requests this outbox leaves out of its next write.
+    pub fn withdrawals(&self) -> Arc<Withdrawals> {
+        Arc::clone(&self.withdrawals)
+    }
+
+    /// Rewrites the outbox without the settled requests it still holds, if there are any (one
+    /// attempt: `Locked` or `Busy` when the lock or the file is held). Returns whether it wrote.
+    pub fn prune(&mut self) -> Result<bool> {
+        if self.withdrawals.is_empty() {
+            return Ok(false);
+        }
+        let withdrawn = self.withdrawals.snapshot();
+        if let Some(written) = &self.written {
+            let holds_settled = written
+                .entries
+                .iter()
+                .any(|e| e.id.as_ref().is_some_and(|id| withdrawn.contains(id)));
+            // Known without taking the lock: the file is ours as we wrote it, and holds none.
+            if !holds_settled && still_holds(&self.path, written) {
+                self.withdrawals.forget_absent(&written.entries);
+                return Ok(false);
+            }
+        }
+        self.write_with(&[], Duration::ZERO)
     }
 
     pub fn path(&self) -> &Path {
@@ -124,8 +191,15 @@ impl Outbox {
     /// `append`, waiting at most `patience` for the lock and for a holder of the file to let
     /// go (zero: one attempt, for a caller that retries later instead of sleeping).
     pub fn append_with(&mut self, messages: &[&Message], patience: Duration) -> Result<()> {
+        self.write_with(messages, patience).map(|_| ())
+    }
+
+    /// Appends `messages` (none: only leaves out settled requests); returns whether it wrote.
+    fn write_with(&mut self, messages: &[&Message], patience: Duration) -> Result<bool> {
+        let withdrawn = self.withdrawals.snapshot();
         let mut new: Vec<Element> = messages
             .iter()
+            .filter(|m| !withdrawn.contains(&m.id))
             .map(|m| Element {
                 id: Some(m.id.clone()),
                 timestamp: m.timestamp,
@@ -137,7 +211,13 @@ impl Outbox {
             ..self.settings.lock
         };
         let _lock = LockGuard::acquire(&self.lock_path, timing, self.settings.file_mode)?;
-        let current = self.current_file()?;
+        let mut current = self.current_file()?;
+        let left_out = self.leave_out(&mut current.entries, &withdrawn);
+        if new.is_empty() && left_out == 0 {
+            self.withdrawals.forget_absent(&current.entries);
+            self.written = Some(current);
+            return Ok(false);
+        }
         let total = current.entries.len() + new.len();
         let mut drop = total.saturating_sub(self.settings.max_messages);
         if let (Some(acks), true) = (self.settings.acknowledgements, drop > 0) {
@@ -159,7 +239,27 @@ impl Outbox {
         let mut entries = current.entries;
         entries.extend(new);
         entries.drain(..drop);
-        self.write_locked(entries, patience)
+        self.write_locked(entries, patience)?;
+        if let Some(written) = &self.written {
+            self.withdrawals.forget_absent(&written.entries);
+        }
+        Ok(true)
+    }
+
+    /// Removes the settled requests from `entries`, except a live reader's last consumed
+    /// message (its anchor, see `first_unconsumed`); returns how many it removed.
+    fn leave_out(&mut self, entries: &mut VecDeque<Element>, withdrawn: &HashSet<String>) -> usize {
+        let settled = |e: &Element| e.id.as_ref().is_some_and(|id| withdrawn.contains(id));
+        if !entries.iter().any(settled) {
+            return 0;
+        }
+        let anchors: HashSet<String> = match self.settings.acknowledgements {
+            Some(acks) => self.positions(acks).iter().flatten().cloned().collect(),
+            None => HashSet::new(),
+        };
+        let before = entries.len();
+        entries.retain(|e| !settled(e) || e.id.as_ref().is_some_and(|id| anchors.contains(id)));
+        before - entries.len()
     }
 
     /// How many queued messages one write may carry. Toward readers that acknowledge, as many as
@@ -169,18 +269,7 @@ impl Outbox {
     pub fn batch_limit(&mut self) -> usize {
         const ACKNOWLEDGED_BATCH: usize = 256;
         let acknowledged = match self.settings.acknowledgements {
-            Some(acks) => {
-                let now = Instant::now();
-                let positions = match self.positions.take() {
-                    Some((scanned, positions)) if now - scanned < POSITIONS_MAX_AGE => {
-                        (scanned, positions)
-                    }
-                    _ => (now, live_positions(&self.path, acks.reader_timeout)),
-                };
-                let any = !positions.1.is_empty();
-                self.positions = Some(positions);
-                any
-            }
+            Some(acks) => !self.positions(acks).is_empty(),
             None => false,
         };
         if acknowledged {
@@ -194,15 +283,8 @@ impl Outbox {
     /// last consumed message and everything after it. Keeping that one message lets the reader
     /// tell a trim it allowed from a loss (it still sees a message it knows).
     fn first_unconsumed(&mut self, entries: &VecDeque<Element>, acks: AckSettings) -> usize {
-        // Positions only move forward, so a scan a few milliseconds old can only hold back more
-        // than needed, never less; rescanning for every send would cost a tenth of a round trip.
-        let now = Instant::now();
-        let positions = match self.positions.take() {
-            Some((scanned, positions)) if now - scanned < POSITIONS_MAX_AGE => (scanned, positions),
-            _ => (now, live_positions(&self.path, acks.reader_timeout)),
-        };
-        let first = positions
-            .1
+        let first = self
+            .positions(acks)
             .iter()
             .map(|last_id| match last_id {
                 None => 0,
@@ -213,8 +295,22 @@ impl Outbox {
             })
             .min()
             .unwrap_or(entries.len());
-        self.positions = Some(positions);
         first
+    }
+
+    /// The live readers' last consumed ids. Positions only move forward, so a scan a few
+    /// milliseconds old can only hold back more than needed, never less; rescanning for every
+    /// send would cost a tenth of a round trip.
+    fn positions(&mut self, acks: AckSettings) -> &[Option<String>] {
+        let now = Instant::now();
+        let fresh =
+            matches!(&self.positions, Some((scanned, _)) if now - *scanned < POSITIONS_MAX_AGE);
+        if !fresh {
+            self.positions = Some((now, live_positions(&self.path, acks.reader_timeout)));
+        }
+        self.positions
+            .as_ref()
+            .map_or(&[], |(_, positions)| positions)
     }
 
     /// Empties the outbox (under the lock, by rename, unlike the reference's plain write).
