@@ -7,10 +7,19 @@
 #   3. require('ipckit') (CommonJS), import { FileChannel } from 'ipckit' (ESM), each doing a
 #      real frontend/backend round trip, and the `ipckit` command from node_modules/.bin;
 #   4. tsc --noEmit --strict on a small usage.ts (module/moduleResolution node16), with the
-#      TypeScript of this repository's node_modules.
+#      TypeScript of this repository's node_modules;
+#   5. the Python companion as the README installs it into a host's Python: the wheel shipped in
+#      node_modules/ipckit/python/dist/ installed with `pip install --no-index --no-deps --target`
+#      by /usr/bin/python3 (Debian's is "externally managed", PEP 668; else python3), the reference
+#      ipckit into the same directory from a downloaded wheel (--no-index --find-links), then
+#      `python -m ipckit_peer` with PYTHONPATH set to it (first without ipckit: it must fail);
+#      nothing may be written into node_modules/ipckit/python (made read-only).
+#      The ipckit wheel comes from PyPI (pip download), or from $IPCKIT_WHEELHOUSE when set
+#      (a directory holding ipckit-0.1.12-*.whl: then no network at all).
 #
 # Usage: bash scripts/consumer-test.sh [package-dir]   (default: this repository)
 # KEEP_TMP=1 keeps the temporary directory for a look afterwards. Exits non-zero on any failure.
+# Outside CI, a machine with no Python (with pip) skips step 5 with a warning; under CI=true it fails.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,6 +30,8 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/ipckit-consumer-XXXXXX")"
 STEP=""
 
 cleanup() {
+  # Step 5 makes the installed python/ folder read-only; rm -rf needs it writable again.
+  [ ! -d "$WORK/app/node_modules/ipckit/python" ] || chmod -R u+w "$WORK/app/node_modules/ipckit/python" 2>/dev/null || true
   if [ "${KEEP_TMP:-}" = "1" ]; then echo "consumer: kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -38,7 +49,7 @@ fail() {
 
 export npm_config_audit=false npm_config_fund=false npm_config_update_notifier=false
 
-step "check the tarball's file list (npm pack --dry-run --json)"
+step "check the tarball's file list (npm pack --dry-run --json; its prepack builds the Python wheel)"
 # The addon file napi-rs names for this machine: ipckit.<platform>-<arch>[-gnu|-musl|-msvc].node
 # shellcheck disable=SC2016 # JavaScript, not shell, in single quotes
 NODE_FILE="$(node -e '
@@ -48,8 +59,13 @@ NODE_FILE="$(node -e '
   console.log(`ipckit.${process.platform}-${process.arch}${abi}.node`)
 ')"
 [ -f "$PKG_DIR/$NODE_FILE" ] || fail "$PKG_DIR/$NODE_FILE is not built: run 'npm run build' first"
-(cd "$PKG_DIR" && npm pack --dry-run --json --ignore-scripts 2>/dev/null) >"$WORK/dry-run.json" ||
-  fail "npm pack --dry-run failed"
+# Not --ignore-scripts: the prepack script (scripts/build-python-wheel.js) builds
+# python/dist/ipckit_peer-<version>-py3-none-any.whl, which the tarball must hold.
+(cd "$PKG_DIR" && npm pack --dry-run --json 2>"$WORK/prepack.log") >"$WORK/dry-run.json" || {
+  cat "$WORK/prepack.log" >&2
+  fail "npm pack --dry-run failed (or its prepack script: the Python wheel's build)"
+}
+sed -n 's/^build-python-wheel: /   prepack: /p' "$WORK/prepack.log"
 node - "$WORK/dry-run.json" "$NODE_FILE" "$PKG_DIR/package.json" <<'EOF'
 const fs = require('node:fs')
 const [report, nodeFile, pkgPath] = process.argv.slice(2)
@@ -64,16 +80,19 @@ const required = ['package.json', 'README.md', 'LICENSE', 'index.js', 'index.mjs
 if (sourceBuild) required.push('Cargo.lock', 'src/lib.rs')
 const forbidden = [/^src\//, /^target\//, /^__test__\//, /^node_modules\//, /^bench\//, /^fuzz\//,
   /^\.peer-venv\//, /^\.ci\//, /^\.github\//, /^examples\//, /^npm\//, /^artifacts\//, /\.tgz$/,
-  /(^|\/)\.env/, /^jest\.config/, /^package-lock\.json$/]
+  /(^|\/)\.env/, /^jest\.config/, /^package-lock\.json$/,
+  /^python\/(build|tests)\//, /\.egg-info(\/|$)/, /__pycache__/, /\.pyc$/]
 const allowed = [/^package\.json$/, /^[A-Z][A-Z0-9_-]*(\.md)?$/, /^[A-Za-z0-9_-]+\.md$/,
   /^index\.(js|mjs|d\.ts|d\.mts)$/, /^binding\.(js|d\.ts)$/, /^ipckit\.[a-z0-9-]+\.node$/,
   /^bin\/[^/]+\.js$/, /^lib\/.+\.(js|cjs|mjs|d\.ts|d\.mts|json)$/,
-  // The Python companion package (pip install ./node_modules/ipckit/python), without its tests.
-  /^python\/(pyproject\.toml|README\.md|ipckit_peer\/[a-z_]+\.py)$/]
+  // The Python companion package: its sources, without tests, and its wheel (built by prepack).
+  /^python\/(pyproject\.toml|README\.md|ipckit_peer\/[a-z_]+\.py)$/, /^python\/dist\/ipckit_peer-[^/]+-py3-none-any\.whl$/]
 if (sourceBuild) allowed.push(/^src\/.+\.rs$/, /^build\.rs$/, /^Cargo\.(toml|lock)$/, /^scripts\/install\.js$/)
 
 const problems = []
 for (const file of required) if (!files.includes(file)) problems.push(`missing: ${file}`)
+const wheels = files.filter((file) => /^python\/dist\/.+\.whl$/.test(file))
+if (wheels.length !== 1) problems.push(`expected one python/dist/ipckit_peer-*.whl, found: ${wheels.join(', ') || 'none'}`)
 for (const file of files) {
   const sourceFile = sourceBuild && (/^src\/.+\.rs$/.test(file))
   if (!sourceFile && forbidden.some((re) => re.test(file))) problems.push(`must not be packed: ${file}`)
@@ -90,6 +109,7 @@ if (problems.length) {
 EOF
 
 step "npm pack"
+# --ignore-scripts: the dry run's prepack has just built the wheel.
 TARBALL="$(cd "$PKG_DIR" && npm pack --json --ignore-scripts --pack-destination "$WORK" 2>/dev/null |
   node -e 'console.log(JSON.parse(require("fs").readFileSync(0, "utf8"))[0].filename)')"
 TARBALL="$WORK/$(basename "$TARBALL")"
@@ -393,5 +413,81 @@ step "@arethetypeswrong/cli on the tarball"
 ATTW="$REPO/node_modules/.bin/attw"
 [ -x "$ATTW" ] || fail "no @arethetypeswrong/cli at $ATTW: run npm install in $REPO"
 "$ATTW" "$TARBALL" || fail "@arethetypeswrong/cli found problems in the package's types"
+
+step "Python: the shipped ipckit_peer wheel into a host's Python (pip --no-index --no-deps --target)"
+# The interpreter a DCC host on Debian uses (Blender runs on /usr/bin/python3), else python3.
+PY=""
+for candidate in /usr/bin/python3 python3; do
+  if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -m pip --version >/dev/null 2>&1; then
+    PY="$(command -v "$candidate")"
+    break
+  fi
+done
+if [ -z "$PY" ]; then
+  [ "${CI:-}" != "true" ] || fail "no python3 with pip on this machine (CI=true: this step may not be skipped)"
+  echo "   WARNING: SKIPPED: no python3 with pip here, so the Python wheel was not installed" >&2
+  echo "consumer: all steps passed (but the Python step was SKIPPED)"
+  exit 0
+fi
+PYDIR="node_modules/ipckit/python"
+shopt -s nullglob
+wheels=("$PYDIR"/dist/ipckit_peer-*-py3-none-any.whl)
+shopt -u nullglob
+[ "${#wheels[@]}" -eq 1 ] || fail "expected one wheel in $PYDIR/dist, found ${#wheels[@]}"
+WHEEL="$APP/${wheels[0]}"
+PEER_VERSION="$(basename "$WHEEL" | cut -d- -f2)"
+echo "   $PY: Python $("$PY" -c 'import sys; print(sys.version.split()[0])'), $("$PY" -m pip --version | cut -d' ' -f1-2)$(
+  [ -f "$("$PY" -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')/EXTERNALLY-MANAGED" ] && echo ', externally managed (PEP 668)')"
+# What the installed package holds, to compare afterwards; and read-only, as in a system-wide or
+# packaged (asar-unpacked, Program Files) install. (Root ignores the mode: the listing still tells.)
+list_pydir() { find "$APP/$PYDIR" -printf '%P %y %s %T@\n' | LC_ALL=C sort; }
+list_pydir >"$WORK/python-before.txt"
+chmod -R a-w "$APP/$PYDIR"
+export PYTHONNOUSERSITE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+unset PYTHONPATH PYTHONHOME PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_FIND_LINKS PIP_TARGET PIP_USER
+# One directory for both packages, as the README does; the host gets it on PYTHONPATH.
+TARGET="$WORK/host-site"
+(cd "$WORK" && "$PY" -m pip install -q --no-index --no-deps --target "$TARGET" "$WHEEL") >"$WORK/pip-peer.log" 2>&1 || {
+  cat "$WORK/pip-peer.log" >&2
+  fail "pip install --no-index --no-deps --target of $(basename "$WHEEL") failed"
+}
+[ -f "$TARGET/ipckit_peer/__main__.py" ] || fail "the wheel did not install ipckit_peer/__main__.py into $TARGET"
+echo "   installed $(basename "$WHEEL") into a --target directory, offline (--no-index)"
+
+# Without the reference ipckit: the check says so and fails.
+out="$(cd "$WORK" && PYTHONPATH="$TARGET" "$PY" -m ipckit_peer 2>&1)" && code=0 || code=$?
+if [ "$code" -ne 1 ] || ! grep -q "^ipckit: cannot import" <<<"$out"; then
+  echo "$out" >&2
+  fail "python -m ipckit_peer without ipckit: exit $code, expected 1 and 'ipckit: cannot import'"
+fi
+echo "   python -m ipckit_peer without ipckit: exit 1, 'ipckit: cannot import'"
+
+# The reference ipckit (a native wheel, for this Python and platform), the way the README says for
+# a machine without network: a downloaded wheel, installed with --no-index --find-links.
+WHEELHOUSE="${IPCKIT_WHEELHOUSE:-$WORK/wheelhouse}"
+if [ -z "${IPCKIT_WHEELHOUSE:-}" ]; then
+  (cd "$WORK" && "$PY" -m pip download -q --no-deps --only-binary=:all: -d "$WHEELHOUSE" "ipckit==0.1.12") \
+    >"$WORK/pip-download.log" 2>&1 || {
+    cat "$WORK/pip-download.log" >&2
+    fail "pip download ipckit==0.1.12 failed (no network? set IPCKIT_WHEELHOUSE to a directory holding its wheel)"
+  }
+fi
+(cd "$WORK" && "$PY" -m pip install -q --no-index --find-links "$WHEELHOUSE" --target "$TARGET" "ipckit==0.1.12") \
+  >"$WORK/pip-ipckit.log" 2>&1 || {
+  cat "$WORK/pip-ipckit.log" >&2
+  fail "pip install --no-index --find-links $WHEELHOUSE --target of ipckit==0.1.12 failed"
+}
+out="$(cd "$WORK" && PYTHONPATH="$TARGET" "$PY" -m ipckit_peer 2>&1)" && code=0 || code=$?
+while IFS= read -r line; do echo "     $line"; done <<<"$out"
+[ "$code" -eq 0 ] || fail "python -m ipckit_peer exited $code with $TARGET on PYTHONPATH"
+grep -qxF "ipckit_peer $PEER_VERSION in $TARGET/ipckit_peer" <<<"$out" ||
+  fail "python -m ipckit_peer did not report ipckit_peer $PEER_VERSION in $TARGET"
+grep -qxF "ipckit 0.1.12 in $TARGET/ipckit" <<<"$out" || fail "python -m ipckit_peer did not report ipckit 0.1.12 in $TARGET"
+[ "$(tail -n 1 <<<"$out")" = "ready" ] || fail "python -m ipckit_peer did not end with 'ready'"
+
+chmod -R u+w "$APP/$PYDIR"
+list_pydir >"$WORK/python-after.txt"
+diff "$WORK/python-before.txt" "$WORK/python-after.txt" >&2 || fail "something was written into $PYDIR (diff above: before/after)"
+echo "   nothing written into $PYDIR"
 
 echo "consumer: all steps passed"

@@ -17,7 +17,15 @@
 See README.md for the executor (Maya, Blender) and PROTOCOL-EXTENSIONS.md for the wire format.
 """
 
-from ._peer import CANCEL_EVENT, PROGRESS_EVENT, Context, Peer
+import sys as _sys
+
+try:
+    from ._peer import CANCEL_EVENT, PROGRESS_EVENT, Context, Peer
+except ImportError as _error:
+    # Without the reference ipckit, only `python -m ipckit_peer` (sys.argv[0] is "-m" while Python
+    # imports the package it is about to run) gets the package: __main__ reports what is missing.
+    if (getattr(_error, "name", None) or "").split(".")[0] != "ipckit" or _sys.argv[:1] != ["-m"]:
+        raise
 from .errors import InboxProblem, PeerClosed, PeerError, RemoteError, RequestError, RequestTimeout
 from .executors import MainThreadQueue, ThreadPool
 
