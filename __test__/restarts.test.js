@@ -119,3 +119,18 @@ test('a reopened frontend drops the replies meant for its earlier session, and c
   back.handle('c', () => 'mine')
   await expect(front.request('c', null, { timeoutMs: 10000 })).resolves.toBe('mine')
 })
+
+test('a frontend opened after a reference-like backend trimmed its backend_ready is ready once the backend writes', async () => {
+  const dir = h.channelDir()
+  // Like a backend written with the reference API alone: no acknowledgement, announcements by hand.
+  const back = h.backend(dir, { acknowledge: false })
+  back.sendEvent('backend_ready', { available_methods: [] })
+  for (let n = 0; n < 120; n++) back.sendEvent('tick', n)
+  expect(readMessages(dir, BACKEND_OUTBOX).some((m) => m.method === 'backend_ready')).toBe(false)
+
+  const front = h.frontend(dir)
+  expect(front.peer.state).toBe('unknown')
+  const ready = front.ready({ timeoutMs: 20000 })
+  back.sendEvent('tick', 'now')
+  await expect(ready).resolves.toMatchObject({ state: 'ready' })
+})

@@ -1077,6 +1077,14 @@ impl Channel {
             self.note_peer_changed(&info);
             controls.push(Delivery::Peer(info));
         }
+        if state.presence.info().state == PeerState::Unknown
+            && !state.presence.is_announcement(&message)
+            && state.replies.is_new_since_open(&message)
+        {
+            if let Some(info) = state.presence.observe_activity() {
+                controls.push(Delivery::Peer(info));
+            }
+        }
         Some(message)
     }
 

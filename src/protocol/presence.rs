@@ -140,6 +140,17 @@ impl Presence {
         (self.info != before).then(|| self.info.clone())
     }
 
+    /// A message the peer wrote since we opened: a peer not known yet is up (a reference peer
+    /// publishes no acknowledgement, and its `*_ready` may have been trimmed away by the 100
+    /// messages it wrote since). Returns the new picture when it changed.
+    pub fn observe_activity(&mut self) -> Option<PeerInfo> {
+        if self.info.state != PeerState::Unknown {
+            return None;
+        }
+        self.info.state = PeerState::Ready;
+        Some(self.info.clone())
+    }
+
     /// Takes the acknowledging readers of our outbox into account (a listing of now); returns
     /// the new picture when it changed.
     pub fn check(&mut self, readers: &[ReaderState]) -> Option<PeerInfo> {

@@ -47,6 +47,8 @@ pub struct EarlierSession {
     pub replies: HashSet<String>,
     /// Ids of the requests our outbox holds a response to: answered already.
     pub answered: HashSet<String>,
+    /// Ids of every message in our inbox: what the peer wrote before we opened.
+    pub inbox: HashSet<String>,
 }
 
 impl EarlierSession {
@@ -70,6 +72,7 @@ impl EarlierSession {
             if message.kind == MessageType::Response || progress_token(message).is_some() {
                 earlier.replies.insert(message.id.clone());
             }
+            earlier.inbox.insert(message.id.clone());
         }
         earlier
     }
@@ -150,6 +153,11 @@ impl Replies {
             self.stats.dropped_requests += 1;
         }
         answered
+    }
+
+    /// Whether the peer wrote `message` after we opened.
+    pub fn is_new_since_open(&self, message: &Message) -> bool {
+        !self.earlier.inbox.contains(&message.id)
     }
 
     /// Counts a request that was not handed out because its sender cancelled it.
