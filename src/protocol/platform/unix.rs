@@ -114,7 +114,7 @@ pub fn process_alive(pid: u32) -> bool {
     }
     let result = unsafe { libc::kill(pid, 0) };
     let exists = result == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-    exists && !is_thread_of_another_process(pid)
+    exists && !is_thread_of_another_process(pid) && !has_exited(pid)
 }
 
 /// When the running process `pid` started, as an opaque stamp that a process reusing the id
@@ -126,7 +126,12 @@ pub fn process_started(pid: u32) -> Option<u64> {
     let pid = libc::pid_t::try_from(pid).ok().filter(|&pid| pid > 0)?;
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = after_name.split_whitespace();
+    // Field 3, the state: a zombie (killed, not yet reaped by its parent) no longer runs.
+    if matches!(fields.next(), Some("Z" | "X")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 #[cfg(any(target_os = "macos", target_os = "ios"))]
@@ -189,6 +194,44 @@ fn is_thread_of_another_process(pid: libc::pid_t) -> bool {
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn is_thread_of_another_process(_pid: libc::pid_t) -> bool {
+    false
+}
+
+/// A process that has exited but is not reaped yet (a zombie) still answers `kill(pid, 0)`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn has_exited(pid: libc::pid_t) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|end| stat[end + 1..].split_whitespace().next());
+    matches!(state, Some("Z" | "X"))
+}
+
+#[cfg(any(target_os = "macos", target_os = "ios"))]
+fn has_exited(pid: libc::pid_t) -> bool {
+    let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
+    let filled = unsafe {
+        libc::proc_pidinfo(
+            pid,
+            libc::PROC_PIDTBSDINFO,
+            0,
+            (&mut info as *mut libc::proc_bsdinfo).cast(),
+            size,
+        )
+    };
+    filled == size && info.pbi_status == libc::SZOMB
+}
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "ios"
+)))]
+fn has_exited(_pid: libc::pid_t) -> bool {
     false
 }
 
@@ -368,6 +411,27 @@ mod tests {
 
     fn mode(path: &Path) -> u32 {
         fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_zombie_is_not_alive() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Not reaped yet: it stays a zombie once it has exited.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while process_alive(pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the zombie still looks alive"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(process_started(pid), None);
+        assert!(
+            unsafe { libc::kill(pid as libc::pid_t, 0) } == 0,
+            "still a zombie"
+        );
+        child.wait().unwrap();
     }
 
     #[test]
