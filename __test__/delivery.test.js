@@ -758,6 +758,14 @@ describe('the event loop stays free', () => {
     expect(child.lines.some((l) => 'settled' in l)).toBe(false)
   })
 
+  test('unref() lets a child process exit while ready() is pending', async () => {
+    const child = h.peer(['unref-ready', h.channelDir()])
+    await child.ready()
+    const exit = await child.exited
+    expect(exit).toMatchObject({ code: 0, signal: null })
+    expect(child.lines.some((l) => 'settled' in l)).toBe(false)
+  })
+
   test('without unref() a pending wait keeps the child alive until it resolves', async () => {
     const dir = h.channelDir()
     const child = h.peer(['ref-wait', dir])

@@ -450,12 +450,14 @@ class FileChannel extends EventEmitter {
   /** Keep the process alive while this channel waits or listens (the default). */
   ref() {
     this.#native.ref()
+    this.#presence.setReferenced(true)
     return this
   }
 
   /** Let the process exit even while this channel waits or listens. */
   unref() {
     this.#native.unref()
+    this.#presence.setReferenced(false)
     return this
   }
 

@@ -22,6 +22,8 @@ class PeerPresence {
   #waiters = new Set()
   #timer = null
   #closed = false
+  // Whether a pending ready() keeps the process alive (the channel's ref()/unref()).
+  #referenced = true
 
   /**
    * `check()` asks the core (changes come back through `update()`), `wanted()` tells whether
@@ -91,6 +93,8 @@ class PeerPresence {
         () => waiter.reject(codedError('ETIMEDOUT', `the peer did not announce itself within ${timeoutMs} ms`)),
         timeoutMs,
       )
+      waiter.timer = timer
+      if (!this.#referenced) timer.unref?.()
       const settle = (fn, value) => {
         clearTimeout(timer)
         signal?.removeEventListener('abort', onAbort)
@@ -102,6 +106,15 @@ class PeerPresence {
       this.#waiters.add(waiter)
       this.sync()
     })
+  }
+
+  /** Whether pending ready() calls keep the process alive, as the channel's ref()/unref() say. */
+  setReferenced(referenced) {
+    this.#referenced = referenced
+    for (const { timer } of this.#waiters) {
+      if (referenced) timer?.ref?.()
+      else timer?.unref?.()
+    }
   }
 
   /** Starts or stops the periodic check. */

@@ -16,6 +16,7 @@
 //   pending-close  frontend: a waitResponse that never resolves, close() after 200 ms
 //   listen         frontend with a 'message' listener, never closed
 //   unref-wait     frontend with a pending waitResponse, unref()
+//   unref-ready    frontend with a pending ready() (60 s), unref()
 //   ref-wait       frontend: sendRequest('answer-me'), print its id, wait for the response
 //   burst          backend: after "go" on stdin, sendAsync <count> events numbered 0.. as fast as
 //                  acknowledgements allow, print {"sent": count}, close()
@@ -114,6 +115,16 @@ function unrefWait() {
   ready()
 }
 
+function unrefReady() {
+  const channel = FileChannel.frontend(dir)
+  channel.ready({ timeoutMs: 60000 }).then(
+    () => emit({ settled: 'resolved' }),
+    (error) => emit({ settled: 'rejected', code: error.code }),
+  )
+  channel.unref()
+  ready()
+}
+
 function refWait() {
   const channel = FileChannel.frontend(dir)
   const id = channel.sendRequest('answer-me')
@@ -142,6 +153,7 @@ const modes = {
   'pending-close': pendingClose,
   listen,
   'unref-wait': unrefWait,
+  'unref-ready': unrefReady,
   'ref-wait': refWait,
   burst,
 }
