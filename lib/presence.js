@@ -63,8 +63,11 @@ class PeerPresence {
     for (const status of statuses) {
       this.#status = Object.freeze(status)
       this.#latest = this.#status
-      if (status.state === 'ready') {
-        for (const waiter of [...this.#waiters]) waiter.resolve(this.#status)
+      if (status.state === 'ready' && this.#waiters.size > 0) {
+        // A change reaches us a moment after the core found it: the peer may be gone again by
+        // now (killed right after it announced), and a waiter must not take it for ready.
+        const now = this.current()
+        if (now.state === 'ready') for (const waiter of [...this.#waiters]) waiter.resolve(now)
       }
       this.#onChange(this.#status)
     }
