@@ -12,7 +12,7 @@
 //! reads only when asked (`recv()`), which lapses when it is no longer asked.
 
 use super::error::{ChannelError, Result};
-use super::files::{remove_if_exists, replace_file};
+use super::files::{read_message_file, remove_if_exists, replace_file};
 use super::message::now_ms;
 use super::platform::{host_name, process_alive, process_started};
 use serde::{Deserialize, Serialize};
@@ -212,6 +212,23 @@ impl AckPublisher {
     }
 }
 
+/// The largest acknowledgement read: a real one is about 200 bytes. Anything else at an `.ack`
+/// path (a link to `/dev/zero`, a FIFO, a huge file) is refused without reading it.
+const MAX_ACK_BYTES: u64 = 16 * 1024;
+
+impl AckRecord {
+    /// Reads the acknowledgement at `path` through the same no-follow, non-blocking, bounded
+    /// open as the inbox.
+    pub fn read(path: &Path) -> std::result::Result<AckRecord, String> {
+        match read_message_file(path, MAX_ACK_BYTES) {
+            Ok(Some((bytes, _))) => serde_json::from_slice(&bytes)
+                .map_err(|e| format!("not a valid acknowledgement ({e})")),
+            Ok(None) => Err("closed while being read".into()),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+}
+
 /// The writer's side: where each live reader of `outbox` stands. `None` in the list is a reader
 /// that has consumed nothing yet.
 pub fn live_positions(outbox: &Path, ack_timeout: Duration) -> Vec<Option<String>> {
@@ -236,7 +253,7 @@ pub fn live_positions(outbox: &Path, ack_timeout: Duration) -> Vec<Option<String
         })
         .filter_map(|entry| {
             let path = entry.path();
-            let record: AckRecord = serde_json::from_slice(&fs::read(&path).ok()?).ok()?;
+            let record = AckRecord::read(&path).ok()?;
             if record.is_orphan() {
                 // Its reader was killed: nobody will remove it, and every scan would read it.
                 remove_orphan(&path);
@@ -249,10 +266,7 @@ pub fn live_positions(outbox: &Path, ack_timeout: Duration) -> Vec<Option<String
 
 /// Removes an acknowledgement whose reader is gone, unless that reader replaced it meanwhile.
 fn remove_orphan(path: &Path) {
-    let Ok(still) = fs::read(path) else {
-        return;
-    };
-    if serde_json::from_slice::<AckRecord>(&still).is_ok_and(|record| record.is_orphan()) {
+    if AckRecord::read(path).is_ok_and(|record| record.is_orphan()) {
         let _ = remove_if_exists(path);
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
@@ -272,6 +286,32 @@ pub fn backlog_full(outbox: &Path, held: usize, limit: usize) -> ChannelError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn fifos_links_and_huge_files_at_ack_paths_are_refused_without_reading_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("backend_to_frontend.json");
+        let ack = |n: u8| {
+            dir.path().join(format!(
+                "backend_to_frontend.{}.ack",
+                format!("{n:x}").repeat(32)
+            ))
+        };
+        let fifo = std::ffi::CString::new(ack(1).to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        std::os::unix::fs::symlink("/dev/zero", ack(2)).unwrap();
+        let huge = fs::File::create(ack(3)).unwrap();
+        huge.set_len(1 << 30).unwrap(); // sparse: 1 GiB that costs nothing to make
+        let started = Instant::now();
+        assert!(live_positions(&inbox, Duration::from_secs(10)).is_empty());
+        let readers = crate::protocol::inspect::readers(&inbox, Duration::from_secs(10), None);
+        assert_eq!(readers.len(), 3);
+        assert!(readers
+            .iter()
+            .all(|r| r.error.is_some() && r.live.is_none()));
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
 
     #[test]
     fn published_positions_are_seen_by_the_writer_until_they_expire() {

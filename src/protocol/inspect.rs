@@ -152,16 +152,7 @@ fn reader_state(
         unread: None,
         error: None,
     };
-    let record = fs::read(&state.file)
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => "closed while being read".to_string(),
-            _ => e.to_string(),
-        })
-        .and_then(|bytes| {
-            serde_json::from_slice::<AckRecord>(&bytes)
-                .map_err(|e| format!("not a valid acknowledgement ({e})"))
-        });
-    let record = match record {
+    let record = match AckRecord::read(&state.file) {
         Ok(record) => record,
         Err(error) => {
             state.error = Some(error);

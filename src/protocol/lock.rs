@@ -3,7 +3,7 @@
 //! is not a file fails at once instead of hanging, and a held lock names its holder.
 
 use super::error::{ChannelError, Result};
-use super::files::{create_new_with, stat, FileIdentity};
+use super::files::{create_new_with, read_message_file, stat, FileIdentity};
 use super::platform;
 use std::fs::{self, File, TryLockError};
 use std::io;
@@ -177,9 +177,11 @@ pub fn is_stale(age: Duration, stale_after: Duration) -> bool {
     age > stale_after
 }
 
-/// The PID a lock file names, when it names one.
+/// The PID a lock file names, when it names one (read like the inbox: no link followed, no wait
+/// on a FIFO, at most a few bytes).
 pub fn read_holder(path: &Path) -> Option<u32> {
-    fs::read_to_string(path).ok()?.trim().parse().ok()
+    let (bytes, _) = read_message_file(path, 64).ok()??;
+    std::str::from_utf8(&bytes).ok()?.trim().parse().ok()
 }
 
 impl Drop for LockGuard {
