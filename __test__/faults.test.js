@@ -480,3 +480,29 @@ describe('loss', () => {
     expect(got.map((m) => m.payload)).toEqual(Array.from({ length: 150 }, (_, i) => i))
   })
 })
+
+describe('sends larger than the readers accept (maxFileBytes)', () => {
+  test('a message too large for any reader is refused with EFBIG naming both sizes; sends queued with it still go', async () => {
+    const { dir, front, back } = h.pair({ maxFileBytes: 4096 })
+    const big = 'x'.repeat(8000)
+    expectThrows(() => front.sendEvent('big', big), 'EFBIG', 'not sent', '4096-byte', FRONTEND_OUTBOX)
+    const before = front.promises.sendEvent('before', 1)
+    const refused = front.promises.sendEvent('big', big)
+    const after = front.promises.sendEvent('after', 2)
+    await expect(refused).rejects.toMatchObject({ code: 'EFBIG' })
+    await expect(Promise.all([before, after])).resolves.toHaveLength(2)
+    // Nothing is wedged: the reader gets everything else, in order.
+    const got = []
+    await waitFor(() => got.push(...back.recv()) >= 0 && got.length >= 2, { what: 'the two small events' })
+    expect(got.map((m) => m.method)).toEqual(['before', 'after'])
+    expect(readMessages(dir, FRONTEND_OUTBOX).some((m) => m.method === 'big')).toBe(false)
+  })
+
+  test('a send that would make the file larger than the limit is refused; the file is untouched', () => {
+    const { dir, front } = h.pair({ maxFileBytes: 4096, acknowledge: false })
+    for (let n = 0; n < 3; n++) front.sendEvent('chunk', 'y'.repeat(1000))
+    const before = readText(dir, FRONTEND_OUTBOX)
+    expectThrows(() => front.sendEvent('chunk', 'y'.repeat(1000)), 'EFBIG', 'would be', 'bytes with this')
+    expect(readText(dir, FRONTEND_OUTBOX)).toBe(before)
+  })
+})

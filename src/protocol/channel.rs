@@ -1433,6 +1433,20 @@ impl Channel {
                 }
                 None
             }
+            // One message too large for any reader: it fails alone, the rest go again at once.
+            Err(
+                error @ ChannelError::SendTooLarge {
+                    index: Some(index), ..
+                },
+            ) if index < batch.len() => {
+                let mut batch = batch;
+                let refused = batch.remove(index);
+                self.finish_send(refused, Err(error.relay()), &mut deliveries);
+                for send in batch.into_iter().rev() {
+                    sends.queued.push_front(send);
+                }
+                Some(now)
+            }
             // Locked, held open or full: nothing was written; the batch goes back, in order.
             Err(
                 error @ (ChannelError::Locked { .. }

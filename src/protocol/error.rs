@@ -56,6 +56,18 @@ pub enum ChannelError {
         limit: u64,
     },
 
+    /// A send that would make the outbox larger than its readers accept: refused before writing,
+    /// since a reader that refuses the file would never get past it.
+    #[error("{}: not sent: {}", path.display(), send_too_large_text(*message_bytes, *file_bytes, *limit))]
+    SendTooLarge {
+        path: PathBuf,
+        /// The message at this index of the batch is too large by itself.
+        index: Option<usize>,
+        message_bytes: u64,
+        file_bytes: u64,
+        limit: u64,
+    },
+
     #[error("{}: {}", path.display(), lost_text(*count, *certain))]
     Lost {
         path: PathBuf,
@@ -151,7 +163,7 @@ impl ChannelError {
             ChannelError::Timeout { .. } => "ETIMEDOUT",
             ChannelError::Locked { .. } | ChannelError::BadLock { .. } => "ELOCKED",
             ChannelError::BadFile { .. } | ChannelError::BadMessage { .. } => "EBADMSG",
-            ChannelError::TooLarge { .. } => "EFBIG",
+            ChannelError::TooLarge { .. } | ChannelError::SendTooLarge { .. } => "EFBIG",
             ChannelError::Lost { certain: false, .. } => "EMAYBELOST",
             ChannelError::Lost { .. } | ChannelError::QueueOverflow { .. } => "ELOST",
             ChannelError::Watch { .. } => "EWATCH",
@@ -178,6 +190,15 @@ pub fn io_code(error: &io::Error) -> &'static str {
 }
 
 pub type Result<T, E = ChannelError> = std::result::Result<T, E>;
+
+/// Why a send was refused for its size, naming both sizes.
+fn send_too_large_text(message_bytes: u64, file_bytes: u64, limit: u64) -> String {
+    if message_bytes > limit {
+        format!("the message is {message_bytes} bytes, larger than the {limit}-byte file limit its readers accept (maxFileBytes)")
+    } else {
+        format!("the file would be {file_bytes} bytes with this {message_bytes}-byte send, over the {limit}-byte limit its readers accept (maxFileBytes); wait until its readers consumed more")
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -197,15 +197,30 @@ impl Outbox {
     /// Appends `messages` (none: only leaves out settled requests); returns whether it wrote.
     fn write_with(&mut self, messages: &[&Message], patience: Duration) -> Result<bool> {
         let withdrawn = self.withdrawals.snapshot();
-        let mut new: Vec<Element> = messages
-            .iter()
-            .filter(|m| !withdrawn.contains(&m.id))
-            .map(|m| Element {
-                id: Some(m.id.clone()),
-                timestamp: m.timestamp,
-                text: m.encode(),
-            })
-            .collect();
+        let mut new = Vec::with_capacity(messages.len());
+        for (index, message) in messages.iter().enumerate() {
+            if withdrawn.contains(&message.id) {
+                continue;
+            }
+            let text = message.encode();
+            // `[\n`, the indentation and `\n]`: a file holding only this message.
+            let alone = text.len() as u64 + 4;
+            if alone > self.settings.max_file_bytes {
+                return Err(ChannelError::SendTooLarge {
+                    path: self.path.clone(),
+                    index: Some(index),
+                    message_bytes: text.len() as u64,
+                    file_bytes: alone,
+                    limit: self.settings.max_file_bytes,
+                });
+            }
+            new.push(Element {
+                id: Some(message.id.clone()),
+                timestamp: message.timestamp,
+                text,
+            });
+        }
+        let new_bytes: u64 = new.iter().map(|e| e.text.len() as u64).sum();
         let timing = LockTiming {
             timeout: patience,
             ..self.settings.lock
@@ -239,7 +254,17 @@ impl Outbox {
         let mut entries = current.entries;
         entries.extend(new);
         entries.drain(..drop);
-        self.write_locked(entries, patience)?;
+        let bytes = encode_file(entries.iter().map(|element| element.text.as_str()));
+        if bytes.len() as u64 > self.settings.max_file_bytes {
+            return Err(ChannelError::SendTooLarge {
+                path: self.path.clone(),
+                index: None,
+                message_bytes: new_bytes,
+                file_bytes: bytes.len() as u64,
+                limit: self.settings.max_file_bytes,
+            });
+        }
+        self.write_bytes_locked(entries, bytes, patience)?;
         if let Some(written) = &self.written {
             self.withdrawals.forget_absent(&written.entries);
         }
@@ -322,6 +347,15 @@ impl Outbox {
 
     fn write_locked(&mut self, entries: VecDeque<Element>, patience: Duration) -> Result<()> {
         let bytes = encode_file(entries.iter().map(|element| element.text.as_str()));
+        self.write_bytes_locked(entries, bytes, patience)
+    }
+
+    fn write_bytes_locked(
+        &mut self,
+        entries: VecDeque<Element>,
+        bytes: Vec<u8>,
+        patience: Duration,
+    ) -> Result<()> {
         self.written = None;
         replace_file(
             &self.tmp_path,
