@@ -297,8 +297,9 @@ pub fn dir_privacy_problem(dir: &Path) -> io::Result<Option<String>> {
     })
 }
 
-/// A user's private group: the user's primary group, with the user's name and no listed members
-/// other than the user.
+/// A user's private group: the user's primary group, with the user's name, no listed members
+/// other than the user, and no other user whose primary group it is (such a user is in the group
+/// without being listed, as Debian's sshd StrictModes counts too).
 fn is_private_group(gid: libc::gid_t, uid: libc::uid_t) -> bool {
     let Some((user_name, primary_gid)) = user_entry(uid) else {
         return false;
@@ -306,7 +307,33 @@ fn is_private_group(gid: libc::gid_t, uid: libc::uid_t) -> bool {
     let Some((group_name, members)) = group_entry(gid) else {
         return false;
     };
-    primary_gid == gid && group_name == user_name && members.iter().all(|m| *m == user_name)
+    primary_gid == gid
+        && group_name == user_name
+        && members.iter().all(|m| *m == user_name)
+        && !another_user_has_primary_group(gid, uid)
+}
+
+/// Whether a user other than `uid` has `gid` as primary group (the whole user database, NSS
+/// included, as `getpwent` walks it).
+fn another_user_has_primary_group(gid: libc::gid_t, uid: libc::uid_t) -> bool {
+    // getpwent walks one process-wide cursor.
+    static USER_DATABASE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _walk = crate::protocol::sync::lock(&USER_DATABASE);
+    unsafe { libc::setpwent() };
+    let mut found = false;
+    loop {
+        let entry = unsafe { libc::getpwent() };
+        if entry.is_null() {
+            break;
+        }
+        let (entry_uid, entry_gid) = unsafe { ((*entry).pw_uid, (*entry).pw_gid) };
+        if entry_gid == gid && entry_uid != uid {
+            found = true;
+            break;
+        }
+    }
+    unsafe { libc::endpwent() };
+    found
 }
 
 fn user_entry(uid: libc::uid_t) -> Option<(Vec<u8>, libc::gid_t)> {
@@ -411,6 +438,63 @@ mod tests {
 
     fn mode(path: &Path) -> u32 {
         fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    /// Runs a user-administration command (root only); panics with its output when it fails.
+    fn admin(args: &[&str]) {
+        let out = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e}", args[0]));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn a_group_that_is_another_users_primary_group_is_not_private() {
+        if unsafe { libc::geteuid() } != 0 {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI runs as root"
+            );
+            return; // creating users needs root
+        }
+        let name = format!("ipckit{}", std::process::id());
+        let other = format!("{name}x");
+        admin(&["groupadd", &name]);
+        admin(&["useradd", "-M", "-N", "-g", &name, &name]);
+        struct Cleanup(Vec<Vec<String>>);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                for args in &self.0 {
+                    let _ = std::process::Command::new(&args[0])
+                        .args(&args[1..])
+                        .output();
+                }
+            }
+        }
+        let _cleanup = Cleanup(vec![
+            vec!["userdel".into(), other.clone()],
+            vec!["userdel".into(), name.clone()],
+            vec!["groupdel".into(), name.clone()],
+        ]);
+        let (owner, gid) = {
+            let c = std::ffi::CString::new(name.as_str()).unwrap();
+            let entry = unsafe { libc::getpwnam(c.as_ptr()) };
+            assert!(!entry.is_null());
+            unsafe { ((*entry).pw_uid, (*entry).pw_gid) }
+        };
+        assert!(
+            is_private_group(gid, owner),
+            "the owner's own group is private"
+        );
+        // `useradd -g <group>`: in the group without being listed in /etc/group.
+        admin(&["useradd", "-M", "-N", "-g", &name, &other]);
+        assert!(!is_private_group(gid, owner));
     }
 
     #[test]
