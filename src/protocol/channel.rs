@@ -374,8 +374,10 @@ pub struct Channel {
     /// Our published read position, when acknowledgements are on; written after deliveries
     /// are dispatched and outside the state lock, so it never delays a message.
     ack: Mutex<Option<AckPublisher>>,
-    /// The peer announced itself from another host (see `note_peer_host`).
+    /// The peer announced itself from another host (see `note_peer_changed`).
     peer_elsewhere: AtomicBool,
+    /// The directory was found replaced by one that is not private: its inbox is not read.
+    dir_refused: AtomicBool,
     /// Sends waiting for the writer thread (the promise API).
     sends: Mutex<SendQueue>,
     /// Held from routing a batch until the sink has it. The watcher, the dispatcher and the JS
@@ -518,6 +520,7 @@ impl Channel {
             next_token: AtomicU64::new(1),
             ack: Mutex::new(ack),
             peer_elsewhere: AtomicBool::new(false),
+            dir_refused: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             sends: Mutex::new(SendQueue::default()),
             delivery_order: Mutex::new(()),
@@ -568,13 +571,27 @@ impl Channel {
 
     pub fn send(&self, message: &Message) -> Result<()> {
         self.check_open()?;
+        check_sendable(message)?;
+        let patience = self.options.outbox_settings().lock.timeout;
+        self.write_outbox(&mut lock(&self.outbox), &[message], patience)
+            .map(|_| ())
+    }
+
+    /// The one way into the outbox, for the synchronous sends and the writer thread alike: the
+    /// directory must still be the one checked at opening, then the messages are appended under
+    /// the lock (none: only settled requests are left out). Returns whether it wrote.
+    fn write_outbox(
+        &self,
+        outbox: &mut Outbox,
+        messages: &[&Message],
+        patience: Duration,
+    ) -> Result<bool> {
         self.check_dir_unchanged()?;
-        if depth(&message.payload) > MAX_PAYLOAD_DEPTH {
-            return Err(ChannelError::Invalid(format!(
-                "payload is nested deeper than {MAX_PAYLOAD_DEPTH} levels, which the reference reader cannot read"
-            )));
+        if messages.is_empty() {
+            outbox.prune()
+        } else {
+            outbox.append_with(messages, patience).map(|()| true)
         }
-        lock(&self.outbox).append(&[message])
     }
 
     pub fn send_request(&self, method: &str, params: Value) -> Result<String> {
@@ -598,6 +615,7 @@ impl Channel {
     /// Empties both files. Unlike the reference, each under its writer's lock and by rename.
     pub fn clear(&self) -> Result<()> {
         self.check_open()?;
+        self.check_dir_unchanged()?;
         lock(&self.outbox).clear()?;
         Outbox::new(self.inbox_path.clone(), self.options.outbox_settings()).clear()?;
         let (order, mut state) = self.lock_open_ordered()?;
@@ -607,6 +625,7 @@ impl Channel {
         // Whatever the peer wrote since the inbox was emptied is new, not cleared.
         let outcome = lock(&self.reader).read_new();
         let mut state = self.lock_open()?;
+        // (Read directly: the directory was checked above, and JavaScript asked for this read.)
         let mut deliveries = Vec::new();
         self.route(&mut state, outcome, &mut deliveries);
         drop(state);
@@ -745,11 +764,7 @@ impl Channel {
         timeout: Duration,
     ) -> Result<()> {
         self.check_open()?;
-        if depth(&message.payload) > MAX_PAYLOAD_DEPTH {
-            return Err(ChannelError::Invalid(format!(
-                "payload is nested deeper than {MAX_PAYLOAD_DEPTH} levels, which the reference reader cannot read"
-            )));
-        }
+        check_sendable(&message)?;
         let mut sends = lock(&self.sends);
         sends.queued.push_back(QueuedSend {
             message,
@@ -922,11 +937,19 @@ impl Channel {
     /// held while the file is read.
     fn read_inbox(&self) -> Result<ReadOutcome> {
         let room = self.lock_open()?.has_room();
-        Ok(if room {
-            lock(&self.reader).read_new()
-        } else {
-            ReadOutcome::default()
-        })
+        if !room {
+            return Ok(ReadOutcome::default());
+        }
+        // What a replaced directory holds may be planted: it is not read (reported once).
+        if let Err(problem) = self.check_dir_unchanged() {
+            let first = !self.dir_refused.swap(true, Ordering::AcqRel);
+            return Ok(ReadOutcome {
+                problems: if first { vec![problem] } else { Vec::new() },
+                ..ReadOutcome::default()
+            });
+        }
+        self.dir_refused.store(false, Ordering::Release);
+        Ok(lock(&self.reader).read_new())
     }
 
     /// The delivery-order lock, then the state lock (always in that order).
@@ -1133,6 +1156,10 @@ impl Channel {
         let Some(publisher) = ack.as_mut() else {
             return;
         };
+        // Nothing goes into a directory that was replaced by one that is not private.
+        if self.dir_refused.load(Ordering::Acquire) {
+            return;
+        }
         if self.peer_elsewhere.load(Ordering::Relaxed) {
             publisher.note_peer_elsewhere();
         }
@@ -1416,12 +1443,10 @@ impl Channel {
         let batch: Vec<QueuedSend> = sends.queued.drain(..take).collect();
         drop(sends);
         let messages: Vec<&Message> = batch.iter().map(|send| &send.message).collect();
-        let result = if batch.is_empty() {
-            // Nothing to send: leave out settled requests, if the file still holds any.
-            outbox.prune().map(|_| ())
-        } else {
-            outbox.append_with(&messages, Duration::ZERO)
-        };
+        // Nothing to send: only settled requests are left out, if the file still holds any.
+        let result = self
+            .write_outbox(&mut outbox, &messages, Duration::ZERO)
+            .map(|_| ());
         drop(outbox);
         let mut sends = lock(&self.sends);
         let retry_at = match result {
@@ -1570,6 +1595,16 @@ impl DirWatch {
     }
 }
 
+/// Refuses what the reference reader could not read back.
+fn check_sendable(message: &Message) -> Result<()> {
+    if depth(&message.payload) > MAX_PAYLOAD_DEPTH {
+        return Err(ChannelError::Invalid(format!(
+            "payload is nested deeper than {MAX_PAYLOAD_DEPTH} levels, which the reference reader cannot read"
+        )));
+    }
+    Ok(())
+}
+
 /// The valid messages of a message file, or none when it cannot be read.
 fn messages_in(path: &Path, max_file_bytes: u64) -> Vec<Message> {
     let Ok(Some((bytes, _))) = read_message_file(path, max_file_bytes) else {
@@ -1633,6 +1668,7 @@ fn create_if_missing(path: &Path, content: &[u8], mode: u32) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::message::encode_file;
     use serde_json::json;
     use std::sync::Mutex as StdMutex;
 
@@ -2043,6 +2079,51 @@ mod tests {
         );
         let stats = front.reply_stats();
         assert_eq!((stats.dropped_responses, stats.dropped_progress), (2, 1));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_swapped_for_a_public_one_is_neither_read_nor_written_on_any_path() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("chan");
+        let back = open(&dir, Role::Backend);
+        let sink = Arc::new(Collect::default());
+        back.set_sink(sink.clone());
+        // Someone swaps the directory for a world-writable one and plants a request in it.
+        std::fs::rename(&dir, base.path().join("moved")).unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let planted = Message::request("rm_rf", json!(null));
+        let text =
+            String::from_utf8(encode_file([planted.encode()].iter().map(String::as_str))).unwrap();
+        std::fs::write(dir.join(FRONTEND_OUTBOX), text).unwrap();
+        back.set_listening(Listening {
+            requests: true,
+            errors: true,
+            ..Listening::default()
+        })
+        .unwrap();
+        back.poll().unwrap();
+        let delivered = std::mem::take(&mut *sink.0.lock().unwrap());
+        assert!(!delivered.iter().any(|d| matches!(d, Delivery::Messages(_))));
+        assert!(delivered
+            .iter()
+            .any(|d| matches!(d, Delivery::Problems(p) if p.iter().any(|e| e.code() == "EPERM"))));
+        // Synchronous and writer-thread sends alike are refused.
+        assert_eq!(back.send_event("x", json!(1)).unwrap_err().code(), "EPERM");
+        let token = back
+            .enqueue_send(Message::event("y", json!(2)), Duration::from_secs(5))
+            .unwrap();
+        wait_until("the queued send to fail", || {
+            sink.0.lock().unwrap().iter().any(|d| matches!(d, Delivery::Sent { token: t, result: Err(e) } if *t == token && e.code() == "EPERM"))
+        });
+        assert_eq!(
+            messages_in(&dir.join(BACKEND_OUTBOX), 1 << 20).len(),
+            0,
+            "nothing was written into the planted directory"
+        );
+        back.close();
     }
 
     #[test]
