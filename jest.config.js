@@ -1,8 +1,9 @@
 module.exports = {
   testEnvironment: 'node',
   testMatch: ['<rootDir>/__test__/**/*.test.js'],
-  // __test__/windows/ holds Windows-only suites, run under Wine by jest.windows.config.js.
-  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/__test__/windows/'],
+  // __test__/windows/ holds Windows-only suites, run under Wine by jest.windows.config.js;
+  // __test__/blender/ the Blender suites, run by jest.blender.config.js (their own stage).
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/__test__/windows/', '<rootDir>/__test__/blender/'],
   testTimeout: 30000,
   // Two cores: run suites side by side, but not more.
   maxWorkers: 2,

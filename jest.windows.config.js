@@ -19,7 +19,8 @@ module.exports = {
   ...base,
   // readme.test.js links the package into a scratch project (a symbolic link, which Wine 8
   // cannot make); the README's text is the same on every platform and is checked on Linux.
-  testPathIgnorePatterns: ['/node_modules/', '/__test__/readme\\.test\\.js$', ...pythonSuites],
+  // __test__/blender/ needs Blender (Linux, jest.blender.config.js).
+  testPathIgnorePatterns: ['/node_modules/', '/__test__/readme\\.test\\.js$', '/__test__/blender/', ...pythonSuites],
   // Starting a process under Wine takes 0.5-1 s (Linux: 0.1 s), and the tests start many.
   testTimeout: 120000,
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the addon and runs every suite: cargo tests (protocol core), jest (API, delivery, faults,
-# two processes, workers, CLI, Python interop), the packaging check, lint, compile checks of the
-# other targets (macOS, Windows, musl), the Windows stage under Wine, and a benchmark smoke run.
+# two processes, workers, CLI, Python interop), Blender as a real DCC backend (headless and under
+# Xvfb), the packaging check, lint, compile checks of the other targets (macOS, Windows, musl), the
+# Windows stage under Wine, and a benchmark smoke run.
 # Ends with one line: "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +40,26 @@ echo "== jest"
 npx jest --ci --json --outputFile="$report_dir/jest.json" 2>&1 | tail -n 60
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 count_jest "$report_dir/jest.json"
+
+echo "== blender (a real DCC host: __test__/blender, headless and under Xvfb)"
+# scripts/setup-blender.sh installs Debian's blender and xvfb with apt when missing, and prints the
+# site-packages directory (ipckit==0.1.12 and ipckit_peer) for Blender's PYTHONPATH. Exit 3: this
+# machine cannot install them (not root, no apt-get); that is a failure only under CI, where the
+# stage must always run. Each Blender gets a TMPDIR of its own (__test__/helpers/blender.js).
+blender_site=$(bash scripts/setup-blender.sh)
+blender_rc=$?
+if [ "$blender_rc" -eq 0 ]; then
+  IPCKIT_BLENDER_SITE=$(tail -n 1 <<<"$blender_site") npx jest -c jest.blender.config.js --ci --json \
+    --outputFile="$report_dir/blender.json" 2>&1 | tail -n 60
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  count_jest "$report_dir/blender.json" blender
+elif [ "$blender_rc" -eq 3 ] && [ "${CI:-}" != "true" ]; then
+  notes="${notes:+$notes; }the Blender stage did not run (the reason is printed above); it is not counted"
+else
+  echo "blender: scripts/setup-blender.sh failed (exit $blender_rc; see its output above)" >>"$failures"
+  failed=$((failed + 1))
+  status=1
+fi
 
 echo "== python companion (pytest)"
 # python/ (ipckit_peer) against the reference ipckit, in the peer venv; counts come from pytest's
@@ -101,7 +122,7 @@ echo "== windows (under Wine)"
 IPCKIT_REPORT_DIR="$report_dir" bash scripts/test-windows.sh
 windows_rc=$?
 if [ "$windows_rc" -eq 3 ] && [ "${CI:-}" != "true" ]; then
-  notes="the Windows stage did not run (the reason is printed above); it is not counted"
+  notes="${notes:+$notes; }the Windows stage did not run (the reason is printed above); it is not counted"
 elif [ -s "$report_dir/windows.counts" ]; then
   read -r wp wf <"$report_dir/windows.counts"
   passed=$((passed + wp))

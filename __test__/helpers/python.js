@@ -86,10 +86,12 @@ const live = new Set()
 /**
  * A running python process that prints one JSON object per line. `lines` holds the parsed
  * objects in order (a line that is not JSON is kept as `{ unparsed: text }`), `texts` the lines
- * as printed.
+ * as printed. `options.env` is added to the environment; `options.group: true` starts it in a
+ * process group of its own, which kill() signals as a whole (helpers/blender.js: `xvfb-run`
+ * starts Xvfb and Blender as children).
  */
 class PyProcess {
-  constructor(python, argv, label) {
+  constructor(python, argv, label, options = {}) {
     this.label = label
     this.lines = []
     this.texts = [] // the same lines as printed (JSON.parse loses the digits of big integers)
@@ -98,9 +100,11 @@ class PyProcess {
     this.signal = undefined
     this.child = spawn(python, argv, {
       cwd: ROOT,
-      env: { ...process.env, PYTHONUNBUFFERED: '1', PYTHONIOENCODING: 'utf-8' },
+      env: { ...process.env, PYTHONUNBUFFERED: '1', PYTHONIOENCODING: 'utf-8', ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
+      detached: options.group === true,
     })
+    this.group = options.group === true
     live.add(this)
     this.waiters = new Set()
     let partial = ''
@@ -230,8 +234,17 @@ class PyProcess {
     this.child.stdin.write(`${line}\n`)
   }
 
-  kill() {
-    if (this.running) this.child.kill('SIGKILL')
+  kill(signal = 'SIGKILL') {
+    if (!this.running) return
+    if (this.group) {
+      try {
+        process.kill(-this.child.pid, signal)
+        return
+      } catch {
+        // the group is gone already
+      }
+    }
+    this.child.kill(signal)
   }
 }
 
@@ -322,6 +335,7 @@ async function killAll() {
 }
 
 module.exports = {
+  PyProcess,
   PEER_SCRIPT,
   PEER_VERSION,
   peerPython,
