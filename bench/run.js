@@ -279,7 +279,7 @@ async function main() {
       seconds: (Date.now() - t0) / 1000,
       repeatNote: args.repeat
         ? `${args.repeat} runs`
-        : 'the runs of each case (5 by default; 3 for the Python round trip, the event-loop test, acknowledgements, tmpfs throughput, event-loop block, bursts and timeouts; 1 for memory and for the 1,000 channels; 7 for load time)',
+        : 'the runs of each case (5 by default; 3 for the Python round trip, the Python companion, the event-loop test, acknowledgements, tmpfs throughput, event-loop block, bursts and timeouts; 1 for memory and for the 1,000 channels; 7 for load time)',
       loadavgEnd: os.loadavg(),
     },
     metrics: Object.fromEntries(

@@ -169,6 +169,14 @@ function observations(run) {
         `${fmt(many.maxUserInstances)} instances).`,
     )
   }
+  const companion = run.summary.companion?.results
+  if (companion?.length) {
+    notes.push(
+      `- The Python companion: per-run round trip p50 (ms), Node backend / \`ipckit_peer\` (watcher) / \`ipckit_peer\` ` +
+        `(polling) / Python ref: ${companion.map((r) => [r.node, r.companion, r.companionPoll, r.reference].map((b) => fmt(b?.p50)).join(' / ')).join('; ')}. ` +
+        `Wake mode: ${[...new Set(companion.map((r) => r.wakeMode))].join(', ')}.`,
+    )
+  }
   const on = run.summary['acks.rtt.on']?.fields?.p50?.median
   const off = run.summary['acks.rtt.off']?.fields?.p50?.median
   if (on && off) {
@@ -271,6 +279,17 @@ ${observations(run) || '(none)'}
   and off on both ends.
 - **Load time**: \`require()\` of the package in a fresh \`node\` process (median of 7).
 - **Round trip on tmpfs**: the same round trip with the channel directory in \`/dev/shm\`.
+- **The Python companion** (issue 18, \`bench/cases/companion.js\`): one Node frontend process
+  calls \`request('echo', {…})\` on four backend processes, each in its own directory: an ipckit Node
+  backend (\`handle()\`), an \`ipckit_peer\` backend (\`Peer.backend\` + \`serve()\`, from
+  \`python/\`, \`bench/python/peer_serve.py\`) woken by its file watcher, the same with the watcher
+  off (\`IPCKIT_PEER_WAKE=poll\`: its polling fallback), and the Python reference's 1 ms \`recv()\`
+  loop; 50 warm-up round trips each, then 1,000 each in 5 blocks, the order rotated from block to
+  block. The ratio divides the companion's p50 (p99) by the Node backend's of the same run. Then,
+  the polling backends stopped and 1 s without traffic, the CPU of the idle companion and of the
+  idle Node backend over 5 s (the run time of all their threads, from
+  \`/proc/<pid>/task/*/schedstat\`). On Linux a companion that reports a wake mode other than
+  \`inotify\` ends the run with exit code 3 (no polling number is reported as the watcher's).
 
 Issue 12 (never block the JavaScript thread; serve many channels from one process). Targets marked
 "(issue 12)" above are that issue's, with the numbers it measured before the work ("before:").
@@ -320,10 +339,11 @@ counts as failed instead of reporting a polling number; only the many-channels c
 npm ci && npm run build
 bash scripts/setup-python-peer.sh        # the reference peer in .peer-venv (done automatically if missing)
 npm run bench                            # the whole suite, a few minutes; rewrites this file
-node bench/run.js --only latency         # one metric: latency, latency-tmpfs, throughput, throughput-tmpfs, recv, lag,
-                                         #   acks, block, burst, batching, timeouts, channels, memory, require
-node bench/run.js --repeat 3             # runs per case (defaults: 5; 3 for the Python round trip, lag, acks, tmpfs
-                                         #   throughput, block, burst, batching, timeouts; 1 for memory, channels; 7 load time)
+node bench/run.js --only latency         # one metric: latency, latency-tmpfs, companion, throughput, throughput-tmpfs,
+                                         #   recv, lag, acks, block, burst, batching, timeouts, channels, memory, require
+node bench/run.js --repeat 3             # runs per case (defaults: 5; 3 for the Python round trip, companion, lag, acks,
+                                         #   tmpfs throughput, block, burst, batching, timeouts; 1 for memory, channels;
+                                         #   7 load time)
 node bench/run.js --smoke                # the whole pipeline with tiny counts (< 45 s), as CI runs it
 node bench/run.js --render               # rewrite this file from bench/results/latest.json
 \`\`\`

@@ -190,6 +190,38 @@ function metrics(smoke) {
       repeats: 5,
       cases: tputCases(null),
     },
+    companion: {
+      title:
+        'The Python companion (ipckit_peer) as a backend: round trip from a Node frontend, interleaved with the other backends, and idle CPU (issue 18)',
+      repeats: 3,
+      cases: [
+        {
+          id: 'companion',
+          label: 'Node request() → each backend',
+          cmd: node(
+            'companion.js',
+            smoke
+              ? { count: 20, warmup: 2, blocks: 2, idleMs: 300, settleMs: 100 }
+              : { count: 1000, warmup: 50, blocks: 5, idleMs: 5000, settleMs: 1000 },
+          ),
+          timeoutMs: 180_000,
+          fields: [
+            ['node.p50', 'round trip p50, ipckit Node backend', 'ms', 'lower'],
+            ['companion.p50', 'round trip p50, ipckit_peer backend (file watcher)', 'ms', 'lower'],
+            ['ratioP50', 'ipckit_peer / Node, p50', 'x', 'lower'],
+            ['idleCpuPct', 'idle ipckit_peer backend CPU', '% of a core', 'lower'],
+            ['node.p99', 'round trip p99, ipckit Node backend', 'ms', 'lower'],
+            ['companion.p99', 'round trip p99, ipckit_peer backend (file watcher)', 'ms', 'lower'],
+            ['ratioP99', 'ipckit_peer / Node, p99', 'x', 'lower'],
+            ['companionPoll.p50', 'round trip p50, ipckit_peer backend, polling fallback', 'ms', 'lower'],
+            ['companionPoll.p99', 'round trip p99, ipckit_peer backend, polling fallback', 'ms', 'lower'],
+            ['reference.p50', 'round trip p50, Python ref (1 ms recv() loop)', 'ms', 'lower'],
+            ['reference.p99', 'round trip p99, Python ref (1 ms recv() loop)', 'ms', 'lower'],
+            ['nodeIdleCpuPct', 'idle ipckit Node backend CPU', '% of a core', 'lower'],
+          ],
+        },
+      ],
+    },
     recv: {
       title: 'Idle recv() with 100 x 1 KB messages in the inbox, nothing new',
       repeats: 5,
@@ -371,6 +403,7 @@ function metrics(smoke) {
 const ORDER = [
   'latency',
   'latency-tmpfs',
+  'companion',
   'throughput',
   'throughput-tmpfs',
   'recv',
@@ -402,6 +435,8 @@ const ALIASES = {
   'group-commit': 'batching',
   timeout: 'timeouts',
   'many-channels': 'channels',
+  peer: 'companion',
+  ipckit_peer: 'companion',
 }
 
 function get(object, dotted) {
@@ -477,6 +512,23 @@ function targets(summary) {
     )
   }
   issue12Targets(med, add, summary)
+  const companion = med('companion', 'ratioP50')
+  if (companion !== undefined) {
+    const p = (name, key) => fmt(med('companion', `${name}.${key}`))
+    add(
+      '(issue 18) Round trip p50 to the Python companion within 2x of Node → Node',
+      companion,
+      companion <= 2,
+      `${p('companion', 'p50')} ms / ${p('node', 'p50')} ms = ${fmt(companion)}x (p99 ${p('companion', 'p99')} / ${p('node', 'p99')} ms; polling fallback p50 ${p('companionPoll', 'p50')} ms; Python ref backend p50 ${p('reference', 'p50')} ms; before: 5.4-5.9 ms polling every 5 ms)`,
+    )
+    const idle = med('companion', 'idleCpuPct')
+    add(
+      '(issue 18) Idle Python companion < 0.5 % of a core',
+      idle,
+      idle < 0.5,
+      `${fmt(idle)} % (an idle Node backend: ${fmt(med('companion', 'nodeIdleCpuPct'))} %)`,
+    )
+  }
   const mem = summary['mem.recv']
   if (mem) {
     const g = med('mem.recv', 'growthMB')

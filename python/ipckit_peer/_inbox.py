@@ -11,6 +11,7 @@ kept, so memory is bounded by the file.
 import hashlib
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -21,8 +22,11 @@ from .errors import InboxProblem
 MESSAGE_TYPES = ("request", "response", "event")
 
 # Re-read the inbox at least this often even when its stat() looks unchanged (a writer that
-# rewrites a file in place within one timestamp tick would otherwise go unnoticed).
+# rewrites a file in place within one timestamp tick would otherwise go unnoticed)...
 FULL_READ_PERIOD = 1.0
+# ...or this often while a file watcher reports changes: it reports such a rewrite too (and the
+# reader is then told to read), so this only covers a watcher gone silent.
+WATCHED_FULL_READ_PERIOD = 10.0
 
 DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 
@@ -78,8 +82,96 @@ def _signature(st):
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+class TooDeep(object):
+    """An element of the array nested too deeply for Python's JSON parser (its recursion limit,
+    about 1,000 levels; the reference reader stops at 128). ``text`` is its JSON text."""
+
+    def __init__(self, text):
+        self.text = text
+
+
+# A JSON string (skipped whole) or a bracket: enough to find where a value ends without recursion.
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+_DECODER = json.JSONDecoder()
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _end_of_value(text, start):
+    """Index just past the array or object that starts at ``start`` (counted, not parsed)."""
+    depth = 0
+    for token in _STRING_OR_BRACKET.finditer(text, start):
+        bracket = token.group()
+        if bracket in "[{":
+            depth += 1
+        elif bracket in "]}":
+            depth -= 1
+            if depth == 0:
+                return token.end()
+    raise ValueError("an unterminated value at character %d" % start)
+
+
+def _parse_array_element_wise(text):
+    """The top-level array of ``text`` with each too-deep element as a TooDeep, the others
+    parsed. Raises ValueError when the text is not an array of JSON values."""
+    index = _WHITESPACE.match(text, 0).end()
+    if text[index : index + 1] != "[":
+        raise ValueError("not a JSON array")
+    index = _WHITESPACE.match(text, index + 1).end()
+    elements = []
+    if text[index : index + 1] == "]":
+        index += 1
+    else:
+        while True:
+            try:
+                element, index = _DECODER.raw_decode(text, index)
+            except RecursionError:
+                end = _end_of_value(text, index)
+                element, index = TooDeep(text[index:end]), end
+            elements.append(element)
+            index = _WHITESPACE.match(text, index).end()
+            separator = text[index : index + 1]
+            index = _WHITESPACE.match(text, index + 1).end()
+            if separator == "]":
+                break
+            if separator != ",":
+                raise ValueError("expected ',' or ']' at character %d" % index)
+    if text[index:].strip():
+        raise ValueError("extra data after the array")
+    return elements
+
+
+def parse_messages(data):
+    """The JSON value of a message file's bytes. An array holding elements nested too deeply
+    for Python comes back with those elements as TooDeep (the others still flow). Raises
+    UnicodeDecodeError or ValueError for a file that is not JSON."""
+    text = data.decode("utf-8")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        return _parse_array_element_wise(text)
+
+
+def settled_request_ids(path):
+    """The ids of the requests that the message file ``path`` holds responses to (``reply_to``);
+    empty when it cannot be read or parsed."""
+    try:
+        data, _ = _read_file(path)
+        messages = parse_messages(data)
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(messages, list):
+        return set()
+    return set(
+        m["reply_to"]
+        for m in messages
+        if isinstance(m, dict) and m.get("type") == "response" and isinstance(m.get("reply_to"), str)
+    )
+
+
 def message_problem(message):
     """Why ``message`` (one element of the array) cannot be delivered, or None."""
+    if isinstance(message, TooDeep):
+        return "nested too deeply to read (%d bytes)" % len(message.text)
     if not isinstance(message, dict):
         return "not a JSON object"
     ident = message.get("id")
@@ -101,10 +193,13 @@ def _bad_key(index, message):
     ident = message.get("id") if isinstance(message, dict) else None
     if isinstance(ident, str):
         return "bad:id:" + ident
-    try:
-        text = json.dumps(message, sort_keys=True)
-    except (TypeError, ValueError):  # pragma: no cover - parsed JSON always dumps
-        text = repr(message)
+    if isinstance(message, TooDeep):
+        text = message.text
+    else:
+        try:
+            text = json.dumps(message, sort_keys=True)
+        except (TypeError, ValueError, RecursionError):  # pragma: no cover - parsed JSON dumps
+            text = repr(message)
     return "bad:%d:%s" % (index, hashlib.sha1(text.encode("utf-8")).hexdigest())
 
 
@@ -130,8 +225,10 @@ class InboxReader(object):
             self._reported = key
             self._report(InboxProblem(text, self.path))
 
-    def read_new(self):
-        """The new, well-formed messages (a list, possibly empty)."""
+    def read_new(self, force=False, full_read_period=FULL_READ_PERIOD):
+        """The new, well-formed messages (a list, possibly empty). ``force``: read the file even
+        when its stat() looks unchanged (a change event said it changed); so does a read
+        ``full_read_period`` seconds after the last full one."""
         now = time.monotonic()
         try:
             signature = _signature(os.stat(self.path))
@@ -139,9 +236,10 @@ class InboxReader(object):
             self._report_once(("stat", error.errno), "cannot read inbox %s: %s" % (self.path, error))
             return []
         if (
-            signature == self._signature
+            not force
+            and signature == self._signature
             and self._last_full_read is not None
-            and now - self._last_full_read < FULL_READ_PERIOD
+            and now - self._last_full_read < full_read_period
         ):
             return []
         if signature[2] > self._max_file_bytes:
@@ -167,7 +265,7 @@ class InboxReader(object):
         self._last_full_read = now
         self._signature = signature
         try:
-            snapshot = json.loads(data.decode("utf-8"))
+            snapshot = parse_messages(data)
         except (UnicodeDecodeError, ValueError) as error:
             # The writer replaces the file by rename, so this is a genuinely bad file: say so once
             # for this version and keep the previous snapshot (nothing is delivered from it).
@@ -245,6 +343,18 @@ class AckPublisher(object):
         """True when a position change is waiting for the next write."""
         with self._lock:
             return self._consumed != self._published
+
+    def seconds_until_due(self, now=None):
+        """How long until flush_if_due() would write (0: now)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if self._removed:
+                return self.heartbeat
+            if self._last_write is None:
+                return 0.0
+            elapsed = now - self._last_write
+            wait = self.INTERVAL if self._consumed != self._published else self.heartbeat
+            return max(0.0, wait - elapsed)
 
     def flush_if_due(self, now=None):
         """Writes when the position moved (and INTERVAL passed) or the heartbeat is due."""

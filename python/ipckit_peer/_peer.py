@@ -12,7 +12,9 @@ import time
 
 import ipckit
 
-from ._inbox import AckPublisher, InboxReader
+from ._inbox import FULL_READ_PERIOD, WATCHED_FULL_READ_PERIOD, AckPublisher, InboxReader, settled_request_ids
+from ._locks import clear_abandoned_lock
+from ._watch import InboxWatcher
 from .errors import PeerClosed, PeerError, RemoteError, RequestTimeout
 from .executors import ThreadPool
 
@@ -22,12 +24,16 @@ PROGRESS_EVENT = "task.progress"
 CANCEL_EVENT = "task.cancel"
 
 INBOX = {"backend": "frontend_to_backend.json", "frontend": "backend_to_frontend.json"}
+OUTBOX = {"backend": "backend_to_frontend.json", "frontend": "frontend_to_backend.json"}
 
 # Responses and progress updates that arrive before request() has registered its id (the other
 # side can answer between send_request() returning and the registration) wait here; bounded.
 _MAX_EARLY = 256
 # Ids of requests that request() gave up on, to count their late responses; bounded.
 _MAX_ABANDONED = 1024
+# Ids of requests answered in this session, never run again; bounded (those answered before we
+# opened, read from our outbox, are kept besides).
+_MAX_SETTLED = 4096
 # How often a failed response send is tried again (each try may wait ~0.5 s for the lock).
 _SEND_TRIES = 3
 
@@ -79,8 +85,8 @@ class Context(object):
     def cancelled(self):
         """True once the requester sent ``task.cancel`` for this request, or the peer closed.
 
-        Reading it also reads the inbox when nobody else has lately (a handler that runs on the
-        thread that would otherwise poll still sees a cancel)."""
+        Reading it also reads the inbox when it changed and nobody else read it (a handler that
+        runs on the thread that would otherwise poll still sees a cancel); otherwise it is cheap."""
         if not self._cancel.is_set() and not self._finished:
             self._peer._refresh()
         return self._cancel.is_set()
@@ -88,12 +94,16 @@ class Context(object):
     def sleep(self, seconds):
         """Waits ``seconds``, returning early when cancelled. Returns ``self.cancelled``."""
         deadline = time.monotonic() + seconds
-        while not self.cancelled:
+        watch = self._peer._watch
+        while True:
+            seen = watch.generation
+            if self.cancelled:
+                return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            self._cancel.wait(min(remaining, self._peer._refresh_period()))
-        return True
+            # A change of the inbox, a cancel applied by another thread or close() wakes this.
+            watch.wait(seen, remaining, busy=True)
 
     def progress(self, progress, total=None, message=None):
         """Sends a ``task.progress`` event for this request (ignored once it is answered)."""
@@ -114,6 +124,7 @@ class Context(object):
                 return
             self.cancel_reason = reason
             self._cancel.set()
+        self._peer._watch.poke()  # wakes a ctx.sleep()
 
     def __repr__(self):
         return "<Context %s %s%s>" % (self.method, self.id, " cancelled" if self._cancel.is_set() else "")
@@ -143,6 +154,18 @@ class Peer(object):
         after 10 s without one).
     ``max_file_bytes``
         a larger inbox is reported and not read (default 64 MiB).
+    ``watch``
+        True (default): wake on file-system events of the channel directory (inotify on Linux,
+        kqueue on macOS, ReadDirectoryChangesW on Windows) instead of polling, re-reading at
+        least every 2 s all the same. False, or the environment variable
+        ``IPCKIT_PEER_WAKE=poll``: poll (see :meth:`serve`). Where no watcher can be set up the
+        peer polls and says so through ``on_error``; :attr:`wake_mode` tells which it does.
+
+    Requests are never run twice: at open the peer reads its own outbox and skips the requests
+    it (or an earlier process of the same role) already answered, and it skips those it answered
+    since. A request cancelled (``task.cancel``) before its handler started, for example by a
+    cancel later in the same read of the inbox, is not run but answered with the error
+    ``cancelled before it started[: <reason>]``, so a requester still waiting learns of it.
     """
 
     def __init__(
@@ -154,6 +177,7 @@ class Peer(object):
         max_workers=4,
         heartbeat_interval=1.0,
         max_file_bytes=64 * 1024 * 1024,
+        watch=True,
     ):
         if role not in INBOX:
             raise ValueError("role must be 'backend' or 'frontend', not %r" % (role,))
@@ -167,6 +191,9 @@ class Peer(object):
         self.dir = os.path.abspath(os.fspath(channel_dir))
         self.role = role
         self._channel = ipckit.FileChannel.backend(self.dir) if role == "backend" else ipckit.FileChannel.frontend(self.dir)
+        self._outbox_path = os.path.join(self.dir, OUTBOX[role])
+        # A predecessor killed mid-send (a crashed host) may have left its lock file behind.
+        clear_abandoned_lock(self._outbox_path)
         self._on_error = on_error
         self._own_pool = None
         if executor is None:
@@ -189,13 +216,16 @@ class Peer(object):
         self._calls = {}  # request id -> _Call of our own request()s
         self._early = collections.OrderedDict()  # request id -> [(kind, message)] not yet claimed
         self._abandoned = collections.OrderedDict()  # request ids request() gave up on
-        self._poll_interval = 0.005
+        # Requests already answered: before we opened (our outbox says so) and since.
+        self._settled_before = frozenset(settled_request_ids(self._outbox_path))
+        self._settled = collections.OrderedDict()
         self._last_ingest = 0.0
         self._closed = False
         self._started = False
-        self._wake = threading.Event()
         self.dropped_responses = 0
         """Responses that answered no pending request() (late, repeated or unknown)."""
+        self.skipped_requests = 0
+        """Requests not run because they were already answered (before a restart, or twice)."""
 
         self._inbox = InboxReader(os.path.join(self.dir, INBOX[role]), self._report, max_file_bytes)
         self._ack = AckPublisher(self._inbox.path, heartbeat_interval)
@@ -205,6 +235,9 @@ class Peer(object):
         self._heartbeat = threading.Thread(target=self._heartbeat_loop, name="ipckit-peer-heartbeat")
         self._heartbeat.daemon = True
         self._heartbeat.start()
+        # Last: nothing after it can fail and leave its thread running. A change before it is
+        # not missed: the first read of the inbox reads it all.
+        self._watch = InboxWatcher(self.dir, INBOX[role], watch=watch, report=self._report)
 
     # -- construction -------------------------------------------------------------------------
 
@@ -244,6 +277,12 @@ class Peer(object):
     def methods(self):
         """The sorted names of the handled methods."""
         return sorted(self._handlers)
+
+    @property
+    def wake_mode(self):
+        """How this peer learns that its inbox changed: ``"inotify"``, ``"kqueue"``,
+        ``"windows"`` (ReadDirectoryChangesW) or ``"poll"`` (no watcher, or it was lost)."""
+        return self._watch.mode
 
     # -- registration -------------------------------------------------------------------------
 
@@ -294,14 +333,21 @@ class Peer(object):
         self._send(self._channel.send_event, self.role + "_ready", payload)
 
     def serve(self, poll_interval=0.005):
-        """Polls until close() (from another thread or a handler). Blocks the calling thread."""
+        """Reads and dispatches until close() (from another thread or a handler). Blocks the
+        calling thread.
+
+        It sleeps until the inbox changes (see ``watch``), re-reading at least every 2 s.
+        ``poll_interval`` is the polling cadence where the peer polls (:attr:`wake_mode`
+        ``"poll"``): every ``poll_interval`` seconds while requests are in flight or messages
+        came lately, backing off to 0.1 s (or ``poll_interval`` if longer) when idle."""
         if poll_interval <= 0:
             raise ValueError("poll_interval must be positive")
-        self._poll_interval = poll_interval
+        self._watch.poll_interval = poll_interval
         self.start()
         while not self._closed:
+            seen = self._watch.generation
             if not self.poll():
-                self._wake.wait(poll_interval)
+                self._watch.wait(seen, busy=self._busy())
 
     def poll(self):
         """Reads the inbox once and dispatches what arrived: events to their handlers (on this
@@ -322,7 +368,7 @@ class Peer(object):
             self._closed = True
             tasks = list(self._tasks.values())
             calls = list(self._calls.values())
-        self._wake.set()
+        self._watch.poke()
         self._heartbeat_stop.set()
         self._heartbeat_kick.set()
         for ctx in tasks:
@@ -333,19 +379,23 @@ class Peer(object):
         if self._heartbeat is not threading.current_thread():
             self._heartbeat.join(2.0)
         self._ack.remove()
+        self._watch.close()
         if self._own_pool is not None:
             self._own_pool.shutdown(wait=False)
 
     # -- reading ------------------------------------------------------------------------------
 
-    def _refresh_period(self):
-        return max(self._poll_interval, 0.002)
+    def _busy(self):
+        """Requests in flight (ours or theirs): polling stays at its fast cadence."""
+        return bool(self._tasks or self._calls)
 
     def _refresh(self):
-        """Reads the inbox if nobody has lately (from ctx.cancelled and request() waits)."""
-        if self._closed or time.monotonic() - self._last_ingest < self._refresh_period():
+        """Reads the inbox when it changed, or nobody has read it for a watcher's (or the poll)
+        period; from ctx.cancelled and request() waits, which may run while nobody serves."""
+        if self._closed:
             return
-        self._ingest(blocking=False)
+        if self._watch.hint_pending() or time.monotonic() - self._last_ingest >= self._watch.period(self._busy()):
+            self._ingest(blocking=False)
 
     def _ingest(self, blocking=True):
         """Reads the inbox; applies cancels, responses and progress at once; queues the rest."""
@@ -353,22 +403,33 @@ class Peer(object):
             return 0
         try:
             self._last_ingest = time.monotonic()
-            fresh = self._inbox.read_new()
+            full_read_period = WATCHED_FULL_READ_PERIOD if self._watch.alive else FULL_READ_PERIOD
+            fresh = self._inbox.read_new(self._watch.take_hint(), full_read_period)
             for message in fresh:
                 self._accept(message)
             if fresh:
+                self._watch.note_activity()
                 self._ack.note_consumed(self._inbox.last_id)
                 if not self._ack.flush_if_due():
                     self._heartbeat_kick.set()  # the heartbeat thread writes it within 20 ms
             return len(fresh)
         finally:
             self._ingest_lock.release()
+            if self._watch.hint_pending():
+                # The inbox changed while we read it, and a waiter whose own read found us busy
+                # may be asleep on it: wake the waiters to read again.
+                self._watch.poke()
 
     def _accept(self, message):
         kind = message["type"]
         if kind == "request":
-            ctx = Context(self, message)
             with self._state_lock:
+                if message["id"] in self._settled_before or message["id"] in self._settled:
+                    # Answered already (before a restart, or the id came again): never run twice.
+                    self.skipped_requests += 1
+                    log.debug("request %s (%s) was answered before; not run again", message["id"], message["method"])
+                    return
+                ctx = Context(self, message)
                 self._tasks[ctx.id] = ctx
                 self._pending.append(("request", ctx))
             return
@@ -378,8 +439,9 @@ class Peer(object):
         method = message["method"]
         payload = message.get("payload")
         if method == CANCEL_EVENT and isinstance(payload, dict):
+            request_id = payload.get("requestId")
             with self._state_lock:
-                ctx = self._tasks.get(payload.get("requestId"))
+                ctx = self._tasks.get(request_id) if isinstance(request_id, str) else None
             if ctx is not None:
                 reason = payload.get("reason")
                 ctx._mark_cancelled(reason if isinstance(reason, str) else None)
@@ -397,6 +459,7 @@ class Peer(object):
             call = self._calls.get(request_id)
             if call is not None:
                 call.items.put((kind, message))
+                self._watch.poke()  # its request() may wait on the watcher, not the queue
                 return
             if request_id in self._abandoned:
                 if kind == "response":
@@ -450,6 +513,7 @@ class Peer(object):
             return
 
         def job():
+            # A cancel read with the request (later in the same read) or since it was queued.
             if ctx._cancel.is_set():
                 self._finish(ctx, error="cancelled before it started" + (": " + ctx.cancel_reason if ctx.cancel_reason else ""))
                 return
@@ -477,6 +541,9 @@ class Peer(object):
             ctx._finished = True
         with self._state_lock:
             self._tasks.pop(ctx.id, None)
+            self._settled[ctx.id] = True
+            while len(self._settled) > _MAX_SETTLED:
+                self._settled.popitem(last=False)
             closed = self._closed
         if closed:
             return  # we announced our shutdown: the requester has given up on us
@@ -484,7 +551,7 @@ class Peer(object):
             try:
                 self._send(self._channel.send_response, ctx.id, _jsonable(result), raise_bad_value=True)
                 return
-            except (TypeError, ValueError) as bad:
+            except (TypeError, ValueError, RecursionError) as bad:
                 error = "the result of %r could not be sent: %s" % (ctx.method, _error_text(bad))
         self._send(self._channel.send_error, ctx.id, error)
 
@@ -516,16 +583,20 @@ class Peer(object):
         answered = False
         try:
             while True:
-                wait = self._refresh_period()
-                if deadline is not None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise RequestTimeout(method, request_id, timeout)
-                    wait = min(wait, remaining)
+                seen = self._watch.generation
                 try:
-                    kind, message = call.items.get(timeout=wait)
+                    kind, message = call.items.get_nowait()
                 except queue.Empty:
+                    remaining = None
+                    if deadline is not None:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            raise RequestTimeout(method, request_id, timeout)
                     self._refresh()
+                    if call.items.empty():
+                        # Woken by a change of the inbox, a response routed by another thread
+                        # (serve()), or close(); at the latest after the watcher's period.
+                        self._watch.wait(seen, remaining, busy=True)
                     continue
                 if kind == "closed":
                     raise PeerClosed("the peer was closed while request %r (id %s) waited" % (method, request_id))
@@ -585,6 +656,8 @@ class Peer(object):
                 return None
             except Exception as error:
                 if attempt + 1 < tries:
+                    # A lock file whose writer died: taken over now, not after the reference's 5 s.
+                    clear_abandoned_lock(self._outbox_path)
                     continue
                 if raise_all:
                     raise
@@ -601,13 +674,19 @@ class Peer(object):
         log.warning("%s", error)
 
     def _heartbeat_loop(self):
+        retry = min(self._ack.heartbeat / 2, 0.5)
+        failed = False
         while not self._heartbeat_stop.is_set():
-            dirty = self._ack.pending()
-            self._heartbeat_kick.wait(self._ack.INTERVAL if dirty else min(self._ack.heartbeat / 2, 0.5))
+            # Sleeps until a write is due (a moved position: INTERVAL after the last write; else
+            # the heartbeat) or a kick, so an idle peer wakes once per heartbeat.
+            delay = self._ack.seconds_until_due()
+            self._heartbeat_kick.wait(max(delay, retry) if failed else delay)
             self._heartbeat_kick.clear()
             if self._heartbeat_stop.is_set():
                 return
             try:
                 self._ack.flush_if_due()
+                failed = False
             except OSError as error:
+                failed = True
                 self._report(PeerError("cannot write %s: %s" % (self._ack.path, error)))

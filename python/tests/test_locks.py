@@ -1,0 +1,58 @@
+"""Lock files a killed writer left behind (PROTOCOL-EXTENSIONS.md, "Abandoned lock files"): a
+restarted peer takes over at once one whose PID no longer runs, never one of a live process."""
+
+import os
+import subprocess
+import sys
+
+from conftest import BACKEND_OUTBOX
+from ipckit_peer._locks import clear_abandoned_lock, process_running
+
+
+def dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert not process_running(child.pid)
+    return child.pid
+
+
+def lock_path(harness):
+    return os.path.join(harness.dir, "backend_to_frontend.lock")
+
+
+def test_a_restarted_backend_takes_over_the_lock_its_killed_predecessor_left(harness):
+    os.makedirs(harness.dir)
+    with open(lock_path(harness), "w") as handle:
+        handle.write("%d\n" % dead_pid())
+    peer = harness.backend()
+    assert not os.path.exists(lock_path(harness))
+    # One attempt is enough: no wait for the reference's 5 s staleness.
+    peer._send(peer._channel.send_event, "hello", {"n": 1}, tries=1, raise_all=True)
+    assert harness.backend_log().events("hello")
+
+
+def test_a_lock_of_a_running_process_is_left_alone(harness):
+    os.makedirs(harness.dir)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with open(lock_path(harness), "w") as handle:
+            handle.write("%d\n" % holder.pid)
+        outbox = os.path.join(harness.dir, BACKEND_OUTBOX)
+        assert not clear_abandoned_lock(outbox)
+        assert os.path.exists(lock_path(harness))
+    finally:
+        holder.kill()
+        holder.wait()
+    # Once it is gone (and reaped) the lock is abandoned.
+    assert clear_abandoned_lock(outbox)
+    assert not os.path.exists(lock_path(harness))
+
+
+def test_odd_lock_contents_are_left_alone(harness):
+    os.makedirs(harness.dir)
+    outbox = os.path.join(harness.dir, BACKEND_OUTBOX)
+    for content in ["", "not a pid\n", "0\n", "-5\n", "9" * 100]:
+        with open(lock_path(harness), "w") as handle:
+            handle.write(content)
+        assert not clear_abandoned_lock(outbox)
+        assert os.path.exists(lock_path(harness))
