@@ -137,6 +137,14 @@ pub fn process_started(pid: u32) -> Option<u64> {
 #[cfg(any(target_os = "macos", target_os = "ios"))]
 pub fn process_started(pid: u32) -> Option<u64> {
     let pid = libc::c_int::try_from(pid).ok().filter(|&pid| pid > 0)?;
+    let info = bsd_info(pid)?;
+    (info.pbi_status != libc::SZOMB)
+        .then(|| info.pbi_start_tvsec * 1_000_000 + info.pbi_start_tvusec)
+}
+
+/// What macOS tells of process `pid`, if it exists.
+#[cfg(any(target_os = "macos", target_os = "ios"))]
+fn bsd_info(pid: libc::c_int) -> Option<libc::proc_bsdinfo> {
     let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
     let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
     let filled = unsafe {
@@ -148,7 +156,7 @@ pub fn process_started(pid: u32) -> Option<u64> {
             size,
         )
     };
-    (filled == size).then(|| info.pbi_start_tvsec * 1_000_000 + info.pbi_start_tvusec)
+    (filled == size).then_some(info)
 }
 
 #[cfg(not(any(
@@ -211,18 +219,7 @@ fn has_exited(pid: libc::pid_t) -> bool {
 
 #[cfg(any(target_os = "macos", target_os = "ios"))]
 fn has_exited(pid: libc::pid_t) -> bool {
-    let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
-    let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
-    let filled = unsafe {
-        libc::proc_pidinfo(
-            pid,
-            libc::PROC_PIDTBSDINFO,
-            0,
-            (&mut info as *mut libc::proc_bsdinfo).cast(),
-            size,
-        )
-    };
-    filled == size && info.pbi_status == libc::SZOMB
+    bsd_info(pid).is_some_and(|info| info.pbi_status == libc::SZOMB)
 }
 
 #[cfg(not(any(
