@@ -7,8 +7,10 @@ import math
 import os
 import queue
 import socket
+import sys
 import threading
 import time
+import warnings
 
 import ipckit
 
@@ -60,6 +62,23 @@ def _number(value, name):
 def _error_text(error):
     text = str(error)
     return text if text else type(error).__name__
+
+
+# Modules whose presence says we run inside a DCC host whose API must be called on its main thread.
+_HOST_MODULES = {"bpy": "Blender", "maya": "Maya", "hou": "Houdini", "nuke": "Nuke"}
+
+
+def _warn_if_in_a_host():
+    """Handlers on the default worker threads cannot safely call a host's API (bpy, maya.cmds,
+    hou): it often *appears* to work, with no warning from the host."""
+    hosts = [name for module, name in sorted(_HOST_MODULES.items()) if module in sys.modules]
+    if hosts:
+        warnings.warn(
+            "ipckit_peer: no executor given inside %s: handlers run on worker threads, where the "
+            "host's API is not safe; pass executor= (see python/README.md, 'The executor')" % hosts[0],
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 class Context(object):
@@ -197,6 +216,7 @@ class Peer(object):
         self._on_error = on_error
         self._own_pool = None
         if executor is None:
+            _warn_if_in_a_host()
             self._own_pool = ThreadPool(max_workers)
             executor = self._own_pool
         elif not callable(executor) and hasattr(executor, "submit"):

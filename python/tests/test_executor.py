@@ -2,8 +2,11 @@
 executeInMainThreadWithResult), everything on one thread driven by a host timer, the default
 pool keeping polling alive during a long handler."""
 
+import sys
 import threading
 import time
+import types
+import warnings
 
 import pytest
 
@@ -181,3 +184,13 @@ def test_a_concurrent_futures_executor_is_accepted(harness):
         assert harness.backend_log().wait_response(front.send_request("where", None))["payload"] is True
     finally:
         pool.shutdown()
+
+
+def test_a_peer_without_an_executor_inside_a_host_warns(harness, monkeypatch):
+    monkeypatch.setitem(sys.modules, "bpy", types.ModuleType("bpy"))
+    with pytest.warns(RuntimeWarning, match="inside Blender"):
+        harness.backend()
+    # With an executor (the host's main thread), nothing to warn about.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        harness.backend(executor=lambda job: job())
