@@ -379,10 +379,12 @@ describe('the channel directory', () => {
       const error = expectThrows(() => front.sendRequest('m', 1), 'ENOENT', dir)
       expect(error.message).toContain(dir)
       expectThrows(() => front.sendEvent('e'), 'ENOENT', dir)
+      // The reading side reports the missing inbox through 'error' with a code, never silently dies.
+      await waitFor(() => errors.length > 0, { timeoutMs: 10000, what: "an 'error' for the missing inbox" })
+      expect(errors[0]).toMatchObject({ code: 'ENOENT' })
+      expect(errors[0].message).toContain(dir)
     }
-    await sleep(250)
     expect(front.closed).toBe(false)
-    // The watcher side reports problems through 'error' with a code, never silently dies.
     for (const reported of errors) expect(typeof reported.code).toBe('string')
   })
 
