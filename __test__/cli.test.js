@@ -439,7 +439,7 @@ describe('ipckit monitor', () => {
     }
     expect(lines.filter((l) => / request {3}ping /.test(l))).toEqual([])
     // The request is gone, so the monitor names the reply by its id alone.
-    expect(lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} {2}F←B {2}response {2}↩ \([0-9a-f]{8}\)\s+"pong"$/)
+    line(/^\d\d:\d\d:\d\d\.\d{3} {2}F←B {2}response {2}↩ \([0-9a-f]{8}\)\s+"pong"$/)
     line(/^\d\d:\d\d:\d\d\.\d{3} {2}F→B {2}request {3}fail \([0-9a-f]{8}\)\s+null$/)
     line(/F←B {2}response {2}↩ fail \([0-9a-f]{8}\)\s+error: nope$/)
     expect(lines[3]).toMatch(/F←B {2}event {5}tick\s+\[1,2\]$/)
