@@ -1668,7 +1668,6 @@ fn create_if_missing(path: &Path, content: &[u8], mode: u32) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::message::encode_file;
     use serde_json::json;
     use std::sync::Mutex as StdMutex;
 
@@ -2095,8 +2094,10 @@ mod tests {
         std::fs::create_dir(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
         let planted = Message::request("rm_rf", json!(null));
-        let text =
-            String::from_utf8(encode_file([planted.encode()].iter().map(String::as_str))).unwrap();
+        let text = String::from_utf8(crate::protocol::message::encode_file(
+            [planted.encode()].iter().map(String::as_str),
+        ))
+        .unwrap();
         std::fs::write(dir.join(FRONTEND_OUTBOX), text).unwrap();
         back.set_listening(Listening {
             requests: true,
