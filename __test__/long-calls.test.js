@@ -268,3 +268,14 @@ test('EPEERGONE within 2 s of kill -9 of a Node backend process', async () => {
   expect(Date.now() - killedAt).toBeLessThan(2000)
   expect(front.peer.state).toBe('gone')
 })
+
+test('EPEERGONE when a backend that never announced itself dies as the request arrives', async () => {
+  const dir = h.channelDir()
+  const front = h.frontend(dir)
+  const child = h.peer(['die-on-request', dir])
+  await child.ready()
+  const sentAt = Date.now()
+  await expectRejects(front.request('anything', null, { timeoutMs: 20000 }), 'EPEERGONE')
+  expect(Date.now() - sentAt).toBeLessThan(5000)
+  expect((await child.exited).signal).toBe('SIGKILL')
+})

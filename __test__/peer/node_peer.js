@@ -17,6 +17,8 @@
 //   listen         frontend with a 'message' listener, never closed
 //   unref-wait     frontend with a pending waitResponse, unref()
 //   unref-ready    frontend with a pending ready() (60 s), unref()
+//   die-on-request backend with a 'request' listener (no handlers: it never announces itself)
+//                  that kills its own process as the first request arrives
 //   ref-wait       frontend: sendRequest('answer-me'), print its id, wait for the response
 //   burst          backend: after "go" on stdin, sendAsync <count> events numbered 0.. as fast as
 //                  acknowledgements allow, print {"sent": count}, close()
@@ -125,6 +127,12 @@ function unrefReady() {
   ready()
 }
 
+function dieOnRequest() {
+  const channel = FileChannel.backend(dir)
+  channel.on('request', () => process.kill(process.pid, 'SIGKILL'))
+  ready()
+}
+
 function refWait() {
   const channel = FileChannel.frontend(dir)
   const id = channel.sendRequest('answer-me')
@@ -154,6 +162,7 @@ const modes = {
   listen,
   'unref-wait': unrefWait,
   'unref-ready': unrefReady,
+  'die-on-request': dieOnRequest,
   'ref-wait': refWait,
   burst,
 }

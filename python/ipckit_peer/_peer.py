@@ -40,14 +40,24 @@ _MAX_SETTLED = 4096
 _SEND_TRIES = 3
 
 
-def _jsonable(value):
-    """``value`` with tuples turned into lists (the reference writer refuses tuples)."""
-    if isinstance(value, tuple):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, list):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, dict):
-        return dict((key, _jsonable(item)) for key, item in value.items())
+# The deepest payload the reference reader parses back (serde_json stops at 128 levels, counting
+# the array and the message around the payload); the Node side refuses the same.
+MAX_PAYLOAD_DEPTH = 125
+
+
+def _jsonable(value, depth=0):
+    """``value`` with tuples turned into lists (the reference writer refuses tuples). Raises
+    ValueError for nesting the reference reader could not read back: written, such a message
+    would make every later read of the file fail, our own sends' included."""
+    if isinstance(value, (tuple, list, dict)):
+        if depth >= MAX_PAYLOAD_DEPTH:
+            raise ValueError(
+                "the payload is nested deeper than %d levels, which the reference reader cannot read"
+                % MAX_PAYLOAD_DEPTH
+            )
+        if isinstance(value, dict):
+            return dict((key, _jsonable(item, depth + 1)) for key, item in value.items())
+        return [_jsonable(item, depth + 1) for item in value]
     return value
 
 

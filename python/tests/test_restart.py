@@ -7,6 +7,8 @@ import os
 import time
 import uuid
 
+import pytest
+
 from conftest import FRONTEND_OUTBOX, wait_until
 from ipckit_peer import InboxProblem
 
@@ -140,3 +142,30 @@ def test_a_message_nested_100000_deep_is_reported_and_skipped_and_the_others_flo
     last = request("job", "last")
     write_inbox(harness, [last])
     assert out.wait_response(last["id"])["payload"] == "done last"
+
+
+def nested(levels):
+    value = "core"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_a_reply_nested_deeper_than_the_reference_reads_is_refused_and_the_outbox_stays_usable(harness):
+    from ipckit_peer._peer import MAX_PAYLOAD_DEPTH
+
+    backend = harness.backend()
+    backend.handle("deep", lambda params, ctx: nested(params))
+    harness.serve(backend)
+    front = harness.reference_frontend()
+    too_deep = front.send_request("deep", MAX_PAYLOAD_DEPTH + 75)
+    fine = front.send_request("deep", MAX_PAYLOAD_DEPTH)
+    log = harness.backend_log()
+    refused = log.wait_response(too_deep)
+    assert refused["payload"] is None and "nested deeper than 125 levels" in refused["error"]
+    assert log.wait_response(fine)["payload"] == nested(MAX_PAYLOAD_DEPTH)
+    # The outbox still parses: later sends go through.
+    backend.send_event("after", 1)
+    assert log.wait_event("after")
+    with pytest.raises(ValueError):
+        backend.send_event("deep", nested(MAX_PAYLOAD_DEPTH + 1))

@@ -53,6 +53,8 @@ pub struct Presence {
     spent: HashSet<String>,
     /// A shutdown was seen: spend the acknowledgements present at the next check.
     spend_pending: bool,
+    /// When we opened (ms since the epoch): an acknowledgement written since is this session's.
+    opened_ms: u64,
 }
 
 impl Presence {
@@ -76,6 +78,7 @@ impl Presence {
             heartbeat: None,
             spent: HashSet::new(),
             spend_pending: false,
+            opened_ms: super::message::now_ms(),
         }
     }
 
@@ -200,6 +203,21 @@ impl Presence {
                         host: reader.host.clone(),
                         methods: None,
                     };
+                } else if self.info.state == PeerState::Unknown {
+                    // A peer that never announced itself and died before a check saw it live
+                    // (within 250 ms of our request): its acknowledgement, written since we
+                    // opened, names a process of this host that has ended. One left by an
+                    // earlier session (written before) says nothing about the peer to come.
+                    let died = readers.iter().find(|r| {
+                        r.running == Some(Some(false))
+                            && r.updated.is_some_and(|updated| updated >= self.opened_ms)
+                            && !self.spent.contains(&r.id)
+                    });
+                    if let Some(reader) = died {
+                        self.info.host = reader.host.clone();
+                        self.go(reader.pid);
+                        self.spent.extend(readers.iter().map(|r| r.id.clone()));
+                    }
                 }
             }
         }
@@ -299,6 +317,26 @@ mod tests {
         // ...a new reader does.
         let back = presence.check(&[reader("b", me, true)]).expect("back");
         assert_eq!(back.state, PeerState::Ready);
+    }
+
+    #[test]
+    fn a_peer_that_dies_before_any_check_saw_it_live_is_gone_but_not_one_of_an_earlier_session() {
+        let mut presence = Presence::new("backend");
+        let dead = |id: &str, updated: u64| ReaderState {
+            running: Some(Some(false)),
+            updated: Some(updated),
+            ..reader(id, 4_000_000, false)
+        };
+        // Left by a session before we opened: the peer to come is not judged by it.
+        assert!(presence
+            .check(&[dead("old", presence.opened_ms - 1)])
+            .is_none());
+        assert_eq!(presence.info().state, PeerState::Unknown);
+        // Written since we opened, by a process that has ended.
+        let gone = presence
+            .check(&[dead("old", 1), dead("new", presence.opened_ms)])
+            .expect("gone");
+        assert_eq!((gone.state, gone.pid), (PeerState::Gone, Some(4_000_000)));
     }
 
     #[test]
