@@ -89,6 +89,11 @@ export declare class NativeFileChannel {
   /** Empties both message files (each under its writer's lock). */
   clear(): void
   /**
+   * Writes the sends still queued for the writer thread, now, on this thread (for the
+   * process's `'exit'`); returns how many could not be written.
+   */
+  flushBeforeExit(): number
+  /**
    * Rejects pending waits with `ECLOSED`, stops watching and releases every native callback.
    * Idempotent.
    */

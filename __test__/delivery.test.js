@@ -760,6 +760,17 @@ describe('the event loop stays free', () => {
     expect(child.lines.some((l) => 'settled' in l)).toBe(false)
   })
 
+  test('process.exit() right after promise sends loses none of them: they are written on exit', async () => {
+    const { dir, back } = h.pair()
+    const got = []
+    back.on('event', (message) => got.push(message.payload))
+    const child = h.peer(['exit-after-sends', dir, '2000'])
+    expect(await child.exited).toMatchObject({ code: 0 })
+    expect(child.stderrText()).toBe('')
+    await waitFor(() => got.length >= 2000, { timeoutMs: 20000, what: 'all 2,000 events' })
+    expect(got).toEqual(Array.from({ length: 2000 }, (_, i) => i))
+  })
+
   test('unref() lets a child process exit while ready() is pending', async () => {
     const child = h.peer(['unref-ready', h.channelDir()])
     await child.ready()

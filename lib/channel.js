@@ -64,6 +64,28 @@ class FileChannel extends EventEmitter {
   // Messages that reached JS for listeners that had just left, in order: recv() returns them
   // before what the core queued after them.
   #held = []
+  // This channel in `FileChannel.#open`.
+  #ref
+
+  // Channels not closed yet, weakly: at the process's 'exit' their sends still queued for the
+  // native writer thread (which dies with the process) are written on the spot.
+  static #open = new Set()
+  static #forget = new FinalizationRegistry((ref) => FileChannel.#open.delete(ref))
+  static #exitHooked = false
+
+  static #flushAllBeforeExit() {
+    let unwritten = 0
+    for (const ref of FileChannel.#open) {
+      const channel = ref.deref()
+      if (channel && !channel.closed) unwritten += channel.#native.flushBeforeExit()
+    }
+    if (unwritten > 0) {
+      // Synchronous: nothing asynchronous runs after 'exit'.
+      process.stderr.write(
+        `ipckit: ${unwritten} queued send(s) could not be written before the process exited (the outbox stayed locked or full)\n`,
+      )
+    }
+  }
 
   /**
    * Opens (creating if needed) the frontend end of the channel in `dir`.
@@ -89,6 +111,13 @@ class FileChannel extends EventEmitter {
     // Options are checked by the core, once, before anything is created.
     this.#native = new NativeFileChannel(dir, role, (batch) => this.#deliver(batch), options)
     this.#startLongCalls()
+    if (!FileChannel.#exitHooked) {
+      FileChannel.#exitHooked = true
+      process.once('exit', FileChannel.#flushAllBeforeExit)
+    }
+    this.#ref = new WeakRef(this)
+    FileChannel.#open.add(this.#ref)
+    FileChannel.#forget.register(this, this.#ref, this.#ref)
   }
 
   #startLongCalls() {
@@ -476,6 +505,8 @@ class FileChannel extends EventEmitter {
       this.#announcer.shutdown() // our last message
     }
     this.#native.close()
+    FileChannel.#open.delete(this.#ref)
+    FileChannel.#forget.unregister(this.#ref)
     this.#presence.close()
     for (const sink of [...this.#iterators]) sink.end()
     this.#iterators.clear()

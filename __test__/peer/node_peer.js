@@ -17,6 +17,8 @@
 //   listen         frontend with a 'message' listener, never closed
 //   unref-wait     frontend with a pending waitResponse, unref()
 //   unref-ready    frontend with a pending ready() (60 s), unref()
+//   exit-after-sends frontend: promises.sendEvent() <count> events numbered 0.., then
+//                  process.exit(0) at once, without awaiting them or closing
 //   die-on-request backend with a 'request' listener (no handlers: it never announces itself)
 //                  that kills its own process as the first request arrives
 //   ref-wait       frontend: sendRequest('answer-me'), print its id, wait for the response
@@ -127,6 +129,13 @@ function unrefReady() {
   ready()
 }
 
+function exitAfterSends() {
+  const count = Number(process.argv[4])
+  const channel = FileChannel.frontend(dir)
+  for (let i = 0; i < count; i++) channel.promises.sendEvent('seq', i).catch(() => {})
+  process.exit(0)
+}
+
 function dieOnRequest() {
   const channel = FileChannel.backend(dir)
   channel.on('request', () => process.kill(process.pid, 'SIGKILL'))
@@ -163,6 +172,7 @@ const modes = {
   'unref-wait': unrefWait,
   'unref-ready': unrefReady,
   'die-on-request': dieOnRequest,
+  'exit-after-sends': exitAfterSends,
   'ref-wait': refWait,
   burst,
 }

@@ -385,6 +385,13 @@ impl NativeFileChannel {
         self.channel.clear().map_err(to_js_error)
     }
 
+    /// Writes the sends still queued for the writer thread, now, on this thread (for the
+    /// process's `'exit'`); returns how many could not be written.
+    #[napi]
+    pub fn flush_before_exit(&self) -> u32 {
+        self.channel.flush_before_exit() as u32
+    }
+
     /// Rejects pending waits with `ECLOSED`, stops watching and releases every native callback.
     /// Idempotent.
     #[napi]

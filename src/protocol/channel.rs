@@ -1404,6 +1404,14 @@ impl Channel {
         }
     }
 
+    /// The process is exiting: writes what the writer thread has not written yet, on the calling
+    /// thread (the writer thread dies with the process). Returns how many sends are left
+    /// unwritten (the outbox was locked or full).
+    pub fn flush_before_exit(&self) -> usize {
+        self.write_queued_now();
+        lock(&self.sends).queued.len()
+    }
+
     /// One write of the queued sends (the writer thread calls it): as many as one write may
     /// carry, under one lock. Returns when to try again, if anything is left.
     fn flush_sends(&self) -> Option<Instant> {
