@@ -771,6 +771,15 @@ describe('the event loop stays free', () => {
     expect(got).toEqual(Array.from({ length: 2000 }, (_, i) => i))
   })
 
+  test('process.exit() while the outbox is locked: the sends that could not be written are reported', async () => {
+    const { dir } = h.pair()
+    // A live writer (this process) holds the reference's lock for the whole run.
+    fs.writeFileSync(path.join(dir, 'frontend_to_backend.lock'), `${process.pid}\n`)
+    const child = h.peer(['exit-after-sends', dir, '50'])
+    expect(await child.exited).toMatchObject({ code: 0 })
+    expect(child.stderrText()).toMatch(/ipckit: 50 queued send\(s\) could not be written before the process exited/)
+  })
+
   test('unref() lets a child process exit while ready() is pending', async () => {
     const child = h.peer(['unref-ready', h.channelDir()])
     await child.ready()
