@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 
+from ._locks import process_running, read_small
 from .errors import InboxProblem
 
 MESSAGE_TYPES = ("request", "response", "event")
@@ -395,6 +396,35 @@ class AckPublisher(object):
                 time.sleep(0.002)
         self._published = self._consumed
         self._last_write = now
+
+    def other_live_readers(self, max_age=10.0):
+        """The processes (``(pid, host)``) of other readers of our inbox that are alive: on this
+        host their process runs, elsewhere their heartbeat is at most ``max_age`` s old. Two
+        readers of one role each run every request."""
+        directory, own = os.path.split(self.path)
+        prefix = own[: -len(self.reader_id) - len(".ack")]
+        found = []
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return found
+        for name in names:
+            if name == own or not (name.startswith(prefix) and name.endswith(".ack")):
+                continue
+            try:
+                record = json.loads(read_small(os.path.join(directory, name)) or b"null")
+                pid, host, updated = record["pid"], record["host"], record["updated"]
+            except (ValueError, TypeError, KeyError):
+                continue
+            if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or pid == self._pid:
+                continue
+            if host == self._host:
+                alive = process_running(pid)
+            else:
+                alive = isinstance(updated, (int, float)) and time.time() * 1000 - updated <= max_age * 1000
+            if alive:
+                found.append((pid, host))
+        return found
 
     def remove(self):
         with self._lock:

@@ -75,22 +75,28 @@ else:
             return False
 
 
-def _holder(lock_path):
-    """The PID a lock file names, read without following a link or waiting on a FIFO; None when
-    there is none (or it names none)."""
+def read_small(path, limit=16 * 1024):
+    """The bytes of a small file of the channel (a lock, an acknowledgement), read without
+    following a link or waiting on a FIFO; None when it cannot be read or is over ``limit``."""
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(lock_path, flags)
+        fd = os.open(path, flags)
     except OSError:
         return None
     try:
-        text = os.read(fd, MAX_LOCK_BYTES + 1)
+        data = os.read(fd, limit + 1)
     except OSError:
         return None
     finally:
         os.close(fd)
+    return data if len(data) <= limit else None
+
+
+def _holder(lock_path):
+    """The PID a lock file names; None when there is none (or it names none)."""
+    text = read_small(lock_path, MAX_LOCK_BYTES)
     try:
-        pid = int(text.strip()) if len(text) <= MAX_LOCK_BYTES else 0
+        pid = int(text.strip()) if text else 0
     except ValueError:
         return None
     return pid if pid > 0 else None

@@ -260,6 +260,13 @@ class Peer(object):
         self._inbox = InboxReader(os.path.join(self.dir, INBOX[role]), self._report, max_file_bytes)
         self._ack = AckPublisher(self._inbox.path, heartbeat_interval)
         self._ack.flush_if_due()  # from now on our writers keep what we have not read
+        for pid, host in self._ack.other_live_readers():
+            self._report(
+                PeerError(
+                    "another %s (pid %d on %s) already reads %s: each of you would handle every "
+                    "request; run one %s per channel directory" % (role, pid, host, self.dir, role)
+                )
+            )
         self._heartbeat_stop = threading.Event()
         self._heartbeat_kick = threading.Event()
         self._heartbeat = threading.Thread(target=self._heartbeat_loop, name="ipckit-peer-heartbeat")

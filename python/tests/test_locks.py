@@ -1,6 +1,7 @@
 """Lock files a killed writer left behind (PROTOCOL-EXTENSIONS.md, "Abandoned lock files"): a
 restarted peer takes over at once one whose PID no longer runs, never one of a live process."""
 
+import json
 import os
 import subprocess
 import sys
@@ -56,3 +57,25 @@ def test_odd_lock_contents_are_left_alone(harness):
             handle.write(content)
         assert not clear_abandoned_lock(outbox)
         assert os.path.exists(lock_path(harness))
+
+
+def test_a_second_backend_on_one_directory_is_warned_about(harness):
+    problems = []
+    harness.backend()
+    # Another process's reader of the same inbox: this process stands in for it, so make the
+    # record name a live process that is not us.
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        for name in os.listdir(harness.dir):
+            if name.endswith(".ack"):
+                path = os.path.join(harness.dir, name)
+                with open(path) as handle:
+                    record = json.load(handle)
+                record["pid"] = other.pid
+                with open(path, "w") as handle:
+                    json.dump(record, handle)
+        harness.backend(on_error=problems.append)
+    finally:
+        other.kill()
+        other.wait()
+    assert any("already reads" in str(p) and str(other.pid) in str(p) for p in problems)
