@@ -206,6 +206,17 @@ impl AckPublisher {
         Ok(())
     }
 
+    /// Whether writers have stopped honouring our record: it heartbeats, and its last write is
+    /// older than `ackTimeoutMs` (a reader read only by `recv()` that was not called for that
+    /// long). What the writer trimmed meanwhile may be lost to us.
+    pub fn has_lapsed(&self, now: Instant) -> bool {
+        let ack_timeout = self.heartbeat * 3;
+        !self.published_by_process
+            && self
+                .last_write
+                .is_some_and(|written| now.duration_since(written) > ack_timeout)
+    }
+
     pub fn remove(&self) {
         let _ = remove_if_exists(&self.path);
         let _ = remove_if_exists(&self.tmp_path);

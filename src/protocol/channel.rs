@@ -949,7 +949,14 @@ impl Channel {
             });
         }
         self.dir_refused.store(false, Ordering::Release);
-        Ok(lock(&self.reader).read_new())
+        let lapsed = lock(&self.ack)
+            .as_ref()
+            .is_some_and(|publisher| publisher.has_lapsed(Instant::now()));
+        let mut reader = lock(&self.reader);
+        if lapsed {
+            reader.note_lapsed();
+        }
+        Ok(reader.read_new())
     }
 
     /// The delivery-order lock, then the state lock (always in that order).

@@ -37,6 +37,9 @@ pub struct InboxReader {
     baseline: Option<HashSet<String>>,
     /// We publish acknowledgements, so a writer of ours keeps what we have not read.
     acknowledging: bool,
+    /// Our acknowledgement lapsed before this read: the writer may have trimmed what we had not
+    /// read, so the next read is judged as a reader that does not acknowledge.
+    lapsed: bool,
     /// Ids reported as reused, while they are in the file: each reuse is reported once.
     duplicates_reported: HashSet<String>,
     last_stat: Option<FileIdentity>,
@@ -63,6 +66,7 @@ impl InboxReader {
             broken: None,
             baseline: None,
             acknowledging: false,
+            lapsed: false,
             duplicates_reported: HashSet::new(),
             last_stat: None,
         }
@@ -70,6 +74,11 @@ impl InboxReader {
 
     pub fn set_acknowledging(&mut self, acknowledging: bool) {
         self.acknowledging = acknowledging;
+    }
+
+    /// Our acknowledgement lapsed: the next read that finds a change judges loss without it.
+    pub fn note_lapsed(&mut self) {
+        self.lapsed = true;
     }
 
     /// Notes what the inbox holds now, without consuming it (the first read still delivers it),
@@ -108,7 +117,8 @@ impl InboxReader {
             return None;
         }
         let had_anchor = !previous.is_empty() && self.acknowledging;
-        if len > self.cap && previous.is_empty() && self.acknowledging {
+        // Nothing read yet: a writer of ours keeps everything for us, unless we had lapsed.
+        if len > self.cap && previous.is_empty() && self.acknowledging && !self.lapsed {
             return None;
         }
         Some(ChannelError::Lost {
@@ -251,6 +261,7 @@ impl InboxReader {
         if let Some(problem) = self.judge_loss(&keys, fresh_from) {
             outcome.problems.push(problem);
         }
+        self.lapsed = false;
         self.baseline = None;
         self.duplicates_reported.retain(|key| keys.contains(key));
         self.seen = Snapshot {
@@ -471,6 +482,31 @@ mod tests {
             writer.append(&[&Message::event("e", json!(i))]).unwrap();
         }
         assert!(reader.read_new().problems.is_empty());
+    }
+
+    #[test]
+    fn an_acknowledging_reader_that_lapsed_after_reading_an_empty_inbox_is_told_of_its_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.json");
+        std::fs::write(&path, "[]").unwrap();
+        let reader = || {
+            let mut reader = InboxReader::new(path.clone(), 64 << 20, 100);
+            reader.set_acknowledging(true);
+            assert!(reader.read_new().messages.is_empty());
+            reader
+        };
+        let (mut live, mut lapsed) = (reader(), reader());
+        // A writer of ours keeps a backlog beyond the cap: for a live reader with no position
+        // yet, everything since its opening; for one that lapsed, nothing in particular.
+        let kept: Vec<String> = (0..150).map(|i| event_text(&format!("k{i}"), i)).collect();
+        write_elements(&path, &kept);
+        let outcome = live.read_new();
+        assert_eq!((outcome.messages.len(), outcome.problems.len()), (150, 0));
+        lapsed.note_lapsed();
+        let outcome = lapsed.read_new();
+        assert_eq!(outcome.messages.len(), 150);
+        let codes: Vec<_> = outcome.problems.iter().map(|p| p.code()).collect();
+        assert_eq!(codes, ["EMAYBELOST"]);
     }
 
     #[test]
