@@ -192,3 +192,68 @@ async function waitUntil(condition, timeoutMs = 10000) {
     await new Promise((resolve) => setImmediate(resolve))
   }
 }
+
+describe("under jest's default fake timers", () => {
+  // Waits on real time: the fake timers replace the global setTimeout.
+  const { setTimeout: realSleep } = require('node:timers/promises')
+  const eventually = async (predicate, what) => {
+    for (let waited = 0; !predicate(); waited += 5) {
+      if (waited > 10000) throw new Error(`timed out waiting for ${what}`)
+      await realSleep(5)
+    }
+  }
+
+  test("the kit's handler context has the signal of handle(): a cancel aborts it", async () => {
+    jest.useFakeTimers()
+    let aborted
+    t = createTestChannel({
+      handlers: {
+        render: (params, context) =>
+          new Promise((resolve) => {
+            context.signal.addEventListener('abort', () => {
+              aborted = context.signal.reason
+              resolve('stopped')
+            })
+          }),
+      },
+    })
+    const controller = new AbortController()
+    const call = t.channel.request('render', null, { signal: controller.signal, timeoutMs: 20000 })
+    const request = await t.backend.waitForRequest('render')
+    expect(t.backend.requests).toHaveLength(1)
+    controller.abort('user pressed Esc')
+    await expect(call).rejects.toMatchObject({ code: 'ABORT_ERR' })
+    await eventually(() => aborted !== undefined, 'the handler to see the cancel')
+    expect(aborted).toMatchObject({ code: 'ECANCELED', reason: 'user pressed Esc' })
+    expect(request.id).toBe(t.backend.requests[0].id)
+  })
+
+  test('idleTimeoutMs fires, and disappear({ announce: true }) fails the pending call', async () => {
+    jest.useFakeTimers()
+    t = createTestChannel({ handlers: { stuck: respond.never() } })
+    await expect(t.channel.request('stuck', null, { idleTimeoutMs: 100, timeoutMs: 20000 })).rejects.toMatchObject({
+      code: 'ETIMEDOUT',
+    })
+    const pending = t.channel.request('stuck', null, { timeoutMs: 20000 })
+    await t.backend.waitForRequest('stuck')
+    t.backend.disappear({ announce: true })
+    await expect(pending).rejects.toMatchObject({ code: 'EPEERGONE' })
+  })
+
+  test('a real backend using handle() announces itself', async () => {
+    jest.useFakeTimers()
+    t = createTestChannel()
+    const announced = new Promise((resolve) =>
+      t.channel.on('event', (message) => {
+        if (message.method === 'backend_ready' && message.payload.available_methods.includes('m')) resolve(message)
+      }),
+    )
+    const back = FileChannel.backend(t.dir)
+    try {
+      back.handle('m', () => 1)
+      await expect(announced).resolves.toMatchObject({ payload: { available_methods: ['m'], pid: process.pid } })
+    } finally {
+      back.close()
+    }
+  })
+})

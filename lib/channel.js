@@ -23,6 +23,7 @@ const { DEFAULTS, LIMITS } = require('./constants.js')
 const { Calls, checkCallOptions, peerGoneError, PROGRESS_EVENT, CANCEL_EVENT } = require('./progress.js')
 const { PeerPresence, Announcer } = require('./presence.js')
 const { RunningHandlers } = require('./handler-context.js')
+const { afterThisJob, rethrowUncaught } = require('./scheduling.js')
 
 const { NativeFileChannel } = native
 
@@ -601,7 +602,7 @@ class FileChannel extends EventEmitter {
     // Progress now, before the reactions to a response settled in this batch; cancels and
     // presence after the batch's messages (a request is running before its cancel is seen).
     for (const { token, message } of progress ?? []) this.#calls.progress(token, message)
-    if (cancels || peers) queueMicrotask(() => this.#deliverLongCalls(cancels, peers))
+    if (cancels || peers) afterThisJob(() => this.#deliverLongCalls(cancels, peers))
     // Messages routed to listeners just before the last one left (an iterator that ended, a
     // once listener that fired) have nobody to take them here: they go back to recv().
     const untaken = []
@@ -640,9 +641,7 @@ class FileChannel extends EventEmitter {
         error = thrown
       }
     }
-    process.nextTick(() => {
-      throw error
-    })
+    rethrowUncaught(error)
   }
 
   // A problem with the channel (EBADMSG, ELOST, EWATCH): never fatal. Without an 'error'

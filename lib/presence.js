@@ -7,6 +7,7 @@
 // changed into events.
 
 const { codedError, abortError, describe } = require('./errors.js')
+const { setTimeout, clearTimeout, setInterval, clearInterval, afterThisJob } = require('./scheduling.js')
 
 /** How often the peer's heartbeat and process are checked while someone cares. */
 const CHECK_INTERVAL_MS = 250
@@ -175,7 +176,7 @@ class Announcer {
   changed() {
     if (this.#scheduled) return
     this.#scheduled = true
-    queueMicrotask(() => {
+    afterThisJob(() => {
       this.#scheduled = false
       const methods = [...this.#methods()].sort()
       if (methods.length === 0 && this.#announced === null) return

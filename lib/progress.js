@@ -8,6 +8,7 @@
 // arrive after the wait ended.
 
 const { codedError, describe, abortError } = require('./errors.js')
+const { setTimeout, clearTimeout } = require('./scheduling.js')
 
 const PROGRESS_EVENT = 'task.progress'
 const CANCEL_EVENT = 'task.cancel'

@@ -1,18 +1,24 @@
 // Types of ipckit/testing: a real frontend and a scripted in-process backend over a temporary
 // channel directory, for test suites.
 
-import type { ChannelMessage, ChannelOptions, FileChannel, JsonValue, UntypedApi } from '../index'
+import type {
+  ChannelMessage,
+  ChannelOptions,
+  FileChannel,
+  HandlerContext as ChannelHandlerContext,
+  JsonValue,
+  UntypedApi,
+} from '../index'
 
-/** What a scripted handler gets besides the params. */
-export interface HandlerContext {
-  /** The id of the request being answered. */
-  requestId: string
-  /** The requested method. */
-  method: string
-  /** The request message. */
-  message: ChannelMessage
-  /** Sends a progress update for this request (a `task.progress` event). */
-  progress(progress: number, details?: { total?: number; message?: string }): void
+/**
+ * What a scripted handler gets besides the params: the context a real `handle()` handler gets
+ * (the request's fields, `message`, `signal`, which aborts on the requester's `task.cancel` or
+ * when the backend goes, and `progress()`), plus `requestId`. A handler written for `handle()`
+ * runs unchanged in the kit.
+ */
+export interface HandlerContext extends ChannelHandlerContext {
+  /** The id of the request being answered (the same as `id`). */
+  readonly requestId: string
 }
 
 /** A backend handler: its (awaited) result is the response; a throw is an error response (with the error's `code` and `data`). */

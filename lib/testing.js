@@ -14,6 +14,8 @@ const { FileChannel } = require('./channel.js')
 const { FILES } = require('./constants.js')
 const { DISPOSE, ASYNC_DISPOSE, codedError } = require('./errors.js')
 const { errorDetails } = require('./handlers.js')
+const { RunningHandlers } = require('./handler-context.js')
+const { CANCEL_EVENT } = require('./progress.js')
 
 /** The event a handler sends to report progress (PROTOCOL-EXTENSIONS.md). */
 const PROGRESS_EVENT = 'task.progress'
@@ -78,13 +80,24 @@ class TestBackend {
   #waiters = []
   #claimed = new WeakSet()
   #gone = false
+  // Handler contexts as the real handle() gives them: `signal` aborts on the requester's
+  // task.cancel and when the backend goes.
+  #running
 
   constructor(channel) {
     /** The real backend `FileChannel`. */
     this.channel = channel
     /** Every request the backend received, in order. */
     this.requests = []
+    this.#running = new RunningHandlers({
+      sendProgress: (payload) => {
+        if (!this.#gone) this.#send(() => this.channel.sendEvent(PROGRESS_EVENT, payload))
+      },
+    })
     channel.on('request', (message) => this.#dispatch(message))
+    channel.on('event', (message) => {
+      if (message.method === CANCEL_EVENT) this.#running.cancel(message)
+    })
   }
 
   /** Whether `disappear()` or `close()` ended it. */
@@ -182,6 +195,7 @@ class TestBackend {
     if (this.#gone) return
     if (announce) this.channel.sendEvent('backend_shutdown', { pid: process.pid })
     this.#gone = true
+    this.#running.closeAll()
     this.channel.close()
   }
 
@@ -217,22 +231,19 @@ class TestBackend {
       this.#send(() => this.channel.sendError(message.id, `unknown method: ${message.method}`))
       return
     }
-    const context = {
-      requestId: message.id,
-      method: message.method,
-      message,
-      progress: (progress, details) => {
-        if (!this.#gone) this.progress(message.id, progress, details)
-      },
-    }
+    const { context, done } = this.#running.start(message)
+    // The kit's own name for the request's id, besides the message's `id`.
+    Object.defineProperty(context, 'requestId', { value: message.id })
     let result
     try {
       result = await handler(message.payload, context)
     } catch (error) {
+      done()
       const [text, details] = errorDetails(error)
       this.#send(() => this.channel.sendError(message.id, text, details))
       return
     }
+    done()
     this.#send(() => this.channel.sendResponse(message.id, result))
   }
 
