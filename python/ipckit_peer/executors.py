@@ -6,23 +6,74 @@ response), so the executor's return value is ignored and it may return before th
 """
 
 import collections
+import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+
+log = logging.getLogger("ipckit_peer")
 
 
 class ThreadPool(object):
     """The default executor: a small pool of worker threads, so that a long handler does not
-    block polling, cancellation or heartbeats."""
+    block polling, cancellation or heartbeats.
+
+    The workers are daemon threads: a process that is told to stop (Ctrl-C, then ``close()``)
+    exits even while a handler that never looks at ``ctx.cancelled`` still runs. (The standard
+    ``ThreadPoolExecutor`` joins its workers at interpreter exit, so such a handler kept the
+    process alive for as long as it ran.)"""
 
     def __init__(self, max_workers=4):
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ipckit-peer")
+        if max_workers < 1:
+            raise ValueError("max_workers must be at least 1")
+        self._max_workers = max_workers
+        self._jobs = collections.deque()
+        self._cond = threading.Condition()
+        self._workers = []
+        self._waiting = 0  # workers waiting for a job
+        self._promised = 0  # of those, how many were woken for a job already queued
+        self._closed = False
 
     def __call__(self, job):
-        self._pool.submit(job)
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the pool is shut down")
+            self._jobs.append(job)
+            if self._waiting > self._promised:
+                self._promised += 1
+                self._cond.notify()
+            elif len(self._workers) < self._max_workers:
+                worker = threading.Thread(
+                    target=self._work, name="ipckit-peer-%d" % len(self._workers), daemon=True
+                )
+                self._workers.append(worker)
+                worker.start()
+
+    def _work(self):
+        while True:
+            with self._cond:
+                while not self._jobs and not self._closed:
+                    self._waiting += 1
+                    self._cond.wait()
+                    self._waiting -= 1
+                    self._promised = max(0, self._promised - 1)
+                if not self._jobs:
+                    return  # shut down, nothing left
+                job = self._jobs.popleft()
+            try:
+                job()
+            except Exception:  # a job reports its own errors; this keeps the worker alive
+                log.exception("an ipckit_peer job raised")
 
     def shutdown(self, wait=False):
-        self._pool.shutdown(wait=wait)
+        """No more jobs; the workers end once the queued ones are done. ``wait``: join them."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            workers = list(self._workers)
+        if wait:
+            for worker in workers:
+                if worker is not threading.current_thread():
+                    worker.join()
 
 
 class MainThreadQueue(object):

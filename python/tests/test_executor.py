@@ -2,6 +2,7 @@
 executeInMainThreadWithResult), everything on one thread driven by a host timer, the default
 pool keeping polling alive during a long handler."""
 
+import os
 import sys
 import threading
 import time
@@ -194,3 +195,36 @@ def test_a_peer_without_an_executor_inside_a_host_warns(harness, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         harness.backend(executor=lambda job: job())
+
+
+def test_ctrl_c_ends_a_backend_whose_handler_never_looks_at_cancelled(harness):
+    import signal
+    import subprocess
+
+    script = (
+        "import sys, time, ipckit_peer\n"
+        "peer = ipckit_peer.Peer.backend(sys.argv[1])\n"
+        "def stuck(params, ctx):\n"
+        "    print('started', flush=True)\n"
+        "    time.sleep(3600)\n"
+        "peer.handle('stuck', stuck)\n"
+        "try:\n"
+        "    peer.serve()\n"
+        "except KeyboardInterrupt:\n"
+        "    pass\n"
+        "finally:\n"
+        "    peer.close()\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script, harness.dir], stdout=subprocess.PIPE)
+    try:
+        wait_until(lambda: os.path.exists(os.path.join(harness.dir, "frontend_to_backend.json")))
+        harness.reference_frontend().send_request("stuck", None)
+        assert child.stdout.readline().strip() == b"started"
+        child.send_signal(signal.SIGINT)
+        # It ends now, not when the handler would have (an hour from now).
+        assert child.wait(timeout=20) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        child.stdout.close()
