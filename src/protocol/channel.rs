@@ -1103,7 +1103,10 @@ impl Channel {
         } else if state.listening.cancels && replies::cancel_target(&message).is_some() {
             controls.push(Delivery::Cancel(message));
             return None;
-        } else if let Some(info) = state.presence.observe(&message) {
+        } else if let Some(info) = state
+            .presence
+            .observe(&message, !state.replies.is_new_since_open(&message))
+        {
             self.note_peer_changed(&info);
             controls.push(Delivery::Peer(info));
         }

@@ -95,8 +95,10 @@ impl Presence {
                 .is_some_and(|m| m == self.ready_event || m == self.shutdown_event)
     }
 
-    /// Takes an announcement into account; returns the new picture when it changed.
-    pub fn observe(&mut self, message: &Message) -> Option<PeerInfo> {
+    /// Takes an announcement into account; returns the new picture when it changed. One that
+    /// was in the file before we opened (`before_open`) can only show a peer that is still up:
+    /// that an earlier peer shut down or died says nothing of the one that may be starting now.
+    pub fn observe(&mut self, message: &Message, before_open: bool) -> Option<PeerInfo> {
         if !self.is_announcement(message) {
             return None;
         }
@@ -120,6 +122,22 @@ impl Presence {
                         .filter_map(|n| n.as_str().map(str::to_owned))
                         .collect::<Vec<_>>()
                 });
+            // An announcement names its process; one of this host that has ended is not believed
+            // over a peer known to be up (anyone may write the file: the peer is checked, not
+            // the claim). With nothing better known, it says a peer was here and is gone.
+            let dead_here = match (pid, host.as_deref()) {
+                (Some(pid), Some(host)) => host == host_name() && !process_alive(pid),
+                _ => false,
+            };
+            if dead_here {
+                if self.info.state == PeerState::Ready || before_open {
+                    return None;
+                }
+                self.info.host = host;
+                self.info.methods = methods;
+                self.go(pid);
+                return (self.info != before).then(|| self.info.clone());
+            }
             if pid != self.info.pid || host != self.info.host {
                 // Another process (or one that did not say): tie the heartbeat again.
                 self.heartbeat = None;
@@ -132,10 +150,16 @@ impl Presence {
             };
             self.spend_pending = false;
         } else {
-            // The shutdown of another process than the one we know (an old peer closing late)
-            // says nothing about this one.
-            if matches!((pid, self.info.pid), (Some(a), Some(b)) if a != b) {
+            if before_open {
                 return None;
+            }
+            // The shutdown of another process than the one we know (an old peer closing late)
+            // says nothing about this one; nor does one that names no process, when we know
+            // which process the peer is.
+            match (pid, self.info.pid) {
+                (Some(a), Some(b)) if a != b => return None,
+                (None, Some(_)) => return None,
+                _ => {}
             }
             self.go(pid);
             self.spend_pending = true;
@@ -242,6 +266,13 @@ mod tests {
         Message::event(name, payload)
     }
 
+    impl Presence {
+        /// An announcement written since we opened.
+        fn observe_now(&mut self, message: &Message) -> Option<PeerInfo> {
+            self.observe(message, false)
+        }
+    }
+
     fn reader(id: &str, pid: u32, live: bool) -> ReaderState {
         ReaderState {
             id: id.into(),
@@ -265,7 +296,7 @@ mod tests {
         assert_eq!(presence.info().state, PeerState::Unknown);
         let me = std::process::id();
         let ready = presence
-            .observe(&event(
+            .observe_now(&event(
                 "backend_ready",
                 json!({"available_methods": ["a", "b"], "pid": me, "host": host_name()}),
             ))
@@ -275,14 +306,14 @@ mod tests {
         assert_eq!(ready.pid, Some(me));
         // Our own kind of announcement is not the peer's.
         assert!(presence
-            .observe(&event("frontend_shutdown", json!({"pid": me})))
+            .observe_now(&event("frontend_shutdown", json!({"pid": me})))
             .is_none());
         // Another process's shutdown says nothing about this one.
         assert!(presence
-            .observe(&event("backend_shutdown", json!({"pid": me + 1})))
+            .observe_now(&event("backend_shutdown", json!({"pid": me + 1})))
             .is_none());
         let gone = presence
-            .observe(&event("backend_shutdown", json!({"pid": me})))
+            .observe_now(&event("backend_shutdown", json!({"pid": me})))
             .expect("a change");
         assert_eq!(gone.state, PeerState::Gone);
     }
@@ -291,7 +322,7 @@ mod tests {
     fn upstreams_ready_without_pid_is_accepted() {
         let mut presence = Presence::new("frontend");
         let info = presence
-            .observe(&event(
+            .observe_now(&event(
                 "backend_ready",
                 json!({"available_methods": ["echo"], "timestamp": 1.5}),
             ))
@@ -343,24 +374,68 @@ mod tests {
     fn a_lingering_acknowledgement_after_shutdown_does_not_revive_the_peer() {
         let mut presence = Presence::new("frontend");
         let me = std::process::id();
-        presence.observe(&event(
+        presence.observe_now(&event(
             "backend_ready",
             json!({"available_methods": [], "pid": me, "host": host_name()}),
         ));
         assert!(presence.check(&[reader("a", me, true)]).is_none());
-        presence.observe(&event("backend_shutdown", json!({"pid": me})));
+        presence.observe_now(&event("backend_shutdown", json!({"pid": me})));
         assert!(presence.check(&[reader("a", me, true)]).is_none());
         assert_eq!(presence.info().state, PeerState::Gone);
     }
 
     #[test]
+    fn announcements_are_checked_against_the_process_they_name() {
+        let mut presence = Presence::new("frontend");
+        let me = std::process::id();
+        presence.observe_now(&event(
+            "backend_ready",
+            json!({"available_methods": [], "pid": me, "host": host_name()}),
+        ));
+        // Written by anyone: a shutdown naming no process, a ready naming a dead one.
+        assert!(presence
+            .observe_now(&event("backend_shutdown", json!({})))
+            .is_none());
+        let dead = json!({"available_methods": [], "pid": 0x7fff_fff0u32, "host": host_name()});
+        assert!(presence
+            .observe_now(&event("backend_ready", dead))
+            .is_none());
+        assert_eq!(presence.info().state, PeerState::Ready);
+        assert_eq!(presence.info().pid, Some(me));
+        // The real one's shutdown is believed.
+        let gone = presence.observe_now(&event("backend_shutdown", json!({"pid": me})));
+        assert_eq!(gone.expect("gone").state, PeerState::Gone);
+    }
+
+    #[test]
+    fn what_an_earlier_peer_announced_before_we_opened_shows_only_a_peer_that_is_up() {
+        let mut presence = Presence::new("frontend");
+        let me = std::process::id();
+        let dead = json!({"available_methods": [], "pid": 0x7fff_fff0u32, "host": host_name()});
+        assert!(presence
+            .observe(&event("backend_ready", dead), true)
+            .is_none());
+        assert!(presence
+            .observe(&event("backend_shutdown", json!({"pid": 1})), true)
+            .is_none());
+        assert_eq!(presence.info().state, PeerState::Unknown);
+        let live = json!({"available_methods": ["m"], "pid": me, "host": host_name()});
+        let up = presence
+            .observe(&event("backend_ready", live), true)
+            .expect("up");
+        assert_eq!((up.state, up.pid), (PeerState::Ready, Some(me)));
+    }
+
+    #[test]
     fn a_dead_announced_process_is_gone() {
         let mut presence = Presence::new("frontend");
-        presence.observe(&event(
-            "backend_ready",
-            json!({"available_methods": [], "pid": 0x7fff_fff0u32, "host": host_name()}),
-        ));
-        let gone = presence.check(&[]).expect("gone");
-        assert_eq!(gone.state, PeerState::Gone);
+        // Nothing better known: the announcement says a peer was here, and its process ended.
+        let gone = presence
+            .observe_now(&event(
+                "backend_ready",
+                json!({"available_methods": [], "pid": 0x7fff_fff0u32, "host": host_name()}),
+            ))
+            .expect("gone");
+        assert_eq!((gone.state, gone.pid), (PeerState::Gone, Some(0x7fff_fff0)));
     }
 }
