@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 
-from ._locks import process_running, read_small
+from ._locks import own_start, process_running, read_small
 from .errors import InboxProblem
 
 MESSAGE_TYPES = ("request", "response", "event")
@@ -334,6 +334,7 @@ class AckPublisher(object):
         self._removed = False
         self._pid = os.getpid()
         self._host = socket.gethostname()
+        self._started = own_start()
 
     def note_consumed(self, last_id):
         if last_id is not None:
@@ -378,6 +379,9 @@ class AckPublisher(object):
             "pid": self._pid,
             "host": self._host,
         }
+        if self._started is not None:
+            # A writer of this host then tells us from a later process that reuses our PID.
+            record["started"] = self._started
         data = json.dumps(record, indent=2).encode("utf-8")
         fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
         try:

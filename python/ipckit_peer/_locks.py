@@ -75,6 +75,25 @@ else:
             return False
 
 
+def own_start():
+    """When this process started, as the OS tells it (the ``started`` stamp of an
+    acknowledgement, PROTOCOL-EXTENSIONS.md): a writer on this host then knows a later process
+    that reuses our PID from us. None where we cannot tell (macOS here)."""
+    if os.name == "nt":  # pragma: no cover - exercised on Windows only
+        created, exited, kernel, user = (wintypes.FILETIME() for _ in range(4))
+        process = ctypes.windll.kernel32.GetCurrentProcess()
+        ok = ctypes.windll.kernel32.GetProcessTimes(
+            process, ctypes.byref(created), ctypes.byref(exited), ctypes.byref(kernel), ctypes.byref(user)
+        )
+        return (created.dwHighDateTime << 32) | created.dwLowDateTime if ok else None
+    try:
+        with open("/proc/self/stat", "rb") as stat:
+            # Field 22, counted after the command name (which may hold spaces).
+            return int(stat.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def read_small(path, limit=16 * 1024):
     """The bytes of a small file of the channel (a lock, an acknowledgement), read without
     following a link or waiting on a FIFO; None when it cannot be read or is over ``limit``."""

@@ -22,7 +22,7 @@ def test_the_ack_file_is_published_on_open_with_the_reader_identity(harness):
     assert re.match(r"^frontend_to_backend\.[0-9a-f]{32}\.ack$", name)
     assert name == "frontend_to_backend.%s.ack" % peer.reader_id
     ack = read_ack(peer)
-    assert set(ack) == {"last_id", "updated", "pid", "host"}
+    assert set(ack) == {"last_id", "updated", "pid", "host", "started"}
     assert ack["last_id"] is None
     assert isinstance(ack["updated"], int) and ack["updated"] > 1600000000000
     assert ack["pid"] == os.getpid()

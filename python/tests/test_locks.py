@@ -79,3 +79,12 @@ def test_a_second_backend_on_one_directory_is_warned_about(harness):
         other.kill()
         other.wait()
     assert any("already reads" in str(p) and str(other.pid) in str(p) for p in problems)
+
+
+def test_the_acknowledgement_names_its_process_by_start_too(harness):
+    peer = harness.backend()
+    with open(peer.ack_path) as handle:
+        record = json.load(handle)
+    with open("/proc/%d/stat" % os.getpid(), "rb") as stat:
+        started = int(stat.read().rsplit(b")", 1)[1].split()[19])
+    assert (record["pid"], record["started"]) == (os.getpid(), started)
