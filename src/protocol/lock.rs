@@ -8,6 +8,7 @@ use super::platform;
 use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Debug, Clone, Copy)]
@@ -54,13 +55,20 @@ impl LockGuard {
             Ok(())
         };
         let writers = match platform::open_or_create(&writers_lock_path(path), mode) {
-            Ok(file) => loop {
-                match file.try_lock() {
-                    Ok(()) => break Some(file),
-                    Err(TryLockError::WouldBlock) => wait(started.elapsed())?,
-                    // No OS locks on this file system: the lock file alone protects the outbox.
-                    Err(TryLockError::Error(_)) => break None,
+            Ok(file) => match file.try_lock() {
+                Ok(()) => Some(file),
+                Err(TryLockError::WouldBlock) if timing.timeout.is_zero() => {
+                    return Err(wait(started.elapsed()).expect_err("no patience: refused"));
                 }
+                Err(TryLockError::WouldBlock) => match wait_in_line(file, timing.timeout) {
+                    Some(file) => Some(file),
+                    None => {
+                        return Err(wait(started.elapsed().max(timing.timeout))
+                            .expect_err("out of time: refused"))
+                    }
+                },
+                // No OS locks on this file system: the lock file alone protects the outbox.
+                Err(TryLockError::Error(_)) => None,
             },
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => None,
             Err(e) => return Err(ChannelError::io("opening lock", path, e)),
@@ -84,6 +92,54 @@ impl LockGuard {
             }
             wait(started.elapsed())?;
         }
+    }
+}
+
+/// Waits for our writers' OS lock in the kernel's line, not by polling it: a poller that sleeps
+/// between tries loses to writers that take the lock again within its sleep (one synchronous send
+/// in ~15,000 starved for the whole timeout). The blocking wait runs on a helper thread so that
+/// it can end at `patience`; one that gets the lock after its caller gave up lets it go at once
+/// (dropping the file releases it). A holder that never lets go would keep such helpers waiting:
+/// beyond a few of them at once, waits poll instead. `None`: not granted in time.
+fn wait_in_line(file: File, patience: Duration) -> Option<File> {
+    static WAITING_HELPERS: AtomicUsize = AtomicUsize::new(0);
+    const MAX_WAITING_HELPERS: usize = 8;
+    if WAITING_HELPERS.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING_HELPERS {
+        WAITING_HELPERS.fetch_sub(1, Ordering::AcqRel);
+        return poll_for(file, patience);
+    }
+    let (granted, grant) = std::sync::mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new()
+        .name("ipckit-lock-wait".into())
+        .spawn(move || {
+            if file.lock().is_ok() {
+                let _ = granted.send(file);
+            }
+            WAITING_HELPERS.fetch_sub(1, Ordering::AcqRel);
+        });
+    if spawned.is_err() {
+        WAITING_HELPERS.fetch_sub(1, Ordering::AcqRel);
+        return None;
+    }
+    grant.recv_timeout(patience).ok()
+}
+
+/// Tries the OS lock until `patience` runs out, pausing longer and longer (up to 10 ms).
+fn poll_for(file: File, patience: Duration) -> Option<File> {
+    let started = Instant::now();
+    let mut pause = Duration::from_micros(200);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Some(file),
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(_)) => return None,
+        }
+        let waited = started.elapsed();
+        if waited >= patience {
+            return None;
+        }
+        std::thread::sleep(pause.min(patience - waited));
+        pause = (pause * 2).min(Duration::from_millis(10));
     }
 }
 
@@ -216,6 +272,47 @@ mod tests {
         timeout: Duration::from_millis(100),
         stale_after: Duration::from_secs(5),
     };
+
+    #[test]
+    fn a_waiting_writer_is_not_starved_by_one_that_takes_the_lock_again_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Arc::new(dir.path().join("out.lock"));
+        let timing = LockTiming {
+            timeout: Duration::from_millis(500),
+            stale_after: Duration::from_secs(5),
+        };
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let rounds = Arc::new(AtomicUsize::new(0));
+        // A writer that holds the lock 5 ms at a time and takes it again at once.
+        let hog = {
+            let (path, stop, rounds) = (Arc::clone(&path), Arc::clone(&stop), Arc::clone(&rounds));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(guard) = LockGuard::acquire(&path, timing, 0o600) {
+                        rounds.fetch_add(1, Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_millis(5));
+                        drop(guard);
+                    }
+                }
+            })
+        };
+        while rounds.load(Ordering::Relaxed) == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut refused = 0;
+        for _ in 0..20 {
+            match LockGuard::acquire(&path, timing, 0o600) {
+                Ok(guard) => drop(guard),
+                Err(_) => refused += 1,
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        hog.join().unwrap();
+        assert_eq!(
+            refused, 0,
+            "the waiting writer was starved {refused} times in 20"
+        );
+    }
 
     #[test]
     fn lock_file_holds_pid_and_newline_and_is_removed() {
