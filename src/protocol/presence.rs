@@ -9,7 +9,7 @@
 
 use super::inspect::ReaderState;
 use super::message::{Message, MessageType};
-use super::platform::{host_name, process_alive};
+use super::platform::{host_name, process_alive, process_start_ms};
 use serde_json::Value;
 use std::collections::HashSet;
 
@@ -55,7 +55,14 @@ pub struct Presence {
     spend_pending: bool,
     /// When we opened (ms since the epoch): an acknowledgement written since is this session's.
     opened_ms: u64,
+    /// When the peer's last `*_ready` was written (ms since the epoch): a process with its `pid`
+    /// that started later is another one, which reuses the id of a peer that died.
+    announced_ms: Option<u64>,
 }
+
+/// How much later than its announcement a process may seem to have started and still be the one
+/// that announced (Linux tells start times to the second).
+const PID_REUSE_SLACK_MS: u64 = 2000;
 
 impl Presence {
     /// The presence of the other side of a channel whose own role is `own_role`
@@ -79,6 +86,7 @@ impl Presence {
             spent: HashSet::new(),
             spend_pending: false,
             opened_ms: super::message::now_ms(),
+            announced_ms: None,
         }
     }
 
@@ -148,6 +156,7 @@ impl Presence {
                 host,
                 methods,
             };
+            self.announced_ms = Some(message.timestamp);
             self.spend_pending = false;
         } else {
             if before_open {
@@ -201,7 +210,9 @@ impl Presence {
                     };
                 }
                 let process_died = match (self.info.pid, &self.info.host) {
-                    (Some(pid), Some(host)) => host == host_name() && !process_alive(pid),
+                    (Some(pid), Some(host)) if host == host_name() => {
+                        !process_alive(pid) || self.pid_reused(pid)
+                    }
                     _ => false,
                 };
                 // Gone from the listing, or stale; one that could not be read this time (being
@@ -246,6 +257,16 @@ impl Presence {
             }
         }
         (self.info != before).then(|| self.info.clone())
+    }
+
+    /// Whether the process now running as `pid` started after the peer announced itself: the
+    /// peer died and another process took its id (a reference backend publishes no
+    /// acknowledgement that would tell).
+    fn pid_reused(&self, pid: u32) -> bool {
+        match (self.announced_ms, process_start_ms(pid)) {
+            (Some(announced), Some(started)) => started > announced + PID_REUSE_SLACK_MS,
+            _ => false,
+        }
     }
 
     fn go(&mut self, pid: Option<u32>) {
@@ -424,6 +445,29 @@ mod tests {
             .observe(&event("backend_ready", live), true)
             .expect("up");
         assert_eq!((up.state, up.pid), (PeerState::Ready, Some(me)));
+    }
+
+    #[test]
+    fn a_process_that_reuses_the_id_of_the_announced_one_does_not_keep_the_peer_up() {
+        let me = std::process::id();
+        let ready = || {
+            event(
+                "backend_ready",
+                json!({"available_methods": [], "pid": me, "host": host_name()}),
+            )
+        };
+        // Announced now by this very process: up.
+        let mut presence = Presence::new("frontend");
+        presence.observe_now(&ready());
+        assert!(presence.check(&[]).is_none());
+        assert_eq!(presence.info().state, PeerState::Ready);
+        // Announced long before this process started: whoever announced it is gone.
+        let mut presence = Presence::new("frontend");
+        let mut old = ready();
+        old.timestamp = 1_000_000_000_000; // 2001
+        presence.observe_now(&old);
+        let gone = presence.check(&[]).expect("gone");
+        assert_eq!(gone.state, PeerState::Gone);
     }
 
     #[test]

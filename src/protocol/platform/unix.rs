@@ -134,6 +134,39 @@ pub fn process_started(pid: u32) -> Option<u64> {
     fields.nth(18)?.parse().ok()
 }
 
+/// When process `pid` started, in milliseconds since the Unix epoch (Linux: to the second, the
+/// boot time being kept in whole seconds); `None` when it is not running or this OS cannot tell.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn process_start_ms(pid: u32) -> Option<u64> {
+    let ticks = process_started(pid)?;
+    let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+        .ok()
+        .filter(|&n| n > 0)?;
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let boot_s: u64 = stat
+        .lines()
+        .find_map(|line| line.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(boot_s * 1000 + ticks * 1000 / per_second)
+}
+
+#[cfg(any(target_os = "macos", target_os = "ios"))]
+pub fn process_start_ms(pid: u32) -> Option<u64> {
+    process_started(pid).map(|micros| micros / 1000)
+}
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "ios"
+)))]
+pub fn process_start_ms(_pid: u32) -> Option<u64> {
+    None
+}
+
 #[cfg(any(target_os = "macos", target_os = "ios"))]
 pub fn process_started(pid: u32) -> Option<u64> {
     let pid = libc::c_int::try_from(pid).ok().filter(|&pid| pid > 0)?;
@@ -492,6 +525,20 @@ mod tests {
         // `useradd -g <group>`: in the group without being listed in /etc/group.
         admin(&["useradd", "-M", "-N", "-g", &name, &other]);
         assert!(!is_private_group(gid, owner));
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_process_start_is_told_in_wall_clock_time() {
+        let started = process_start_ms(std::process::id()).expect("our own start");
+        let now = crate::protocol::message::now_ms();
+        // Started before now (to the second: the boot time is kept in whole seconds), and this
+        // test process has not run for a day.
+        assert!(
+            started <= now + 1000 && now - started < 86_400_000,
+            "{started} vs {now}"
+        );
+        assert_eq!(process_start_ms(0x7fff_fff0), None);
     }
 
     #[test]

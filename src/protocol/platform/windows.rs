@@ -192,6 +192,17 @@ pub fn process_started(pid: u32) -> Option<u64> {
         .then(|| (u64::from(created.dwHighDateTime) << 32) | u64::from(created.dwLowDateTime))
 }
 
+/// When process `pid` started, in milliseconds since the Unix epoch; `None` when it is not
+/// running.
+pub fn process_start_ms(pid: u32) -> Option<u64> {
+    let created = process_started(pid)?;
+    let time = FILETIME {
+        dwLowDateTime: created as u32,
+        dwHighDateTime: (created >> 32) as u32,
+    };
+    u64::try_from(unix_ns(time) / 1_000_000).ok()
+}
+
 /// Nothing: Windows boosts the thread that a wait satisfies, not at the waker's expense.
 pub fn give_way_to_javascript() {}
 
