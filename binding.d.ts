@@ -162,7 +162,11 @@ export interface ChannelOptions {
   lockTimeoutMs?: number
   /** A lock file older than this is left by a dead writer and is taken over. Default 5000. */
   staleLockMs?: number
-  /** An inbox larger than this is refused with `EFBIG` without being read. Default 64 MiB. */
+  /**
+   * The largest message file read whole (default 64 MiB): a larger inbox is read streamed, its
+   * messages that do not fit skipped with `EFBIG`; a send that would make our outbox larger is
+   * refused with `EFBIG`.
+   */
   maxFileBytes?: number
   /** Watch the directory for changes (default `true`); `false` polls every `pollIntervalMs`. */
   watch?: boolean

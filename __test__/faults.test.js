@@ -175,16 +175,19 @@ describe('a malformed inbox never crashes', () => {
     expect(front.recv()).toEqual([])
   })
 
-  test('an inbox bigger than maxFileBytes is refused with EFBIG naming the file; smaller content resumes', () => {
+  test('a message bigger than maxFileBytes is skipped with EFBIG naming it; the messages around it, and later ones, arrive', () => {
     const dir = h.channelDir()
     const front = h.frontend(dir, { maxFileBytes: 1024 })
     const back = h.backend(dir)
+    back.sendEvent('before', 1)
     back.sendEvent('big', 'x'.repeat(4000))
-    const error = expectThrows(() => front.recv(), 'EFBIG', path.join(dir, BACKEND_OUTBOX))
-    expect(error.message).toContain('1024')
-    expect(front.recv()).toEqual([])
-    writeMessages(dir, BACKEND_OUTBOX, [diskMessage({ payload: 'small' })])
-    expect(front.recv().map((m) => m.payload)).toEqual(['small'])
+    back.sendEvent('after', 2)
+    const bigId = readMessages(dir, BACKEND_OUTBOX)[1].id
+    const error = expectThrows(() => front.recv(), 'EFBIG', path.join(dir, BACKEND_OUTBOX), `(id ${bigId})`, '1024')
+    expect(error.message).toContain('skipped')
+    expect(front.recv().map((m) => m.method)).toEqual(['before', 'after'])
+    back.sendEvent('later', 3)
+    expect(front.recv().map((m) => m.method)).toEqual(['later'])
   })
 
   test('the inbox replaced by a directory is reported, not a crash', () => {

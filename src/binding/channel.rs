@@ -26,7 +26,9 @@ pub struct ChannelOptions {
     pub lock_timeout_ms: Option<u32>,
     /// A lock file older than this is left by a dead writer and is taken over. Default 5000.
     pub stale_lock_ms: Option<u32>,
-    /// An inbox larger than this is refused with `EFBIG` without being read. Default 64 MiB.
+    /// The largest message file read whole (default 64 MiB): a larger inbox is read streamed, its
+    /// messages that do not fit skipped with `EFBIG`; a send that would make our outbox larger is
+    /// refused with `EFBIG`.
     pub max_file_bytes: Option<f64>,
     /// Watch the directory for changes (default `true`); `false` polls every `pollIntervalMs`.
     pub watch: Option<bool>,

@@ -56,6 +56,16 @@ pub enum ChannelError {
         limit: u64,
     },
 
+    /// A message larger than this reader accepts, skipped (the messages around it are read).
+    #[error("{}: message {index}{} is {size} bytes, more than this reader accepts ({limit} bytes for the whole file, maxFileBytes); skipped", path.display(), id.as_ref().map(|id| format!(" (id {id})")).unwrap_or_default())]
+    MessageTooLarge {
+        path: PathBuf,
+        index: usize,
+        id: Option<String>,
+        size: u64,
+        limit: u64,
+    },
+
     /// A send that would make the outbox larger than its readers accept: refused before writing,
     /// since a reader that refuses the file would never get past it.
     #[error("{}: not sent: {}", path.display(), send_too_large_text(*message_bytes, *file_bytes, *limit))]
@@ -163,7 +173,9 @@ impl ChannelError {
             ChannelError::Timeout { .. } => "ETIMEDOUT",
             ChannelError::Locked { .. } | ChannelError::BadLock { .. } => "ELOCKED",
             ChannelError::BadFile { .. } | ChannelError::BadMessage { .. } => "EBADMSG",
-            ChannelError::TooLarge { .. } | ChannelError::SendTooLarge { .. } => "EFBIG",
+            ChannelError::TooLarge { .. }
+            | ChannelError::SendTooLarge { .. }
+            | ChannelError::MessageTooLarge { .. } => "EFBIG",
             ChannelError::Lost { certain: false, .. } => "EMAYBELOST",
             ChannelError::Lost { .. } | ChannelError::QueueOverflow { .. } => "ELOST",
             ChannelError::Watch { .. } => "EWATCH",

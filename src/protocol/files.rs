@@ -109,6 +109,23 @@ pub fn read_message_file(path: &Path, limit: u64) -> Result<Option<(Vec<u8>, Fil
     Ok(Some((bytes, identity)))
 }
 
+/// Reads a message file larger than `limit` the only way that cannot exhaust memory: streamed,
+/// each message that does not fit replaced by a stand-in (`message::compact_oversized`), so the
+/// reader still gets the messages around it and reports the one it skipped.
+pub fn read_oversized_message_file(path: &Path, limit: u64) -> Result<(Vec<u8>, FileIdentity)> {
+    let file =
+        platform::open_for_reading(path).map_err(|e| ChannelError::io("opening", path, e))?;
+    let identity =
+        platform::identity_of(&file).map_err(|e| ChannelError::io("reading", path, e))?;
+    let bytes = super::message::compact_oversized(&file, limit).map_err(|reason| {
+        ChannelError::BadFile {
+            path: path.into(),
+            reason,
+        }
+    })?;
+    Ok((bytes, identity))
+}
+
 /// The identity of what is at `path` (a link is not followed), `None` when nothing is there.
 pub fn stat(path: &Path) -> Result<Option<FileIdentity>> {
     match platform::identity_at(path) {

@@ -6,8 +6,10 @@
 //! repeats messages that share a millisecond).
 
 use super::error::ChannelError;
-use super::files::{now_ns, read_message_file, stat, FileIdentity};
-use super::message::{decode_entry, peek_id, split_file, Entry, Message, RawElement};
+use super::files::{now_ns, read_message_file, read_oversized_message_file, stat, FileIdentity};
+use super::message::{
+    decode_entry, oversized_size, peek_id, split_file, Entry, Message, RawElement,
+};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -182,6 +184,11 @@ impl InboxReader {
                     ChannelError::io("reading", &self.path, missing),
                 ));
             }
+            // Too large to read whole: read streamed, the messages that do not fit left out.
+            Err(ChannelError::TooLarge { .. }) => {
+                read_oversized_message_file(&self.path, self.max_file_bytes)
+                    .map_err(|e| BrokenVersion::boxed(identity, e))?
+            }
             Err(e) => return Err(BrokenVersion::boxed(identity, e)),
         };
         let settled = identity.is_settled(read_at);
@@ -238,6 +245,16 @@ impl InboxReader {
                 continue;
             }
             fresh_from.get_or_insert(index);
+            if let Some(size) = element.as_ref().ok().and_then(|raw| oversized_size(raw)) {
+                outcome.problems.push(ChannelError::MessageTooLarge {
+                    path: self.path.clone(),
+                    index,
+                    id,
+                    size,
+                    limit: self.max_file_bytes,
+                });
+                continue;
+            }
             let entry = match element {
                 Ok(raw) => decode_entry(raw),
                 Err(broken) => Entry::Invalid {
@@ -434,13 +451,49 @@ mod tests {
     }
 
     #[test]
-    fn oversized_inbox_is_refused() {
+    fn a_message_larger_than_the_limit_is_skipped_and_reported_once_and_the_rest_read() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.json");
+        let big = Message {
+            id: "big".into(),
+            ..Message::event("e", json!("x".repeat(4000)))
+        };
+        write_elements(
+            &path,
+            &[event_text("a", 1), big.encode(), event_text("c", 3)],
+        );
+        let mut reader = InboxReader::new(path.clone(), 1024, 100);
+        let outcome = reader.read_new();
+        assert_eq!(payloads(&outcome), [1, 3]);
+        let problems: Vec<_> = outcome
+            .problems
+            .iter()
+            .map(|p| (p.code(), p.to_string()))
+            .collect();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].0, "EFBIG");
+        assert!(
+            problems[0].1.contains("message 1 (id big)") && problems[0].1.contains("1024 bytes"),
+            "{}",
+            problems[0].1
+        );
+        // A later version: only what is new, and the big one not reported again.
+        write_elements(
+            &path,
+            &[
+                event_text("a", 1),
+                big.encode(),
+                event_text("c", 3),
+                event_text("d", 4),
+            ],
+        );
+        let outcome = reader.read_new();
+        assert_eq!((payloads(&outcome), outcome.problems.len()), (vec![4], 0));
+        // Blanks, however many, are no message.
         fs::write(&path, format!("[{}]", " ".repeat(4096))).unwrap();
         let mut reader = InboxReader::new(path, 1024, 100);
         let outcome = reader.read_new();
-        assert_eq!(outcome.problems[0].code(), "EFBIG");
+        assert!(outcome.messages.is_empty() && outcome.problems.is_empty());
     }
 
     fn write_elements(path: &Path, elements: &[String]) {

@@ -285,6 +285,125 @@ fn lenient_id(bytes: &[u8]) -> Option<String> {
     Some(value[..value.find('"')?].to_string())
 }
 
+/// The key of the stand-in for a message too large to read (see `compact_oversized`).
+const OVERSIZED_KEY: &str = "ipckit_oversized_bytes";
+
+/// How many bytes of an oversized element are kept to find its `id` in.
+const OVERSIZED_HEAD: usize = 4096;
+
+/// Copies a message file that is larger than `limit` bytes from `reader`, element by element,
+/// replacing each element that does not fit (itself larger than `limit`, or beyond `limit` bytes
+/// of copied elements) with a small stand-in naming its `id` and size: memory stays bounded by
+/// `limit`, and the good messages around a huge one are still read. `Err`: not an array.
+pub fn compact_oversized(reader: impl std::io::Read, limit: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut out = b"[".to_vec();
+    let mut element: Vec<u8> = Vec::new();
+    let (mut size, mut started, mut closed) = (0usize, false, false);
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let finish = |element: &mut Vec<u8>, size: usize, out: &mut Vec<u8>| {
+        let text = trim(element);
+        if text.is_empty() {
+            return; // nothing between two commas (or only blanks, however many)
+        }
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        if size <= limit && out.len() + size < limit {
+            out.extend_from_slice(text);
+        } else {
+            let stand_in = match lenient_id(text) {
+                Some(id) => serde_json::json!({ "id": id, OVERSIZED_KEY: size }),
+                None => serde_json::json!({ OVERSIZED_KEY: size, "at": out.len() }),
+            };
+            out.extend_from_slice(stand_in.to_string().as_bytes());
+        }
+        element.clear();
+    };
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut reader = std::io::BufReader::new(reader);
+    loop {
+        let read = reader
+            .read(&mut chunk)
+            .map_err(|e| format!("cannot be read ({e})"))?;
+        if read == 0 {
+            break;
+        }
+        for &byte in &chunk[..read] {
+            if closed {
+                if !byte.is_ascii_whitespace() {
+                    return Err("not a JSON array (text after its end)".into());
+                }
+                continue;
+            }
+            if !started {
+                match byte {
+                    b'[' => started = true,
+                    _ if byte.is_ascii_whitespace() => {}
+                    _ => return Err("not a JSON array".into()),
+                }
+                continue;
+            }
+            let mut ends_element = false;
+            if in_string {
+                match byte {
+                    _ if escaped => escaped = false,
+                    b'\\' => escaped = true,
+                    b'"' => in_string = false,
+                    _ => {}
+                }
+            } else {
+                match byte {
+                    b'"' => in_string = true,
+                    b'[' | b'{' => depth += 1,
+                    b']' if depth == 0 => {
+                        closed = true;
+                        ends_element = true;
+                    }
+                    b']' | b'}' => {
+                        depth = depth
+                            .checked_sub(1)
+                            .ok_or("not a valid JSON array (unbalanced brackets)")?
+                    }
+                    b',' if depth == 0 => ends_element = true,
+                    _ => {}
+                }
+            }
+            if ends_element {
+                finish(&mut element, size, &mut out);
+                size = 0;
+                continue;
+            }
+            if size == 0 && byte.is_ascii_whitespace() {
+                continue; // blanks before an element are not part of it
+            }
+            size += 1;
+            // Past what can be kept: only its head stays, to find its id in.
+            if size <= limit || element.len() < OVERSIZED_HEAD {
+                element.push(byte);
+            } else if element.len() > OVERSIZED_HEAD {
+                element.truncate(OVERSIZED_HEAD);
+            }
+        }
+    }
+    if !closed {
+        return Err("not a valid JSON array (it ends too early)".into());
+    }
+    out.push(b']');
+    Ok(out)
+}
+
+/// The size of the message an element stands in for, when it is the stand-in of one too large
+/// to read (see `compact_oversized`).
+pub fn oversized_size(raw: &RawValue) -> Option<u64> {
+    if !raw.get().contains(OVERSIZED_KEY) {
+        return None;
+    }
+    let value: Value = serde_json::from_str(raw.get()).ok()?;
+    value.get(OVERSIZED_KEY)?.as_u64()
+}
+
 /// The `id` of an element without building its payload, when it has a string `id`.
 pub fn peek_id(raw: &RawValue) -> Option<String> {
     #[derive(Deserialize)]
@@ -357,6 +476,33 @@ pub fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compacting_keeps_what_fits_and_stands_in_for_the_rest_whatever_the_strings_hold() {
+        let tricky = r#"{"id":"a","s":"],[{\"\\","n":[1,{"x":"}"}]}"#;
+        let big = format!(r#"{{"id":"big","payload":"{}"}}"#, "x".repeat(300));
+        let file = format!("[\n  {tricky},\n  {big} , {{\"id\":\"c\"}}\n]\n");
+        let out = compact_oversized(file.as_bytes(), 200).unwrap();
+        let values: Vec<Value> = serde_json::from_slice(&out).unwrap();
+        assert_eq!(values.len(), 3);
+        assert_eq!(values[0], serde_json::from_str::<Value>(tricky).unwrap());
+        assert_eq!(values[1]["id"], "big");
+        // Its size, blanks after it included.
+        let size = values[1][OVERSIZED_KEY].as_u64().unwrap();
+        assert!(
+            (big.len() as u64..big.len() as u64 + 2).contains(&size),
+            "{size}"
+        );
+        assert_eq!(values[2]["id"], "c");
+        assert!(out.len() < 200);
+        for broken in ["", "{}", "[1,", "[\"]", "[1]]", "[1] x", "[}]"] {
+            assert!(
+                compact_oversized(broken.as_bytes(), 200).is_err(),
+                "{broken:?}"
+            );
+        }
+        assert_eq!(compact_oversized(&b"[ ]"[..], 200).unwrap(), b"[]");
+    }
     use serde_json::json;
 
     fn reference_of(message: &Message) -> ipckit::FileMessage {
