@@ -108,7 +108,14 @@ test('backend_ready announces the methods, pid and host; the ack file shows the 
   const ackName = path.basename(started.lines[0].ack)
   expect(ackName).toMatch(/^frontend_to_backend\.[0-9a-f]{32}\.ack$/)
   const ack = JSON.parse(fs.readFileSync(path.join(dir, ackName), 'utf8'))
-  expect(ack).toEqual({ last_id: null, updated: expect.any(Number), pid: started.lines[0].pid, host: os.hostname() })
+  expect(ack).toEqual({
+    last_id: null,
+    updated: expect.any(Number),
+    pid: started.lines[0].pid,
+    host: os.hostname(),
+    // When its process started (Linux: /proc/<pid>/stat field 22): a reused PID is told apart.
+    started: Number(fs.readFileSync(`/proc/${started.lines[0].pid}/stat`, 'utf8').split(') ')[1].split(' ')[19]),
+  })
   expect(Math.abs(Date.now() - ack.updated)).toBeLessThan(10000)
 
   backend.write('close')
