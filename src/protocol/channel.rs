@@ -572,7 +572,7 @@ impl Channel {
     pub fn send(&self, message: &Message) -> Result<()> {
         self.check_open()?;
         check_sendable(message)?;
-        let patience = self.options.outbox_settings().lock.timeout;
+        let patience = self.options.lock_timeout;
         self.write_outbox(&mut lock(&self.outbox), &[message], patience)
             .map(|_| ())
     }
