@@ -223,6 +223,54 @@ fn parse_element(bytes: &[u8]) -> RawElement<'_> {
     serde_json::from_str::<&RawValue>(text).map_err(|e| broken(format!("not valid JSON ({e})")))
 }
 
+/// Follows JSON text byte by byte by its brackets and string quotes alone, without judging it:
+/// enough to find where the elements of an array start and end.
+#[derive(Default)]
+struct Brackets {
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+}
+
+/// What a byte means at the array's top level.
+#[derive(PartialEq)]
+enum Mark {
+    /// Part of an element (or blank between elements).
+    Inside,
+    /// A comma between two elements.
+    Separator,
+    /// A closing bracket with nothing open: the end of the array.
+    End,
+}
+
+impl Brackets {
+    fn step(&mut self, byte: u8) -> Mark {
+        if self.in_string {
+            match byte {
+                _ if self.escaped => self.escaped = false,
+                b'\\' => self.escaped = true,
+                b'"' => self.in_string = false,
+                _ => {}
+            }
+            return Mark::Inside;
+        }
+        match byte {
+            b'"' => self.in_string = true,
+            b'[' | b'{' => self.depth += 1,
+            b']' | b'}' if self.depth == 0 => return Mark::End,
+            b']' | b'}' => self.depth -= 1,
+            b',' if self.depth == 0 => return Mark::Separator,
+            _ => {}
+        }
+        Mark::Inside
+    }
+
+    /// Whether everything opened was closed.
+    fn balanced(&self) -> bool {
+        !self.in_string && self.depth == 0
+    }
+}
+
 /// The top-level elements of a JSON array, found by brackets and string quotes alone, without
 /// judging the elements themselves. `None` when the bytes are not shaped like an array.
 fn array_elements(bytes: &[u8]) -> Option<Vec<&[u8]>> {
@@ -230,30 +278,18 @@ fn array_elements(bytes: &[u8]) -> Option<Vec<&[u8]>> {
     if trim(body).is_empty() {
         return Some(Vec::new());
     }
-    let (mut elements, mut start, mut depth) = (Vec::new(), 0, 0usize);
-    let (mut in_string, mut escaped) = (false, false);
+    let (mut elements, mut start, mut brackets) = (Vec::new(), 0, Brackets::default());
     for (index, &byte) in body.iter().enumerate() {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'[' | b'{' => depth += 1,
-            b']' | b'}' => depth = depth.checked_sub(1)?,
-            b',' if depth == 0 => {
+        match brackets.step(byte) {
+            Mark::Inside => {}
+            Mark::Separator => {
                 elements.push(trim(&body[start..index]));
                 start = index + 1;
             }
-            _ => {}
+            Mark::End => return None, // closed more than it opened
         }
     }
-    if in_string || depth != 0 {
+    if !brackets.balanced() {
         return None;
     }
     elements.push(trim(&body[start..]));
@@ -301,7 +337,7 @@ pub fn compact_oversized(reader: impl std::io::Read, limit: u64) -> Result<Vec<u
     let mut out = b"[".to_vec();
     let mut element: Vec<u8> = Vec::new();
     let (mut size, mut started, mut closed) = (0usize, false, false);
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let mut brackets = Brackets::default();
     let finish = |element: &mut Vec<u8>, size: usize, out: &mut Vec<u8>| {
         let text = trim(element);
         if text.is_empty() {
@@ -345,46 +381,28 @@ pub fn compact_oversized(reader: impl std::io::Read, limit: u64) -> Result<Vec<u
                 }
                 continue;
             }
-            let mut ends_element = false;
-            if in_string {
-                match byte {
-                    _ if escaped => escaped = false,
-                    b'\\' => escaped = true,
-                    b'"' => in_string = false,
-                    _ => {}
+            match brackets.step(byte) {
+                Mark::End if byte == b'}' => {
+                    return Err("not a valid JSON array (unbalanced brackets)".into())
                 }
-            } else {
-                match byte {
-                    b'"' => in_string = true,
-                    b'[' | b'{' => depth += 1,
-                    b']' if depth == 0 => {
-                        closed = true;
-                        ends_element = true;
+                Mark::End => closed = true,
+                Mark::Separator => {}
+                Mark::Inside => {
+                    if size == 0 && byte.is_ascii_whitespace() {
+                        continue; // blanks before an element are not part of it
                     }
-                    b']' | b'}' => {
-                        depth = depth
-                            .checked_sub(1)
-                            .ok_or("not a valid JSON array (unbalanced brackets)")?
+                    size += 1;
+                    // Past what can be kept: only its head stays, to find its id in.
+                    if size <= limit || element.len() < OVERSIZED_HEAD {
+                        element.push(byte);
+                    } else if element.len() > OVERSIZED_HEAD {
+                        element.truncate(OVERSIZED_HEAD);
                     }
-                    b',' if depth == 0 => ends_element = true,
-                    _ => {}
+                    continue;
                 }
             }
-            if ends_element {
-                finish(&mut element, size, &mut out);
-                size = 0;
-                continue;
-            }
-            if size == 0 && byte.is_ascii_whitespace() {
-                continue; // blanks before an element are not part of it
-            }
-            size += 1;
-            // Past what can be kept: only its head stays, to find its id in.
-            if size <= limit || element.len() < OVERSIZED_HEAD {
-                element.push(byte);
-            } else if element.len() > OVERSIZED_HEAD {
-                element.truncate(OVERSIZED_HEAD);
-            }
+            finish(&mut element, size, &mut out);
+            size = 0;
         }
     }
     if !closed {
