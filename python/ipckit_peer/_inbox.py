@@ -35,23 +35,11 @@ DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 if os.name == "nt":  # pragma: no cover - exercised on Windows only
     import ctypes
     import msvcrt
-    from ctypes import wintypes
 
-    _kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
-    _CreateFileW = _kernel32.CreateFileW
-    _CreateFileW.argtypes = [
-        wintypes.LPCWSTR,
-        wintypes.DWORD,
-        wintypes.DWORD,
-        wintypes.LPVOID,
-        wintypes.DWORD,
-        wintypes.DWORD,
-        wintypes.HANDLE,
-    ]
-    _CreateFileW.restype = wintypes.HANDLE
-    _CloseHandle = _kernel32.CloseHandle
-    _CloseHandle.argtypes = [wintypes.HANDLE]
-    _INVALID_HANDLE = wintypes.HANDLE(-1).value
+    from ._win32 import INVALID_HANDLE as _INVALID_HANDLE
+    from ._win32 import CloseHandle as _CloseHandle
+    from ._win32 import CreateFileW as _CreateFileW
+
     _GENERIC_READ = 0x80000000
     _SHARE_ALL = 0x1 | 0x2 | 0x4  # read, write, delete: a writer may rename over the file meanwhile
     _OPEN_EXISTING = 3

@@ -18,14 +18,20 @@ if os.name == "nt":  # pragma: no cover - exercised on Windows only
     import msvcrt
     from ctypes import wintypes
 
-    _kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    from ._win32 import CloseHandle as _CloseHandle
+    from ._win32 import kernel32 as _kernel32
+
     _OpenProcess = _kernel32.OpenProcess
     _OpenProcess.argtypes = [wintypes.DWORD, wintypes.BOOL, wintypes.DWORD]
     _OpenProcess.restype = wintypes.HANDLE
     _GetExitCodeProcess = _kernel32.GetExitCodeProcess
     _GetExitCodeProcess.argtypes = [wintypes.HANDLE, ctypes.POINTER(wintypes.DWORD)]
-    _CloseHandle = _kernel32.CloseHandle
-    _CloseHandle.argtypes = [wintypes.HANDLE]
+    _GetCurrentProcess = _kernel32.GetCurrentProcess
+    _GetCurrentProcess.argtypes = []
+    _GetCurrentProcess.restype = wintypes.HANDLE
+    _GetProcessTimes = _kernel32.GetProcessTimes
+    _GetProcessTimes.argtypes = [wintypes.HANDLE] + [ctypes.POINTER(wintypes.FILETIME)] * 4
+    _GetProcessTimes.restype = wintypes.BOOL
     _QUERY_LIMITED_INFORMATION = 0x1000
     _STILL_ACTIVE = 259
     _ERROR_ACCESS_DENIED = 5
@@ -81,11 +87,10 @@ def own_start():
     that reuses our PID from us. None where we cannot tell (macOS here)."""
     if os.name == "nt":  # pragma: no cover - exercised on Windows only
         created, exited, kernel, user = (wintypes.FILETIME() for _ in range(4))
-        process = ctypes.windll.kernel32.GetCurrentProcess()
-        ok = ctypes.windll.kernel32.GetProcessTimes(
-            process, ctypes.byref(created), ctypes.byref(exited), ctypes.byref(kernel), ctypes.byref(user)
-        )
-        return (created.dwHighDateTime << 32) | created.dwLowDateTime if ok else None
+        times = (ctypes.byref(created), ctypes.byref(exited), ctypes.byref(kernel), ctypes.byref(user))
+        if not _GetProcessTimes(_GetCurrentProcess(), *times):
+            return None
+        return (created.dwHighDateTime << 32) | created.dwLowDateTime
     try:
         with open("/proc/self/stat", "rb") as stat:
             # Field 22, counted after the command name (which may hold spaces).

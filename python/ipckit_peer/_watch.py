@@ -271,20 +271,11 @@ class _WindowsSource(object):  # pragma: no cover - exercised on Windows only
                 ("hEvent", wintypes.HANDLE),
             ]
 
-        k32 = ctypes.WinDLL("kernel32", use_last_error=True)
+        from ._win32 import kernel32 as k32  # CreateFileW and CloseHandle declared there
+
         self._ctypes = ctypes
         self._k32 = k32
         self._wintypes = wintypes
-        k32.CreateFileW.argtypes = [
-            wintypes.LPCWSTR,
-            wintypes.DWORD,
-            wintypes.DWORD,
-            wintypes.LPVOID,
-            wintypes.DWORD,
-            wintypes.DWORD,
-            wintypes.HANDLE,
-        ]
-        k32.CreateFileW.restype = wintypes.HANDLE
         k32.CreateEventW.argtypes = [wintypes.LPVOID, wintypes.BOOL, wintypes.BOOL, wintypes.LPCWSTR]
         k32.CreateEventW.restype = wintypes.HANDLE
         k32.ReadDirectoryChangesW.argtypes = [
