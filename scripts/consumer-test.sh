@@ -86,7 +86,7 @@ const allowed = [/^package\.json$/, /^[A-Z][A-Z0-9_-]*(\.md)?$/, /^[A-Za-z0-9_-]
   /^index\.(js|mjs|d\.ts|d\.mts)$/, /^binding\.(js|d\.ts)$/, /^ipckit\.[a-z0-9-]+\.node$/,
   /^bin\/[^/]+\.js$/, /^lib\/.+\.(js|cjs|mjs|d\.ts|d\.mts|json)$/,
   // The Python companion package: its sources, without tests, and its wheel (built by prepack).
-  /^python\/(pyproject\.toml|README\.md|ipckit_peer\/[a-z_]+\.py)$/, /^python\/dist\/ipckit_peer-[^/]+-py3-none-any\.whl$/]
+  /^python\/(pyproject\.toml|README\.md|ipckit_peer\/[a-z0-9_]+\.py)$/, /^python\/dist\/ipckit_peer-[^/]+-py3-none-any\.whl$/]
 if (sourceBuild) allowed.push(/^src\/.+\.rs$/, /^build\.rs$/, /^Cargo\.(toml|lock)$/, /^scripts\/install\.js$/)
 
 const problems = []
