@@ -1415,11 +1415,19 @@ impl Channel {
     }
 
     /// The process is exiting: writes what the writer thread has not written yet, on the calling
-    /// thread (the writer thread dies with the process). Returns how many sends are left
-    /// unwritten (the outbox was locked or full).
+    /// thread (the writer thread dies with the process), trying again for up to `lockTimeoutMs`
+    /// (at least 2 s) while the outbox is locked, held open (Windows) or full. Returns how many
+    /// sends are left unwritten.
     pub fn flush_before_exit(&self) -> usize {
-        self.write_queued_now();
-        lock(&self.sends).queued.len()
+        let deadline = Instant::now() + self.options.lock_timeout.max(Duration::from_secs(2));
+        loop {
+            self.write_queued_now();
+            let left = lock(&self.sends).queued.len();
+            if left == 0 || Instant::now() >= deadline {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// One write of the queued sends (the writer thread calls it): as many as one write may
