@@ -402,6 +402,8 @@ struct SendQueue {
     last_refusal: Option<ChannelError>,
     /// The next retry's pause.
     backoff: Duration,
+    /// Sends taken from `queued` by a write in progress (they go back if it does not get through).
+    in_flight: usize,
 }
 
 const MAX_PENDING_PROBLEMS: usize = 64;
@@ -1422,7 +1424,11 @@ impl Channel {
         let deadline = Instant::now() + self.options.lock_timeout.max(Duration::from_secs(2));
         loop {
             self.write_queued_now();
-            let left = lock(&self.sends).queued.len();
+            // Also those the writer thread has taken and not written yet: it dies with us.
+            let left = {
+                let sends = lock(&self.sends);
+                sends.queued.len() + sends.in_flight
+            };
             if left == 0 || Instant::now() >= deadline {
                 return left;
             }
@@ -1467,6 +1473,7 @@ impl Channel {
         }
         let take = limit.min(sends.queued.len());
         let batch: Vec<QueuedSend> = sends.queued.drain(..take).collect();
+        sends.in_flight += batch.len();
         drop(sends);
         let messages: Vec<&Message> = batch.iter().map(|send| &send.message).collect();
         // Nothing to send: only settled requests are left out, if the file still holds any.
@@ -1475,6 +1482,7 @@ impl Channel {
             .map(|_| ());
         drop(outbox);
         let mut sends = lock(&self.sends);
+        sends.in_flight -= batch.len();
         let retry_at = match result {
             Ok(()) => {
                 sends.last_refusal = None;
