@@ -3,7 +3,7 @@
 // The backend of `ipckit bench`, run in its own process: answers `echo` until its standard
 // input closes (the parent ended) or `stop` arrives.
 
-const { FileChannel } = require('../../index.js')
+const { FileChannel } = require('../channel.js')
 
 const dir = process.argv[2]
 const channel = FileChannel.backend(dir)

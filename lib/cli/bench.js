@@ -74,7 +74,7 @@ async function run(argv) {
   const warmup = intOption(values.warmup, 'warmup', 20, 0)
   const payloadBytes = intOption(values['payload-bytes'], 'payload-bytes', 64, 0)
 
-  const { FileChannel } = require('../../index.js')
+  const { FileChannel } = require('../channel.js')
   const ownDir = values.dir === undefined
   const dir = ownDir ? fs.mkdtempSync(path.join(os.tmpdir(), 'ipckit-bench-')) : values.dir
   const { child, ready } = startBackend(dir)

@@ -49,7 +49,7 @@ async function run(argv) {
   const payload = await jsonArgument(json, 'the payload argument')
   requireDirectory(dir)
 
-  const { FileChannel } = require('../../index.js')
+  const { FileChannel } = require('../channel.js')
   const channel = FileChannel[role](dir, channelOptions(values))
   try {
     channel.sendEvent(name, payload)

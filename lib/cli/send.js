@@ -67,7 +67,7 @@ async function run(argv) {
   const params = await jsonArgument(json, 'the params argument')
   requireDirectory(dir)
 
-  const { FileChannel } = require('../../index.js')
+  const { FileChannel } = require('../channel.js')
   const channel = FileChannel[role](dir, channelOptions(values))
   try {
     const id = channel.sendRequest(method, params)

@@ -6,10 +6,10 @@ use super::ack::AckPublisher;
 use super::error::{ChannelError, Result};
 use super::files::{create_new_with, read_message_file, stat, FileIdentity};
 use super::inbox::{InboxReader, ReadOutcome};
-use super::lock::LockTiming;
 use super::message::REFERENCE_CAP;
 use super::message::{decode_file, depth, Entry, Message, MessageType, MAX_PAYLOAD_DEPTH};
-use super::outbox::{AckSettings, Outbox, OutboxSettings, Withdrawals};
+pub use super::options::ChannelOptions;
+use super::outbox::{Outbox, Withdrawals};
 use super::platform;
 use super::presence::{PeerInfo, PeerState, Presence};
 use super::reactor;
@@ -46,71 +46,6 @@ impl Role {
         match self {
             Role::Frontend => (FRONTEND_OUTBOX, BACKEND_OUTBOX),
             Role::Backend => (BACKEND_OUTBOX, FRONTEND_OUTBOX),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ChannelOptions {
-    pub max_messages: usize,
-    pub lock_timeout: Duration,
-    pub stale_lock: Duration,
-    pub max_file_bytes: u64,
-    /// Use change notifications; otherwise poll every `poll_interval`.
-    pub watch: bool,
-    /// Polling period without a watcher, and the safety re-read period with one.
-    pub poll_interval: Duration,
-    /// Messages kept for `recv()` before the oldest are dropped (and reported).
-    pub max_queued: usize,
-    pub file_mode: u32,
-    pub dir_mode: u32,
-    /// Accept a directory owned by another user or writable by group or others.
-    pub allow_insecure: bool,
-    /// Publish acknowledgements as a reader and honour them as a writer (see `ack`).
-    pub acknowledge: bool,
-    /// An acknowledging reader silent for longer than this no longer holds messages back.
-    pub ack_timeout: Duration,
-    /// Most messages our outbox holds for slow acknowledging readers before sends are refused.
-    pub max_backlog: usize,
-}
-
-impl Default for ChannelOptions {
-    fn default() -> Self {
-        // The values are defined once, in `options` (which also exports them to JavaScript).
-        use super::options::*;
-        let ms = |ms: u32| Duration::from_millis(ms.into());
-        ChannelOptions {
-            max_messages: DEFAULT_MAX_MESSAGES as usize,
-            lock_timeout: ms(DEFAULT_LOCK_TIMEOUT_MS),
-            stale_lock: ms(DEFAULT_STALE_LOCK_MS),
-            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
-            watch: true,
-            poll_interval: ms(DEFAULT_POLL_INTERVAL_MS),
-            max_queued: DEFAULT_MAX_QUEUED as usize,
-            file_mode: DEFAULT_FILE_MODE,
-            dir_mode: DEFAULT_DIR_MODE,
-            allow_insecure: false,
-            acknowledge: true,
-            ack_timeout: ms(DEFAULT_ACK_TIMEOUT_MS),
-            max_backlog: DEFAULT_MAX_BACKLOG as usize,
-        }
-    }
-}
-
-impl ChannelOptions {
-    fn outbox_settings(&self) -> OutboxSettings {
-        OutboxSettings {
-            max_messages: self.max_messages,
-            lock: LockTiming {
-                timeout: self.lock_timeout,
-                stale_after: self.stale_lock,
-            },
-            max_file_bytes: self.max_file_bytes,
-            file_mode: self.file_mode,
-            acknowledgements: self.acknowledge.then_some(AckSettings {
-                reader_timeout: self.ack_timeout,
-                max_backlog: self.max_backlog,
-            }),
         }
     }
 }
@@ -2073,7 +2008,7 @@ mod tests {
         assert_eq!(back.reply_stats().dropped_requests, 2);
     }
 
-    fn options_settings() -> OutboxSettings {
+    fn options_settings() -> crate::protocol::outbox::OutboxSettings {
         ChannelOptions::default().outbox_settings()
     }
 

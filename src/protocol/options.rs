@@ -4,9 +4,10 @@
 //! caller passes is checked here, by [`parse_options`], with a message that names it. Neither the
 //! JS layer nor the CLI keeps a copy of these numbers or rules.
 
-use super::channel::ChannelOptions;
 use super::error::{ChannelError, Result};
+use super::lock::LockTiming;
 pub use super::message::MAX_PAYLOAD_DEPTH;
+use super::outbox::{AckSettings, OutboxSettings};
 use std::time::Duration;
 
 /// How long `request()` and `waitResponse()` wait when no `timeoutMs` is given.
@@ -196,6 +197,71 @@ fn check(spec: &OptionSpec, value: &RawOption) -> Result<Option<f64>> {
             expected(spec),
             describe(value)
         ))),
+    }
+}
+
+/// Every option of a channel, parsed and checked (see [`parse_options`]).
+#[derive(Debug, Clone)]
+pub struct ChannelOptions {
+    pub max_messages: usize,
+    pub lock_timeout: Duration,
+    pub stale_lock: Duration,
+    pub max_file_bytes: u64,
+    /// Use change notifications; otherwise poll every `poll_interval`.
+    pub watch: bool,
+    /// Polling period without a watcher, and the safety re-read period with one.
+    pub poll_interval: Duration,
+    /// Messages kept for `recv()` before the oldest are dropped (and reported).
+    pub max_queued: usize,
+    pub file_mode: u32,
+    pub dir_mode: u32,
+    /// Accept a directory owned by another user or writable by group or others.
+    pub allow_insecure: bool,
+    /// Publish acknowledgements as a reader and honour them as a writer (see `ack`).
+    pub acknowledge: bool,
+    /// An acknowledging reader silent for longer than this no longer holds messages back.
+    pub ack_timeout: Duration,
+    /// Most messages our outbox holds for slow acknowledging readers before sends are refused.
+    pub max_backlog: usize,
+}
+
+impl Default for ChannelOptions {
+    fn default() -> Self {
+        // The values are defined once, above (and exported to JavaScript from there).
+        let ms = |ms: u32| Duration::from_millis(ms.into());
+        ChannelOptions {
+            max_messages: DEFAULT_MAX_MESSAGES as usize,
+            lock_timeout: ms(DEFAULT_LOCK_TIMEOUT_MS),
+            stale_lock: ms(DEFAULT_STALE_LOCK_MS),
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            watch: true,
+            poll_interval: ms(DEFAULT_POLL_INTERVAL_MS),
+            max_queued: DEFAULT_MAX_QUEUED as usize,
+            file_mode: DEFAULT_FILE_MODE,
+            dir_mode: DEFAULT_DIR_MODE,
+            allow_insecure: false,
+            acknowledge: true,
+            ack_timeout: ms(DEFAULT_ACK_TIMEOUT_MS),
+            max_backlog: DEFAULT_MAX_BACKLOG as usize,
+        }
+    }
+}
+
+impl ChannelOptions {
+    pub(crate) fn outbox_settings(&self) -> OutboxSettings {
+        OutboxSettings {
+            max_messages: self.max_messages,
+            lock: LockTiming {
+                timeout: self.lock_timeout,
+                stale_after: self.stale_lock,
+            },
+            max_file_bytes: self.max_file_bytes,
+            file_mode: self.file_mode,
+            acknowledgements: self.acknowledge.then_some(AckSettings {
+                reader_timeout: self.ack_timeout,
+                max_backlog: self.max_backlog,
+            }),
+        }
     }
 }
 
