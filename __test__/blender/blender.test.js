@@ -158,6 +158,7 @@ test('kill -9 of Blender: the call in flight and a new call reject with EPEERGON
   const again = startBlender(h, BACKEND, [dir])
   const { value, error: waitError } = await waiting
   if (waitError) throw new Error(`add_cube with waitForPeer: ${waitError.message}\n${diagnose(dir, channel, again)}`)
+  await started(again, 1) // its stdout may reach us after the response
   // On failure: what the new Blender ran, and what the frontend knew of it.
   expect({ value, error: waitError?.message, ran: ran(again), peer: channel.peer.state }).toEqual({
     value: FRESH_SCENE.length + 1,
@@ -188,6 +189,8 @@ test('a restart with the frontend left open replays nothing: answered and abando
   const added = await settle(channel.request('add_cube', {}, { timeoutMs: CALL_MS }))
   if (added.error)
     throw new Error(`add_cube after the restart: ${added.error.message}\n${diagnose(dir, channel, again)}`)
+  // (Its stdout may reach us after the response: wait for the line it printed first.)
+  await started(again, 1)
   expect({ added: added.value ?? added.error.message, ran: ran(again) }).toEqual({
     added: FRESH_SCENE.length + 1,
     ran: [['add_cube', expect.any(String)]],
