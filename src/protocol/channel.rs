@@ -4,13 +4,14 @@
 
 use super::ack::AckPublisher;
 use super::error::{ChannelError, Result};
-use super::files::{create_new_with, read_message_file, stat, FileIdentity};
+use super::files::{create_new_with, read_message_file, stat};
 use super::inbox::{InboxReader, ReadOutcome};
 use super::message::REFERENCE_CAP;
 use super::message::{decode_file, depth, Entry, Message, MessageType, MAX_PAYLOAD_DEPTH};
 pub use super::options::ChannelOptions;
 use super::outbox::{Outbox, Withdrawals};
 use super::platform;
+use super::platform::FileIdentity;
 use super::presence::{PeerInfo, PeerState, Presence};
 use super::reactor;
 use super::replies::{self, EarlierSession, Replies, ReplyStats};

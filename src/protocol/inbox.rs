@@ -6,10 +6,11 @@
 //! repeats messages that share a millisecond).
 
 use super::error::ChannelError;
-use super::files::{now_ns, read_message_file, read_oversized_message_file, stat, FileIdentity};
+use super::files::{now_ns, read_message_file, read_oversized_message_file, stat};
 use super::message::{
     decode_entry, oversized_size, peek_id, split_file, Entry, Message, RawElement,
 };
+use super::platform::FileIdentity;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};

@@ -3,8 +3,9 @@
 //! is not a file fails at once instead of hanging, and a held lock names its holder.
 
 use super::error::{ChannelError, Result};
-use super::files::{create_new_with, read_message_file, stat, FileIdentity};
+use super::files::{create_new_with, read_message_file, stat};
 use super::platform;
+use super::platform::FileIdentity;
 use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,9 @@
 //! the privacy policy for the channel directory, and OS error codes. The rest of the core is
 //! written once, against these functions.
 
+mod identity;
+pub use identity::FileIdentity;
+
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]

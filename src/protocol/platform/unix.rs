@@ -1,6 +1,6 @@
 //! Unix (Linux, macOS): POSIX calls through `libc`.
 
-use crate::protocol::files::FileIdentity;
+use super::FileIdentity;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};

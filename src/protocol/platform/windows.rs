@@ -5,7 +5,7 @@
 //! owner and the accounts its DACL lets write are this user, SYSTEM or Administrators: the rule
 //! OpenSSH for Windows applies to `~/.ssh`.
 
-use crate::protocol::files::FileIdentity;
+use super::FileIdentity;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::windows::fs::{MetadataExt, OpenOptionsExt};
