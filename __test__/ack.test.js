@@ -1,11 +1,9 @@
 'use strict'
 // Lossless delivery between our peers (acknowledgements and backpressure).
-const { spawn } = require('node:child_process')
-const { removeLiveDir } = require('./helpers/channels.js')
+const { useHarness } = require('./helpers/channels.js')
+const { sleep, waitFor, spawnLines } = require('../test-support')
 const fs = require('node:fs')
-const os = require('node:os')
 const path = require('node:path')
-const readline = require('node:readline')
 const { FileChannel } = require('../index.js')
 
 // Windows runs here under Wine, where every file call is a round trip to wineserver (a send
@@ -13,13 +11,14 @@ const { FileChannel } = require('../index.js')
 // runs fewer rounds, to stay within minutes.
 const REQUESTS = process.platform === 'win32' ? 2000 : 10000
 
-const channels = []
+const h = useHarness()
 let dir
+beforeEach(() => {
+  dir = h.tmpDir('ipckit-ack-')
+})
 
 function open(role, options) {
-  const channel = FileChannel[role](dir, options)
-  channels.push(channel)
-  return channel
+  return h.track(FileChannel[role](dir, options))
 }
 
 function outboxLength(name) {
@@ -34,40 +33,17 @@ async function sendWhenRoom(send, pauseMs) {
       return refused
     } catch (error) {
       if (error.code !== 'ENOBUFS') throw error
-      await new Promise((resolve) => setTimeout(resolve, pauseMs))
+      await sleep(pauseMs)
     }
   }
 }
 
-async function waitForFile(matches) {
-  while (!fs.readdirSync(dir).some(matches)) await new Promise((resolve) => setTimeout(resolve, 10))
-}
-
+/** peer/slow_reader.js: its JSON lines one after the other (`next()`), each within its `timeoutMs`. */
 function startSlowReader(expect, intervalMs, timeoutMs) {
-  const child = spawn(process.execPath, [
-    path.join(__dirname, 'peer/slow_reader.js'),
-    dir,
-    expect,
-    intervalMs,
-    timeoutMs,
-  ])
-  const lines = readline.createInterface({ input: child.stdout })
-  const next = () =>
-    new Promise((resolve, reject) => {
-      lines.once('line', (line) => resolve(JSON.parse(line)))
-      child.once('exit', (code) => reject(new Error(`slow reader exited with ${code}`)))
-    })
-  return { child, next }
+  const args = [path.join(__dirname, 'peer/slow_reader.js'), dir, expect, intervalMs, timeoutMs]
+  const child = h.trackProcess(spawnLines(process.execPath, args.map(String), { json: true, label: 'slow reader' }))
+  return { child, next: () => child.next({ timeoutMs }) }
 }
-
-beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ipckit-ack-'))
-})
-
-afterEach(async () => {
-  for (const channel of channels.splice(0)) channel.close()
-  await removeLiveDir(dir)
-})
 
 test(`${REQUESTS.toLocaleString('en-US')} requests to a slow reader in another process: none lost, none duplicated, backlog bounded`, async () => {
   const maxBacklog = 1000
@@ -93,7 +69,14 @@ test(`${REQUESTS.toLocaleString('en-US')} events, maxBacklog 200, to a reader ca
   const reader = startSlowReader(REQUESTS, 300, 150000)
   expect(await reader.next()).toEqual({ ready: true })
   // The reader's acknowledgement is there (its last_id still null) before the first send.
-  await waitForFile((name) => name.startsWith('frontend_to_backend.') && name.endsWith('.ack'))
+  await waitFor(
+    () => fs.readdirSync(dir).some((name) => name.startsWith('frontend_to_backend.') && name.endsWith('.ack')),
+    {
+      timeoutMs: 20000,
+      intervalMs: 10,
+      what: "the reader's .ack file",
+    },
+  )
   const writer = open('frontend', { maxBacklog: 200 })
   for (let i = 0; i < REQUESTS; i++) await sendWhenRoom(() => writer.sendRequest('work', i), 20)
   expect(await reader.next()).toEqual({
@@ -122,10 +105,10 @@ test('the synchronous send throws ENOBUFS naming the backlog; sendAsync waits an
   expect(outboxLength('backend_to_frontend.json')).toBe(300)
 
   const pending = writer.sendAsync('event', 'e', 300, { timeoutMs: 5000 })
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await sleep(50)
   expect(reader.recv()).toHaveLength(300)
   await pending
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await sleep(50)
   expect(reader.recv().map((m) => m.payload)).toEqual([300])
 })
 
@@ -161,7 +144,11 @@ test('a closed reader stops holding messages back, and so does one whose acknowl
   // Wait until the (silent) reader's acknowledgement is older than the writer's ackTimeoutMs.
   const ack = fs.readdirSync(dir).find((name) => name.startsWith('backend_to_frontend.') && name.endsWith('.ack'))
   const { updated } = JSON.parse(fs.readFileSync(path.join(dir, ack), 'utf8'))
-  while (Date.now() <= updated + ackTimeoutMs + 50) await new Promise((resolve) => setTimeout(resolve, 20))
+  await waitFor(() => Date.now() > updated + ackTimeoutMs + 50, {
+    timeoutMs: ackTimeoutMs + 10000,
+    intervalMs: 20,
+    what: 'the acknowledgement to go stale',
+  })
   writer.sendEvent('e', 150)
   expect(outboxLength('backend_to_frontend.json')).toBe(100)
   reader.close()
@@ -193,9 +180,8 @@ test('a reader whose JavaScript thread is busy acknowledges only what it took: t
     })
     process.stdout.write('ready\\n')
   `
-  const child = spawn(process.execPath, ['-e', script])
-  const lines = readline.createInterface({ input: child.stdout })
-  const next = () => new Promise((resolve) => lines.once('line', resolve))
+  const child = h.trackProcess(spawnLines(process.execPath, ['-e', script], { label: 'busy reader' }))
+  const next = () => child.next({ timeoutMs: 60000 })
   expect(await next()).toBe('ready')
   const writer = open('frontend', { maxBacklog: 200 })
   let refused = 0

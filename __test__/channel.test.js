@@ -10,7 +10,7 @@ const {
   FRONTEND_OUTBOX,
   BACKEND_OUTBOX,
   UUID_V4,
-  createHarness,
+  useHarness,
   readText,
   readMessages,
   writeMessages,
@@ -22,8 +22,7 @@ const {
 } = require('./helpers/channels.js')
 const { MAX_PAYLOAD_DEPTH } = require('../index.js')
 
-const h = createHarness()
-afterEach(() => h.cleanup())
+const h = useHarness()
 
 const ROLES = [
   ['frontend', FRONTEND_OUTBOX, BACKEND_OUTBOX],

@@ -4,10 +4,10 @@
 // against temporary channels with a FileChannel of this process on the other side.
 
 const fs = require('node:fs')
-const { removeLiveDir, waitFor, readMessages, FRONTEND_OUTBOX } = require('./helpers/channels.js')
-const os = require('node:os')
+const { useHarness, readMessages, FRONTEND_OUTBOX } = require('./helpers/channels.js')
+const { waitFor, sleep, spawnLines } = require('../test-support')
 const path = require('node:path')
-const { execFile, spawn } = require('node:child_process')
+const { execFile } = require('node:child_process')
 const { FileChannel } = require('..')
 
 const BIN = path.join(__dirname, '..', 'bin', 'ipckit.js')
@@ -29,50 +29,25 @@ function ipckit(args, { env = {}, input } = {}) {
   })
 }
 
-/** Starts `ipckit monitor`; `lines()` has what it printed so far, `done` its exit. */
+/** Starts `ipckit monitor --json ...`: a LineProcess (test-support) of its JSON lines. */
 function startMonitor(args, env = {}) {
-  const child = spawn(process.execPath, [BIN, 'monitor', ...args], {
-    env: { ...process.env, NO_COLOR: '', FORCE_COLOR: '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  return spawnLines(process.execPath, [BIN, 'monitor', ...args], {
+    env: { NO_COLOR: '', FORCE_COLOR: '', ...env },
+    stdin: 'ignore',
+    json: true,
+    label: 'ipckit monitor',
   })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (chunk) => (stdout += chunk))
-  child.stderr.setEncoding('utf8').on('data', (chunk) => (stderr += chunk))
-  const done = new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })))
-  return {
-    child,
-    done,
-    lines: () => stdout.split('\n').filter(Boolean),
-    waitFor: async (n, timeoutMs = 10000) => {
-      const end = Date.now() + timeoutMs
-      while (stdout.split('\n').filter(Boolean).length < n) {
-        if (Date.now() > end)
-          throw new Error(
-            `monitor printed ${stdout.split('\n').filter(Boolean).length} lines, expected ${n}:\n${stdout}\n${stderr}`,
-          )
-        await new Promise((resolve) => setTimeout(resolve, 20))
-      }
-    },
-  }
 }
 
+const h = useHarness()
 let dir
-const channels = []
-function open(role, options) {
-  const channel = FileChannel[role](dir, options)
-  channels.push(channel)
-  return channel
-}
-
 beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ipckit-cli-'))
+  dir = h.tmpDir('ipckit-cli-')
 })
 
-afterEach(async () => {
-  for (const channel of channels.splice(0)) channel.close()
-  await removeLiveDir(dir)
-})
+function open(role, options) {
+  return h.track(FileChannel[role](dir, options))
+}
 
 describe('ipckit (top level)', () => {
   test('--help lists every command; --version prints the package version', async () => {
@@ -352,10 +327,11 @@ describe('ipckit monitor', () => {
   // that it is the first message in a known order.
   const announced = async () => {
     const outbox = path.join(dir, 'backend_to_frontend.json')
-    for (let waited = 0; !fs.readFileSync(outbox, 'utf8').includes('backend_ready'); waited += 5) {
-      if (waited > 10000) throw new Error('no backend_ready in 10 s')
-      await new Promise((resolve) => setTimeout(resolve, 5))
-    }
+    await waitFor(() => fs.readFileSync(outbox, 'utf8').includes('backend_ready'), {
+      timeoutMs: 10000,
+      intervalMs: 5,
+      what: 'backend_ready',
+    })
   }
 
   test('--json shows both directions once each, live, without taking messages from the peers', async () => {
@@ -375,19 +351,15 @@ describe('ipckit monitor', () => {
     const infoMtime = fs.statSync(path.join(dir, '.channel_info')).mtimeMs
 
     const monitor = startMonitor([dir, '--json', '--count', '6'])
-    await monitor.waitFor(3) // what was already there
+    await monitor.waitForLine(() => true, { from: 2, what: 'its first 3 lines' }) // what was already there
     const frontendEvents = []
     frontend.on('event', (message) => frontendEvents.push(message))
     expect(await frontend.request('add', { a: 20, b: 22 })).toBe(42)
     backend.sendEvent('tick', { n: 1 })
-    const { code, stdout, stderr } = await monitor.done
+    const { code, lines: seen, stderr } = await monitor.exited
     expect(stderr).toBe('')
     expect(code).toBe(0)
 
-    const seen = stdout
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line))
     expect(seen.map((m) => [m.direction, m.type, m.method ?? m.replyTo])).toEqual([
       ['backend->frontend', 'event', 'backend_ready'],
       ['frontend->backend', 'request', 'add'],
@@ -399,9 +371,7 @@ describe('ipckit monitor', () => {
     expect(new Set(seen.map((m) => m.id)).size).toBe(6)
     expect(seen[4]).toMatchObject({ payload: 42, file: 'backend_to_frontend.json' })
     // The real frontend still got the event: the monitor took nothing away.
-    for (let waited = 0; frontendEvents.length === 0 && waited < 5000; waited += 20) {
-      await new Promise((resolve) => setTimeout(resolve, 20))
-    }
+    await waitFor(() => frontendEvents.length > 0, { what: 'the frontend to get the event' })
     expect(frontendEvents.map((m) => m.method)).toEqual(['backend_ready', 'tick'])
     // It wrote nothing: no new files, and the files it read were not touched by it.
     expect(files()).toEqual(before)
@@ -457,19 +427,15 @@ describe('ipckit monitor', () => {
     frontend.sendEvent('old')
     const monitor = startMonitor([dir, '--json', '--new', '--duration-ms', '3000'])
     // It is watching once it prints a probe (a loaded machine can take a while to start node).
-    for (let probe = 0; monitor.lines().length === 0; probe++) {
-      if (probe === 100) throw new Error(`the monitor printed no probe in 10 s: ${(await monitor.done).stderr}`)
+    for (let probe = 0; monitor.lines.length === 0; probe++) {
+      if (probe === 100) throw new Error(`the monitor printed no probe in 10 s: ${(await monitor.exited).stderr}`)
       frontend.sendEvent('probe', probe)
-      await new Promise((resolve) => setTimeout(resolve, 100))
+      await sleep(100)
     }
     for (let i = 0; i < 30; i++) frontend.sendEvent('burst', i) // many share a millisecond
     backend.sendEvent('back')
-    const { code, stdout } = await monitor.done
+    const { code, lines: seen } = await monitor.exited
     expect(code).toBe(0)
-    const seen = stdout
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line))
     expect(seen.filter((m) => m.method === 'burst').map((m) => m.payload)).toEqual([...Array(30).keys()])
     expect(seen.some((m) => m.method === 'old')).toBe(false)
     expect(seen.filter((m) => m.method === 'back')).toHaveLength(1)

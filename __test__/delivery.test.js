@@ -6,22 +6,18 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const {
-  createHarness,
-  waitFor,
-  sleep,
+  useHarness,
   removeLiveDir,
   settle,
-  median,
   expectRejects,
   readMessages,
-  isRunning,
   FRONTEND_OUTBOX,
   BACKEND_OUTBOX,
   UUID_V4,
 } = require('./helpers/channels.js')
+const { waitFor, sleep, median } = require('../test-support')
 
-const h = createHarness()
-afterEach(() => h.cleanup())
+const h = useHarness()
 
 describe('waitResponse', () => {
   test('resolves with the whole response message when it arrives later', async () => {
@@ -766,7 +762,7 @@ describe('the event loop stays free', () => {
     back.on('event', (message) => got.push(message.payload))
     const child = h.peer(['exit-after-sends', dir, '2000'])
     expect(await child.exited).toMatchObject({ code: 0 })
-    expect(child.stderrText()).toBe('')
+    expect(child.stderr).toBe('')
     await waitFor(() => got.length >= 2000, { timeoutMs: 20000, what: 'all 2,000 events' })
     expect(got).toEqual(Array.from({ length: 2000 }, (_, i) => i))
   })
@@ -777,7 +773,7 @@ describe('the event loop stays free', () => {
     fs.writeFileSync(path.join(dir, 'frontend_to_backend.lock'), `${process.pid}\n`)
     const child = h.peer(['exit-after-sends', dir, '50'])
     expect(await child.exited).toMatchObject({ code: 0 })
-    expect(child.stderrText()).toMatch(/ipckit: 50 queued send\(s\) could not be written before the process exited/)
+    expect(child.stderr).toMatch(/ipckit: 50 queued send\(s\) could not be written before the process exited/)
   })
 
   test('unref() lets a child process exit while ready() is pending', async () => {
@@ -795,7 +791,7 @@ describe('the event loop stays free', () => {
     expect(id).toMatch(UUID_V4)
     const back = h.backend(dir)
     await sleep(800)
-    expect(isRunning(child)).toBe(true)
+    expect(child.running).toBe(true)
     back.sendResponse(id, 'released')
     const settled = await child.nextLine((l) => 'settled' in l)
     expect(settled).toEqual({ settled: 'resolved', payload: 'released' })

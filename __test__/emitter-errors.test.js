@@ -5,11 +5,11 @@
 // validation in one place (the core) and the core's defaults exported to JS.
 
 const { EventEmitter, once } = require('node:events')
-const { createHarness, waitFor } = require('./helpers/channels.js')
+const { useHarness } = require('./helpers/channels.js')
+const { waitFor } = require('../test-support')
 const { FileChannel, DEFAULTS, LIMITS, MAX_PAYLOAD_DEPTH } = require('..')
 
-const h = createHarness()
-afterEach(() => h.cleanup())
+const h = useHarness()
 
 describe('EventEmitter', () => {
   test('instanceof EventEmitter; setMaxListeners silences the 11th-listener warning; prependListener, eventNames', async () => {

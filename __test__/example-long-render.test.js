@@ -7,56 +7,32 @@
 
 const fs = require('node:fs')
 const path = require('node:path')
-const { spawn } = require('node:child_process')
-const { createHarness, waitFor } = require('./helpers/channels')
+const { createHarness } = require('./helpers/channels')
+const { waitFor, spawnLines } = require('../test-support')
 const py = require('./helpers/python')
 
 const ROOT = path.resolve(__dirname, '..')
 const EXAMPLE = path.join(ROOT, 'examples', 'long-render')
 
 const h = createHarness()
-const running = new Set()
 
 beforeAll(() => {
   py.peerPython()
 }, 300000)
 
-afterEach(async () => {
-  for (const child of running) child.kill('SIGKILL')
-  await Promise.all([...running].map((child) => child.done))
-  await h.cleanup()
-})
+afterEach(() => h.cleanup()) // kills what is still running, too
 
-/** Runs a command; collects its output lines. `done` resolves with { code, signal } on exit. */
+/** Runs a command: a LineProcess (test-support) of its output lines, killed by h.cleanup(). */
 function run(command, args, env = {}, cwd = EXAMPLE) {
-  const child = spawn(command, args, {
-    cwd,
-    env: { ...process.env, PYTHONUNBUFFERED: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  const proc = { lines: [], stderr: '', exit: undefined, kill: (signal) => child.kill(signal), pid: child.pid }
-  let partial = ''
-  child.stdout.setEncoding('utf8')
-  child.stdout.on('data', (chunk) => {
-    partial += chunk
-    const lines = partial.split('\n')
-    partial = lines.pop()
-    proc.lines.push(...lines)
-  })
-  child.stderr.setEncoding('utf8')
-  child.stderr.on('data', (chunk) => (proc.stderr += chunk))
-  proc.done = new Promise((resolve) => {
-    child.on('close', (code, signal) => {
-      if (partial) proc.lines.push(partial)
-      proc.exit = { code, signal }
-      running.delete(proc)
-      resolve(proc.exit)
-    })
-  })
-  proc.describe = () =>
-    `exit ${JSON.stringify(proc.exit)}\nstdout:\n  ${proc.lines.join('\n  ')}\nstderr: ${proc.stderr}`
-  running.add(proc)
-  return proc
+  return h.trackProcess(
+    spawnLines(command, args, {
+      cwd,
+      env: { PYTHONUNBUFFERED: '1', ...env },
+      stdin: 'ignore',
+      keepBlankLines: true,
+      label: path.basename(args[0]),
+    }),
+  )
 }
 
 function backend(dir, frameSeconds) {
@@ -71,15 +47,7 @@ function frontend(dir, args = [], env = {}) {
 
 /** Waits for a line of `proc` matching `pattern`; fails with its output when it exits first. */
 function line(proc, pattern, timeoutMs = 20000) {
-  return waitFor(
-    () => {
-      const found = proc.lines.find((l) => pattern.test(l))
-      if (found) return found
-      if (proc.exit) throw new Error(`exited before printing ${pattern}: ${proc.describe()}`)
-      return undefined
-    },
-    { timeoutMs, intervalMs: 10, what: `${pattern}` },
-  )
+  return proc.waitForLine(pattern, { timeoutMs, what: `${pattern}` })
 }
 
 const progressLines = (proc) => proc.lines.filter((l) => l.startsWith('['))
@@ -91,7 +59,7 @@ test('cancelling after 5 updates (as Ctrl-C does) reaches the Python handler, wh
   await line(front, /waiting for the backend/)
   const back = backend(dir, 0.02)
   await line(back, /serving 'render'/)
-  expect(await front.done).toEqual({ code: 130, signal: null })
+  expect(await front.exited).toMatchObject({ code: 130, signal: null })
   expect(front.lines).toContain(
     'frontend: cancelled (aborted after 5 updates (--abort-after)); the backend was told to stop',
   )
@@ -107,7 +75,7 @@ test('cancelling after 5 updates (as Ctrl-C does) reaches the Python handler, wh
   expect(Number(/frame (\d+)/.exec(cancelled)[1])).toBeLessThan(400)
   expect(front.stderr).toBe('')
   back.kill('SIGTERM')
-  expect(await back.done).toEqual({ code: 0, signal: null })
+  expect(await back.exited).toMatchObject({ code: 0, signal: null })
   expect(back.lines.at(-1)).toBe('backend: closed')
   expect(back.stderr).toBe('')
 })
@@ -117,13 +85,13 @@ test('--abort-after as a flag; a render that is not cancelled completes with eve
   const back = backend(dir, 0.005)
   await line(back, /serving 'render'/)
   const full = frontend(dir, ['--frames', '12'])
-  expect(await full.done).toEqual({ code: 0, signal: null })
+  expect(await full.exited).toMatchObject({ code: 0, signal: null })
   expect(progressLines(full)).toEqual(Array.from({ length: 12 }, (_, i) => expect.stringContaining(`  ${i + 1}/12 `)))
   expect(full.lines).toContain('frontend: done: {"frames":12,"output":"shot_010_####.exr"}')
   await line(back, /done, 12 frames/)
 
   const aborted = frontend(dir, ['--frames', '5000', '--abort-after', '2'])
-  expect(await aborted.done).toEqual({ code: 130, signal: null })
+  expect(await aborted.exited).toMatchObject({ code: 130, signal: null })
   expect(progressLines(aborted)).toHaveLength(2)
   await line(back, /cancelled at frame \d+ of 5000/)
 })
@@ -135,7 +103,7 @@ test('the backend stopping mid-render fails the call with EPEERGONE at once', as
   const front = frontend(dir, ['--frames', '5000'])
   await waitFor(() => progressLines(front).length >= 3, { timeoutMs: 20000, what: 'three progress updates' })
   back.kill('SIGTERM') // backend.py closes its peer: backend_shutdown
-  expect(await front.done).toEqual({ code: 1, signal: null })
+  expect(await front.exited).toMatchObject({ code: 1, signal: null })
   expect(front.stderr).toMatch(/the backend \(pid \d+\) is gone/)
   expect(front.stderr).toMatch(/frontend: EPEERGONE: /)
 })
@@ -163,7 +131,7 @@ describe("the README's long-call blocks", () => {
     fs.writeFileSync(path.join(project, 'backend.py'), renderFrame + python[index])
     const back = run(py.peerPython(), ['backend.py'], { PYTHONPATH: path.join(ROOT, 'python') }, project)
     const front = run(process.execPath, ['render-frontend.mjs'], {}, project)
-    expect(await front.done).toEqual({ code: 0, signal: null })
+    expect(await front.exited).toMatchObject({ code: 0, signal: null })
     expect(front.stderr).toBe('')
     // A 'peer' event for each change: ready, then (ipckit_peer) maybe again with its methods.
     const presence = front.lines.filter((l) => l.startsWith('backend is '))
@@ -173,7 +141,7 @@ describe("the README's long-call blocks", () => {
       ...Array.from({ length: 100 }, (_, i) => `${i + 1}/100 frame ${i + 1}`),
       'rendered { frames: 100 }',
     ])
-    expect(back.exit).toBeUndefined() // still serving
+    expect(back.running).toBe(true) // still serving
     expect(back.stderr).toBe('')
   })
 })

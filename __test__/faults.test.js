@@ -9,9 +9,7 @@ const {
   FileChannel,
   FRONTEND_OUTBOX,
   BACKEND_OUTBOX,
-  createHarness,
-  waitFor,
-  sleep,
+  useHarness,
   removeLiveDir,
   writeAtomic,
   writeMessages,
@@ -20,9 +18,9 @@ const {
   readMessages,
   expectThrows,
 } = require('./helpers/channels.js')
+const { waitFor, sleep } = require('../test-support')
 
-const h = createHarness()
-afterEach(() => h.cleanup())
+const h = useHarness()
 
 const MALFORMED = [
   ['garbage', Buffer.from('this is not json at all')],

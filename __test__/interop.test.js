@@ -12,6 +12,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { FileChannel } = require('..')
 const py = require('./helpers/python')
+const { sleep, waitFor, median } = require('../test-support')
 
 const BACKEND_OUTBOX = 'backend_to_frontend.json'
 const FRONTEND_OUTBOX = 'frontend_to_backend.json'
@@ -60,24 +61,6 @@ function nestedLists(depth) {
   let value = 'core'
   for (let i = 0; i < depth; i++) value = [value]
   return value
-}
-
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-async function waitUntil(condition, timeoutMs, what) {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(5)
-  }
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
 }
 
 // Objects and errors made by the addon come from the main realm, jest's tests run in a vm realm:
@@ -318,7 +301,7 @@ describe('Python backend, our frontend', () => {
       count: 2,
     })
     await sendNumbered(dir, 'backend', 'numbered', 5)
-    await waitUntil(() => events.length >= 7, 5000, '7 events')
+    await waitFor(() => events.length >= 7, { timeoutMs: 5000, what: '7 events' })
     await sleep(50)
     expect(events.map((m) => [m.method, m.payload])).toEqual([
       ['n', null],
@@ -500,7 +483,7 @@ describe('Python backend, our frontend', () => {
 
     const received = front.recv()
     expect(received.map((m) => m.payload.i)).toEqual(Array.from({ length: 100 }, (_, i) => 50 + i))
-    await waitUntil(() => errors.length > 0, 2000, "the 'error' event")
+    await waitFor(() => errors.length > 0, { timeoutMs: 2000, what: "the 'error' event" })
     await sleep(20)
     expect(errors).toHaveLength(1)
     expect(errors[0].code).toBe('EMAYBELOST')
@@ -525,7 +508,7 @@ describe('Python backend, our frontend', () => {
       // Bursts of 50 (well inside the 100-message cap): a loaded machine cannot make this a loss test.
       pauseEvery: 50,
     })
-    await waitUntil(() => events.length >= 300 || errors.length > 0, 5000, '300 events')
+    await waitFor(() => events.length >= 300 || errors.length > 0, { timeoutMs: 5000, what: '300 events' })
     await sleep(100)
     expect(errors).toEqual([])
     expect(events).toHaveLength(300)
@@ -554,7 +537,7 @@ describe('Python backend, our frontend', () => {
     const errors = collectErrors(front)
     const events = collect(front, 'event')
     await sendNumbered(dir, 'backend', 'seq', 300, 'py', 50)
-    await waitUntil(() => events.length >= 300 || errors.length > 0, 5000, '300 events')
+    await waitFor(() => events.length >= 300 || errors.length > 0, { timeoutMs: 5000, what: '300 events' })
     await sleep(100)
     expect(errors).toEqual([])
     expect(events.map((m) => m.payload.i)).toEqual(Array.from({ length: 300 }, (_, i) => i))
@@ -756,7 +739,7 @@ describe('our backend, Python frontend', () => {
       params: UNICODE,
       count: 3,
     })
-    await waitUntil(() => events.length >= 3, 5000, '3 events')
+    await waitFor(() => events.length >= 3, { timeoutMs: 5000, what: '3 events' })
     await sleep(50)
     expect(events).toHaveLength(3)
     expect(new Set(events.map((m) => m.id)).size).toBe(3)
@@ -911,7 +894,7 @@ describe('our backend, Python frontend', () => {
     expect(fs.readdirSync(dir).filter((f) => /\.(lock|tmp)$/.test(f))).toEqual([])
 
     // Our frontend received all 80, once each.
-    await waitUntil(() => events.length >= 80, 5000, '80 events')
+    await waitFor(() => events.length >= 80, { timeoutMs: 5000, what: '80 events' })
     await sleep(50)
     expect(events.map((m) => m.id)).toEqual(file.map((m) => m.id))
     expect(backErrors).toEqual([])

@@ -7,7 +7,8 @@
 
 const os = require('node:os')
 const path = require('node:path')
-const { createHarness, waitFor, expectRejects } = require('./helpers/channels')
+const { createHarness, expectRejects } = require('./helpers/channels')
+const { waitFor } = require('../test-support')
 const py = require('./helpers/python')
 
 const PYTHON_DIR = path.resolve(__dirname, '..', 'python')

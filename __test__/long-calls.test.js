@@ -7,17 +7,16 @@
 // peers are in long-calls-python.test.js.
 
 const {
-  createHarness,
-  waitFor,
+  useHarness,
   expectRejects,
   writeMessages,
   diskMessage,
   readMessages,
   BACKEND_OUTBOX,
 } = require('./helpers/channels')
+const { waitFor } = require('../test-support')
 
-const h = createHarness()
-afterEach(() => h.cleanup())
+const h = useHarness()
 
 /** Resolves when `signal` aborts, with its reason. */
 const aborted = (signal) =>

@@ -9,7 +9,8 @@
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { createHarness, waitFor, expectRejects } = require('./helpers/channels')
+const { createHarness, expectRejects } = require('./helpers/channels')
+const { waitFor } = require('../test-support')
 const py = require('./helpers/python')
 
 const PYTHON_DIR = path.resolve(__dirname, '..', 'python')
@@ -184,13 +185,14 @@ test('a burst of 200 Node events reaches the Python handler exactly once each, i
   const backend = await startBackend(dir).ready()
   // The Python reader acknowledges, so our writer keeps what it has not read: no pacing needed.
   for (let n = 0; n < 200; n++) front.sendEvent('frontend_log', { n })
-  const deadline = Date.now() + 20000
-  let ticks
-  for (;;) {
-    ticks = await front.request('ticks', null, { timeoutMs: 10000 })
-    if (ticks.count >= 200 || Date.now() > deadline) break
-    await new Promise((resolve) => setTimeout(resolve, 20)) // poll again: the events are still being read
-  }
+  // Poll again while the events are still being read.
+  const ticks = await waitFor(
+    async () => {
+      const answer = await front.request('ticks', null, { timeoutMs: 10000 })
+      return answer.count >= 200 && answer
+    },
+    { timeoutMs: 20000, intervalMs: 20, what: 'the handler to count 200 events' },
+  )
   expect(ticks).toEqual({ count: 200, in_order: true })
   backend.write('close')
   await backend.success()

@@ -1,44 +1,22 @@
 'use strict'
 // The channel directory disappearing and coming back under open channels.
 const fs = require('node:fs')
-const os = require('node:os')
 const path = require('node:path')
 const { FileChannel } = require('../index.js')
-const { removeLiveDir } = require('./helpers/channels.js')
+const { removeLiveDir, useHarness } = require('./helpers/channels.js')
+const { waitFor } = require('../test-support')
 
-const channels = []
+// Its cleanup removes `base` with removeLiveDir: a reader's last acknowledgement, or Windows still
+// holding a handle, can make one rmdir fail.
+const h = useHarness()
 let base
+beforeEach(() => {
+  base = h.tmpDir('ipckit-recovery-')
+})
 
 function open(role, dir, options) {
-  const channel = FileChannel[role](dir, options)
-  channels.push(channel)
-  return channel
+  return h.track(FileChannel[role](dir, options))
 }
-
-function until(condition, timeoutMs = 5000) {
-  return new Promise((resolve, reject) => {
-    const started = Date.now()
-    const timer = setInterval(() => {
-      if (condition()) {
-        clearInterval(timer)
-        resolve()
-      } else if (Date.now() - started > timeoutMs) {
-        clearInterval(timer)
-        reject(new Error('condition not met in time'))
-      }
-    }, 10)
-  })
-}
-
-beforeEach(() => {
-  base = fs.mkdtempSync(path.join(os.tmpdir(), 'ipckit-recovery-'))
-})
-
-afterEach(async () => {
-  for (const channel of channels.splice(0)) channel.close()
-  // A reader's last acknowledgement, or Windows still holding a handle, can make one rmdir fail.
-  await removeLiveDir(base)
-})
 
 test('a directory deleted and re-created by the peer: the listener receives again (the watch re-arms)', async () => {
   const dir = path.join(base, 'chan')
@@ -49,13 +27,13 @@ test('a directory deleted and re-created by the peer: the listener receives agai
   front.on('event', (message) => got.push(message.payload))
   const back = open('backend', dir)
   back.sendEvent('e', 'before')
-  await until(() => got.length === 1)
+  await waitFor(() => got.length === 1, { what: 'the first event' })
 
   await removeLiveDir(dir)
-  await until(() => errors.includes('ENOENT')) // reported, not a crash
+  await waitFor(() => errors.includes('ENOENT'), { what: 'ENOENT' }) // reported, not a crash
   const reborn = open('backend', dir) // the peer comes back and re-creates the channel
   reborn.sendEvent('e', 'after')
-  await until(() => got.includes('after'))
+  await waitFor(() => got.includes('after'), { what: "the event 'after'" })
   expect(got).toEqual(['before', 'after'])
 
   // Our own outbox is re-created by our next send.

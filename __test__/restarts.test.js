@@ -6,8 +6,7 @@
 // to wait; a reopened frontend does not surface the replies of its earlier session.
 
 const {
-  createHarness,
-  waitFor,
+  useHarness,
   expectRejects,
   readMessages,
   writeMessages,
@@ -15,10 +14,10 @@ const {
   FRONTEND_OUTBOX,
   BACKEND_OUTBOX,
 } = require('./helpers/channels')
+const { waitFor } = require('../test-support')
 const fs = require('node:fs')
 
-const h = createHarness()
-afterEach(() => h.cleanup())
+const h = useHarness()
 
 const startedLines = (child) => child.lines.filter((line) => line.started)
 const outboxRequests = (dir) => readMessages(dir, FRONTEND_OUTBOX).filter((m) => m.type === 'request')

@@ -2,13 +2,17 @@
 // Concurrent writers of both implementations: two Node and two Python (reference) processes append
 // to one outbox. Split from stress.test.js so that the Windows run (under Wine, where no Python
 // runs) leaves it out by path (jest.windows.config.js) instead of skipping it.
-const { spawn } = require('node:child_process')
 const path = require('node:path')
-const { createHarness } = require('./helpers/channels.js')
+const { useHarness } = require('./helpers/channels.js')
 const { peerPython } = require('./helpers/python.js')
+const { waitFor, spawnLines } = require('../test-support')
 
-const h = createHarness()
-afterEach(() => h.cleanup())
+const h = useHarness()
+
+/** Runs a writer process to its end; rejects, with its output, unless it exits 0. */
+function runWriter(command, args, label) {
+  return h.trackProcess(spawnLines(command, args, { stdin: 'ignore', label })).success(50000)
+}
 
 function pythonWriter(python, dir, count) {
   const script = `
@@ -19,13 +23,7 @@ for i in range(int(sys.argv[2])):
     ch.send_event("py", {"i": i, "w": sys.argv[3]})
     time.sleep(0.002)
 `
-  return (tag) =>
-    new Promise((resolve, reject) => {
-      const child = spawn(python, ['-c', script, dir, String(count), tag], { stdio: ['ignore', 'ignore', 'pipe'] })
-      let errors = ''
-      child.stderr.on('data', (chunk) => (errors += chunk))
-      child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`python writer ${tag}: ${errors}`))))
-    })
+  return (tag) => runWriter(python, ['-c', script, dir, String(count), tag], `python writer ${tag}`)
 }
 
 function nodeWriter(dir, count) {
@@ -40,15 +38,7 @@ const timer = setInterval(() => {
   if (++i === Number(process.argv[2])) { clearInterval(timer); ch.close() }
 }, 2)
 `
-  return (tag) =>
-    new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['-e', script, dir, String(count), tag], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      })
-      let errors = ''
-      child.stderr.on('data', (chunk) => (errors += chunk))
-      child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`node writer ${tag}: ${errors}`))))
-    })
+  return (tag) => runWriter(process.execPath, ['-e', script, dir, String(count), tag], `node writer ${tag}`)
 }
 
 test('two Node and two Python processes append to one outbox at once; a reader gets every message once', async () => {
@@ -69,8 +59,7 @@ test('two Node and two Python processes append to one outbox at once; a reader g
     pythonWriter(python, dir, perWriter)('p1'),
     pythonWriter(python, dir, perWriter)('p2'),
   ])
-  const deadline = Date.now() + 5000
-  while (seen.size < 4 * perWriter && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+  await waitFor(() => seen.size >= 4 * perWriter, { timeoutMs: 5000, intervalMs: 20, what: 'every message' })
   expect(problems).toEqual([])
   expect(seen.size).toBe(4 * perWriter)
   expect([...seen.values()].every((count) => count === 1)).toBe(true)

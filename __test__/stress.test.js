@@ -1,9 +1,8 @@
 'use strict'
 // Crash safety and concurrent writers (bounded to keep CI within minutes).
 const { spawn } = require('node:child_process')
-const { removeLiveDir } = require('./helpers/channels.js')
+const { useHarness } = require('./helpers/channels.js')
 const fs = require('node:fs')
-const os = require('node:os')
 const path = require('node:path')
 const { FileChannel } = require('../index.js')
 
@@ -12,19 +11,8 @@ const OUTBOX = 'frontend_to_backend.json'
 // takes ~5 ms, a process ~0.6 s to start, against ~0.05 ms and 0.1 s on Linux): there the same test
 // runs fewer rounds, to stay within minutes.
 const ROUNDS = process.platform === 'win32' ? 40 : 200
-const channels = []
-const dirs = []
-
-function tempDir() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ipckit-stress-'))
-  dirs.push(dir)
-  return dir
-}
-
-afterEach(async () => {
-  for (const channel of channels.splice(0)) channel.close()
-  for (const dir of dirs.splice(0)) await removeLiveDir(dir)
-})
+const h = useHarness()
+const tempDir = () => h.tmpDir('ipckit-stress-')
 
 function runAndKill(dir, afterMs) {
   return new Promise((resolve) => {
@@ -69,7 +57,7 @@ test(`a writer killed with SIGKILL at random moments (${ROUNDS} times) never cor
   expect(killedHoldingLock).toBeGreaterThan(0)
   // The next writer recovers by itself within staleLockMs.
   const writer = FileChannel.frontend(dir, { staleLockMs: 300, lockTimeoutMs: 2000, acknowledge: false })
-  channels.push(writer)
+  h.track(writer)
   const started = Date.now()
   writer.sendEvent('after', 1)
   expect(Date.now() - started).toBeLessThan(2000)

@@ -7,6 +7,8 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { createTestChannel, respond } = require('ipckit/testing')
 const { FileChannel } = require('ipckit')
+// Its waits run on real time (node:timers), also under jest's fake timers.
+const { waitFor } = require('../test-support')
 
 // Node 20 defines Symbol.dispose/asyncDispose in its main realm only; jest's realm has the same
 // symbols in the registry.
@@ -145,7 +147,7 @@ test('write a malformed message: EBADMSG on the frontend, the good messages stil
   t.backend.sendEvent('before', 1)
   const bad = t.backend.writeMalformed()
   t.backend.sendEvent('after', 2)
-  await waitUntil(() => events.length === 2 && errors.length === 1)
+  await waitFor(() => events.length === 2 && errors.length === 1, { timeoutMs: 10000, what: '2 events and 1 error' })
   expect(events).toEqual([1, 2])
   expect(errors[0].code).toBe('EBADMSG')
   expect(errors[0].message).toContain(bad.id)
@@ -156,7 +158,7 @@ test('a whole file that is not JSON is reported once', async () => {
   const errors = []
   t.channel.on('error', (error) => errors.push(error))
   t.backend.writeRaw('not json at all')
-  await waitUntil(() => errors.length === 1)
+  await waitFor(() => errors.length === 1, { timeoutMs: 10000, what: 'the error' })
   expect(errors[0]).toMatchObject({ code: 'EBADMSG' })
 })
 
@@ -185,24 +187,7 @@ test('options apply to both ends; bad options fail before anything is left behin
   )
 })
 
-async function waitUntil(condition, timeoutMs = 10000) {
-  const end = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms`)
-    await new Promise((resolve) => setImmediate(resolve))
-  }
-}
-
 describe("under jest's default fake timers", () => {
-  // Waits on real time: the fake timers replace the global setTimeout.
-  const { setTimeout: realSleep } = require('node:timers/promises')
-  const eventually = async (predicate, what) => {
-    for (let waited = 0; !predicate(); waited += 5) {
-      if (waited > 10000) throw new Error(`timed out waiting for ${what}`)
-      await realSleep(5)
-    }
-  }
-
   test("the kit's handler context has the signal of handle(): a cancel aborts it", async () => {
     jest.useFakeTimers()
     let aborted
@@ -223,7 +208,7 @@ describe("under jest's default fake timers", () => {
     expect(t.backend.requests).toHaveLength(1)
     controller.abort('user pressed Esc')
     await expect(call).rejects.toMatchObject({ code: 'ABORT_ERR' })
-    await eventually(() => aborted !== undefined, 'the handler to see the cancel')
+    await waitFor(() => aborted !== undefined, { timeoutMs: 10000, what: 'the handler to see the cancel' })
     expect(aborted).toMatchObject({ code: 'ECANCELED', reason: 'user pressed Esc' })
     expect(request.id).toBe(t.backend.requests[0].id)
   })

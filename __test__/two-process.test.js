@@ -3,7 +3,8 @@
 // Node frontend <-> Node backend in two processes (__test__/peer/node_peer.js), and the lifecycle
 // of a child process: close() releases everything, listeners keep it alive.
 
-const { createHarness, sleep, waitFor, expectRejects, isRunning, UUID_V4 } = require('./helpers/channels.js')
+const { useHarness, expectRejects, UUID_V4 } = require('./helpers/channels.js')
+const { sleep, waitFor } = require('../test-support')
 
 // Windows runs here under Wine, where every file call is a round trip to wineserver (a send
 // takes ~5 ms, a process ~0.6 s to start, against ~0.05 ms and 0.1 s on Linux): there the same test
@@ -12,8 +13,7 @@ const { createHarness, sleep, waitFor, expectRejects, isRunning, UUID_V4 } = req
 // Windows allows it), so 1,000 events took 56 s of a 60 s timeout.
 const BURST = process.platform === 'win32' ? 300 : 3000
 
-const h = createHarness()
-afterEach(() => h.cleanup())
+const h = useHarness()
 
 async function startBackend() {
   const dir = h.channelDir()
@@ -174,7 +174,7 @@ describe('child process lifecycle', () => {
     const got = await child.nextLine((l) => l.message)
     expect(got.message).toMatchObject({ type: 'event', method: 'hello', payload: 'child' })
     await sleep(1000)
-    expect(isRunning(child)).toBe(true)
+    expect(child.running).toBe(true)
     child.kill('SIGTERM')
     const exit = await child.exited
     expect(exit.signal).toBe('SIGTERM')

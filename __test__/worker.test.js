@@ -4,9 +4,8 @@
 // the main thread, two Workers share a channel at once, and terminating a Worker that has
 // pending waits neither crashes the process nor disturbs the main thread's channels.
 
-const fs = require('node:fs')
-const { removeLiveDir } = require('./helpers/channels.js')
-const os = require('node:os')
+const { useHarness } = require('./helpers/channels.js')
+const { waitFor } = require('../test-support')
 const path = require('node:path')
 const { Worker } = require('node:worker_threads')
 const { FileChannel } = require('..')
@@ -62,12 +61,14 @@ function startWorker(dir, mode, extra = {}) {
   return { worker, exited, nextMessage }
 }
 
+const h = useHarness()
 let dir
-const channels = []
+beforeEach(() => {
+  dir = h.tmpDir('ipckit-worker-')
+})
+
 function open(role) {
-  const channel = FileChannel[role](dir)
-  channels.push(channel)
-  return channel
+  return h.track(FileChannel[role](dir))
 }
 
 function serveBackend() {
@@ -82,15 +83,6 @@ function serveBackend() {
   })
   return { backend, received, hung }
 }
-
-beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ipckit-worker-'))
-})
-
-afterEach(async () => {
-  for (const channel of channels.splice(0)) channel.close()
-  await removeLiveDir(dir)
-})
 
 test('a Worker does request/response with a backend in the main thread, then exits by itself', async () => {
   serveBackend()
@@ -118,9 +110,7 @@ test('two Workers at once on the same channel each get their own answers', async
 test('two Workers at once on separate channels', async () => {
   const dirs = [path.join(dir, 'one'), path.join(dir, 'two')]
   for (const d of dirs) {
-    channels.push(
-      FileChannel.backend(d).serve({ echo: (params) => params, fail: () => Promise.reject(new Error('no')) }),
-    )
+    h.track(FileChannel.backend(d).serve({ echo: (params) => params, fail: () => Promise.reject(new Error('no')) }))
   }
   const workers = dirs.map((d, n) => startWorker(d, 'requests', { count: 15, tag: n }))
   const replies = await Promise.all(workers.map((w) => w.nextMessage()))
@@ -134,8 +124,7 @@ test('terminating a Worker with pending waits does not crash; the main thread ke
   const { waiting } = await hanging.nextMessage()
   expect(waiting).toBe(20)
   // The backend has taken every request: the Worker's 20 waits are really pending.
-  const deadline = Date.now() + 5000
-  while (hung.length < 10 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+  await waitFor(() => hung.length >= 10, { timeoutMs: 5000, what: 'the 10 hung requests' })
   expect(hung).toHaveLength(10)
   await hanging.worker.terminate()
   expect(await hanging.exited).toBe(1) // terminated, not crashed: the process is still here

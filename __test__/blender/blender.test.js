@@ -9,7 +9,8 @@
 
 const fs = require('node:fs')
 const path = require('node:path')
-const { createHarness, waitFor, expectRejects, settle, readMessages, BACKEND_OUTBOX } = require('../helpers/channels')
+const { createHarness, expectRejects, settle, readMessages, BACKEND_OUTBOX } = require('../helpers/channels')
+const { waitFor } = require('../../test-support')
 const py = require('../helpers/python')
 const { blenderSite, startBlender, kill9, readyOrExit } = require('../helpers/blender')
 

@@ -1,23 +1,22 @@
 'use strict'
 
 // Shared helpers for the ipckit jest suites: temporary channel directories, channel tracking
-// (every channel opened through here is closed by cleanup()), polling waits, atomic writes of
-// hand-made inbox files, and child processes running __test__/peer/node_peer.js.
+// (every channel opened through here is closed by cleanup()), atomic writes of hand-made inbox
+// files, and child processes running __test__/peer/node_peer.js. Waiting, sleeping, child
+// processes read by lines and percentiles are test-support/ (shared with the benchmarks).
 
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const crypto = require('node:crypto')
 const util = require('node:util')
-const { spawn } = require('node:child_process')
 const { FileChannel } = require('../../index.js')
+const { sleep, spawnLines } = require('../../test-support')
 
 const FRONTEND_OUTBOX = 'frontend_to_backend.json'
 const BACKEND_OUTBOX = 'backend_to_frontend.json'
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 const PEER = path.join(__dirname, '..', 'peer', 'node_peer.js')
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**
  * Removes a channel directory that a live reader still uses, as a user would: its reader may publish
@@ -74,13 +73,16 @@ function createHarness() {
     },
     /** Runs node_peer.js with `args`; the child is killed by cleanup() if still running. */
     peer(args, options = {}) {
-      const child = startPeer(args, options)
-      children.push(child)
-      return child
+      return harness.trackProcess(startPeer(args, options))
     },
     track(channel) {
       channels.push(channel)
       return channel
+    },
+    /** A LineProcess (test-support spawnLines()) that cleanup() kills if still running. */
+    trackProcess(child) {
+      children.push(child)
+      return child
     },
     async cleanup() {
       for (const channel of channels.splice(0)) {
@@ -91,10 +93,8 @@ function createHarness() {
         }
       }
       for (const child of children.splice(0)) {
-        if (child.exitCode === null && child.signalCode === null) {
-          child.kill('SIGKILL')
-          await child.exited
-        }
+        child.kill('SIGKILL')
+        await child.exited
       }
       for (const dir of dirs.splice(0)) {
         try {
@@ -109,15 +109,11 @@ function createHarness() {
   return harness
 }
 
-/** Polls `predicate` until it returns a truthy value; rejects after `timeoutMs`. */
-async function waitFor(predicate, { timeoutMs = 5000, intervalMs = 2, what = 'condition' } = {}) {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = predicate()
-    if (value) return value
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(intervalMs)
-  }
+/** A harness (createHarness()) whose cleanup() runs after each test of the calling test file. */
+function useHarness() {
+  const harness = createHarness()
+  afterEach(() => harness.cleanup())
+  return harness
 }
 
 /**
@@ -215,93 +211,16 @@ function settle(promise) {
   )
 }
 
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
-}
-
 /**
- * Spawns node_peer.js. The returned child has `lines` (parsed JSON stdout lines so far),
- * `nextLine(predicate, timeoutMs)`, `exited` (a promise of { code, signal, ms }), `stderrText()`.
+ * Spawns node_peer.js: a LineProcess (test-support) of JSON lines, with `nextLine(predicate,
+ * timeoutMs)` (rejects when the peer exits first) and `ready()` (its {"ready": true} line).
  */
 function startPeer(args, { env } = {}) {
-  const started = performance.now()
-  const child = spawn(process.execPath, [PEER, ...args], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  })
-  child.lines = []
-  let stderr = ''
-  let buffer = ''
-  const waiters = new Set()
-  const check = () => {
-    for (const waiter of waiters) {
-      const found = child.lines.find(waiter.predicate)
-      if (found) {
-        waiters.delete(waiter)
-        clearTimeout(waiter.timer)
-        waiter.resolve(found)
-      }
-    }
-  }
-  child.stdout.setEncoding('utf8')
-  child.stdout.on('data', (chunk) => {
-    buffer += chunk
-    let newline
-    while ((newline = buffer.indexOf('\n')) >= 0) {
-      const line = buffer.slice(0, newline)
-      buffer = buffer.slice(newline + 1)
-      if (!line.trim()) continue
-      try {
-        child.lines.push(JSON.parse(line))
-      } catch {
-        child.lines.push({ raw: line })
-      }
-    }
-    check()
-  })
-  child.stderr.setEncoding('utf8')
-  child.stderr.on('data', (chunk) => (stderr += chunk))
-  child.stderrText = () => stderr
-  child.exited = new Promise((resolve) => {
-    child.on('exit', (code, signal) => {
-      const ms = performance.now() - started
-      for (const waiter of waiters) {
-        clearTimeout(waiter.timer)
-        waiter.reject(
-          new Error(`peer ${args.join(' ')} exited (${code ?? signal}) before the expected line; stderr: ${stderr}`),
-        )
-      }
-      waiters.clear()
-      resolve({ code, signal, ms })
-    })
-  })
+  const child = spawnLines(process.execPath, [PEER, ...args], { env, json: true, label: `peer ${args.join(' ')}` })
   child.nextLine = (predicate, timeoutMs = 10000) =>
-    new Promise((resolve, reject) => {
-      const found = child.lines.find(predicate)
-      if (found) return resolve(found)
-      if (child.exitCode !== null || child.signalCode !== null) {
-        return reject(new Error(`peer ${args.join(' ')} already exited; stderr: ${stderr}`))
-      }
-      const waiter = { predicate, resolve, reject }
-      waiter.timer = setTimeout(() => {
-        waiters.delete(waiter)
-        reject(
-          new Error(
-            `no matching line from peer ${args.join(' ')} in ${timeoutMs} ms; got ${JSON.stringify(child.lines)}; stderr: ${stderr}`,
-          ),
-        )
-      }, timeoutMs)
-      waiters.add(waiter)
-    })
+    child.waitForLine(predicate, { timeoutMs, what: 'the expected line' })
   child.ready = () => child.nextLine((line) => line.ready === true)
   return child
-}
-
-/** Whether the process has not exited yet. */
-function isRunning(child) {
-  return child.exitCode === null && child.signalCode === null
 }
 
 module.exports = {
@@ -310,10 +229,9 @@ module.exports = {
   BACKEND_OUTBOX,
   UUID_V4,
   PEER,
-  sleep,
   removeLiveDir,
   createHarness,
-  waitFor,
+  useHarness,
   writeAtomic,
   diskMessage,
   writeMessages,
@@ -322,9 +240,7 @@ module.exports = {
   expectThrows,
   expectRejects,
   settle,
-  median,
   startPeer,
-  isRunning,
 }
 
 /** Sorts object keys by UTF-8 byte order, recursively (serde_json's default map order). */

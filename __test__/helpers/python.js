@@ -8,9 +8,10 @@
 // under CI=true this throws (the interop suite must fail, never skip); elsewhere it runs
 // scripts/setup-python-peer.sh, which creates the venv from PyPI, and uses the python it prints.
 
-const { spawn, spawnSync } = require('node:child_process')
+const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
+const { LineProcess } = require('../../test-support')
 
 const ROOT = path.resolve(__dirname, '..', '..')
 const PEER_SCRIPT = path.join(ROOT, '__test__', 'peer', 'python_peer.py')
@@ -84,167 +85,34 @@ function peerPython() {
 const live = new Set()
 
 /**
- * A running python process that prints one JSON object per line. `lines` holds the parsed
- * objects in order (a line that is not JSON is kept as `{ unparsed: text }`), `texts` the lines
- * as printed. `options.env` is added to the environment; `options.group: true` starts it in a
- * process group of its own, which kill() signals as a whole (helpers/blender.js: `xvfb-run`
- * starts Xvfb and Blender as children).
+ * A running python process that prints one JSON object per line: a LineProcess (test-support
+ * spawnLines(), with `json: true`) run from the repository root, unbuffered, UTF-8. `lines` holds
+ * the parsed objects in order (a line that is not JSON is kept as `{ unparsed: text }`), `texts`
+ * the lines as printed (JSON.parse loses the digits of big integers). `options.env` is added to
+ * the environment; `options.group: true` starts it in a process group of its own, which kill()
+ * signals as a whole (helpers/blender.js: `xvfb-run` starts Xvfb and Blender as children).
  */
-class PyProcess {
+class PyProcess extends LineProcess {
   constructor(python, argv, label, options = {}) {
-    this.label = label
-    this.lines = []
-    this.texts = [] // the same lines as printed (JSON.parse loses the digits of big integers)
-    this.stderr = ''
-    this.exitCode = undefined
-    this.signal = undefined
-    this.child = spawn(python, argv, {
+    super(python, argv, {
       cwd: ROOT,
-      env: { ...process.env, PYTHONUNBUFFERED: '1', PYTHONIOENCODING: 'utf-8', ...options.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-      detached: options.group === true,
+      env: { PYTHONUNBUFFERED: '1', PYTHONIOENCODING: 'utf-8', ...options.env },
+      json: true,
+      label: `python ${label}`,
+      group: options.group === true,
     })
-    this.group = options.group === true
     live.add(this)
-    this.waiters = new Set()
-    let partial = ''
-    this.child.stdout.setEncoding('utf8')
-    this.child.stdout.on('data', (chunk) => {
-      partial += chunk
-      let newline
-      while ((newline = partial.indexOf('\n')) >= 0) {
-        const text = partial.slice(0, newline)
-        partial = partial.slice(newline + 1)
-        if (text.trim() === '') continue
-        let line
-        try {
-          line = JSON.parse(text)
-        } catch {
-          line = { unparsed: text }
-        }
-        this.lines.push(line)
-        this.texts.push(text)
-        this.check()
-      }
-    })
-    this.child.stderr.setEncoding('utf8')
-    this.child.stderr.on('data', (chunk) => (this.stderr += chunk))
-    this.exited = new Promise((resolve) => {
-      this.child.on('error', (error) => {
-        this.spawnError = error
-        live.delete(this)
-        resolve(this.result())
-        this.check()
-      })
-      this.child.on('close', (code, signal) => {
-        this.exitCode = code
-        this.signal = signal
-        live.delete(this)
-        resolve(this.result())
-        this.check()
-      })
-    })
-  }
-
-  get running() {
-    return this.exitCode === undefined && this.signal === undefined && !this.spawnError
-  }
-
-  result() {
-    return {
-      code: this.exitCode,
-      signal: this.signal,
-      lines: this.lines,
-      stderr: this.stderr,
-    }
-  }
-
-  describe() {
-    const state = this.spawnError
-      ? `failed to start: ${this.spawnError.message}`
-      : this.running
-        ? 'still running'
-        : `exited with ${this.signal ?? this.exitCode}`
-    return (
-      `python ${this.label} ${state}\n  stdout: ${this.lines.map((l) => JSON.stringify(l)).join('\n          ')}` +
-      `\n  stderr: ${this.stderr.trim()}`
-    )
-  }
-
-  check() {
-    for (const waiter of this.waiters) waiter()
+    this.exited.then(() => live.delete(this))
   }
 
   /** Resolves with the first line for which `predicate` is true. Rejects on an {"error"} line or exit. */
   waitFor(predicate, timeoutMs = 10000, what = 'the expected line') {
-    return new Promise((resolve, reject) => {
-      let timer
-      const done = (settle, value) => {
-        clearTimeout(timer)
-        this.waiters.delete(waiter)
-        settle(value)
-      }
-      const waiter = () => {
-        const line = this.lines.find(predicate)
-        if (line) return done(resolve, line)
-        const failure = this.lines.find((l) => l.error !== undefined)
-        if (failure) return done(reject, new Error(`${this.describe()}\n(while waiting for ${what})`))
-        if (!this.running) return done(reject, new Error(`${this.describe()}\n(before ${what})`))
-      }
-      timer = setTimeout(
-        () => done(reject, new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${this.describe()}`)),
-        timeoutMs,
-      )
-      this.waiters.add(waiter)
-      waiter()
-    })
+    return this.waitForLine(predicate, { timeoutMs, what, failOn: (line) => line.error !== undefined })
   }
 
   /** Waits for {"ready": true}: the peer's channel is open. */
   ready(timeoutMs = 10000) {
     return this.waitFor((l) => l.ready === true, timeoutMs, '{"ready": true}').then(() => this)
-  }
-
-  /** Resolves with { code, signal, lines, stderr } once the process has exited. */
-  async exit(timeoutMs = 15000) {
-    let timer
-    const timeout = new Promise((_, reject) => {
-      timer = setTimeout(() => {
-        const error = new Error(`timed out after ${timeoutMs} ms waiting for exit\n${this.describe()}`)
-        this.kill()
-        reject(error)
-      }, timeoutMs)
-    })
-    try {
-      return await Promise.race([this.exited, timeout])
-    } finally {
-      clearTimeout(timer)
-    }
-  }
-
-  /** Like exit(), but throws (with the output) unless the exit code is 0. */
-  async success(timeoutMs) {
-    const result = await this.exit(timeoutMs)
-    if (result.code !== 0) throw new Error(this.describe())
-    return result
-  }
-
-  /** Writes one line to the process's stdin. */
-  write(line) {
-    this.child.stdin.write(`${line}\n`)
-  }
-
-  kill(signal = 'SIGKILL') {
-    if (!this.running) return
-    if (this.group) {
-      try {
-        process.kill(-this.child.pid, signal)
-        return
-      } catch {
-        // the group is gone already
-      }
-    }
-    this.child.kill(signal)
   }
 }
 

@@ -7,11 +7,11 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { spawn, spawnSync } = require('node:child_process')
-const { FRONTEND_OUTBOX, BACKEND_OUTBOX, createHarness, waitFor } = require('../helpers/channels.js')
+const { FRONTEND_OUTBOX, BACKEND_OUTBOX, useHarness } = require('../helpers/channels.js')
+const { waitFor } = require('../../test-support')
 
 const ROOT = path.join(__dirname, '..', '..')
-const h = createHarness()
-afterEach(() => h.cleanup())
+const h = useHarness()
 
 /** Runs a Node script in its own process; resolves with { code, stdout, stderr }. */
 function runNode(args, { env = process.env, stdin } = {}) {
