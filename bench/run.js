@@ -232,6 +232,24 @@ async function main() {
     `${meta.machine.cpu} x${meta.machine.cores}, node ${meta.versions.node}, python ${meta.versions.python}, load ${meta.machine.loadavg.map((x) => x.toFixed(2)).join(' ')}`,
   )
 
+  // What some cases need first (the protocol floor's cargo build), once each, before any case runs,
+  // so that no build lands inside a measurement. A failed preparation fails those cases only.
+  const prepared = new Map()
+  for (const name of selected) {
+    for (const c of all[name].cases) {
+      if (!c.prepare || prepared.has(c.prepare)) continue
+      const started = Date.now()
+      try {
+        c.prepare()
+        prepared.set(c.prepare, null)
+        log(`prepared ${c.label} (${((Date.now() - started) / 1000).toFixed(1)} s)`)
+      } catch (error) {
+        prepared.set(c.prepare, error.message)
+        log(`could not prepare ${c.label}: ${error.message}`)
+      }
+    }
+  }
+
   const metrics = {}
   const summary = {}
   const errors = []
@@ -249,7 +267,8 @@ async function main() {
       for (const c of order) {
         if (rep > repeatsOf(c)) continue
         if (!args.smoke) await settle()
-        const outcome = await runCase(c, args.smoke)
+        const unprepared = c.prepare && prepared.get(c.prepare)
+        const outcome = unprepared ? { error: `not prepared: ${unprepared}` } : await runCase(c, args.smoke)
         const s = summary[c.id]
         s.runs++
         if (outcome.error) {

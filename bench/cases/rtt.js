@@ -6,6 +6,10 @@
 //          python     Python reference frontend (send_request + wait_response) -> same Python backend
 //          purejs     pure-JS baseline frontend -> pure-JS baseline backend (handle())
 //          floor      write tmp + rename + fs.watch wake-up, there and back, no protocol
+//          protocol-floor  the least work the protocol requires, in plain Rust, both ends
+//                     (bench/protocol-floor: lock, read + parse, append, serialize, tmp + rename,
+//                     unlock; the reader woken by inotify reads and parses); it never polls: a
+//                     watcher that cannot start (exit 3) or a missed wake-up (exit 4) fails the run
 // Prints p50/p99 of `count` round trips after `warmup` unmeasured ones. `channelOptions` go to
 // both ipckit ends (e.g. { acknowledge: false }). An ipckit end whose watcher fails (EWATCH: it
 // would poll) ends the run with exit code 3 instead of reporting a polling number.
@@ -78,6 +82,14 @@ async function main() {
         if (i >= warmup) samples.push(Number(process.hrtime.bigint() - t0) / 1e6)
       }
       pinger.close()
+    } else if (impl === 'protocol-floor') {
+      const bin = require('../baseline/protocol-floor').binary()
+      peer = await u.spawnPeer(bin, ['serve', dir], { label: 'protocol floor backend' })
+      const out = execFileSync(bin, ['ping', dir, String(count), String(warmup)], {
+        encoding: 'utf8',
+        timeout: 10 * 60 * 1000,
+      })
+      samples = JSON.parse(out.trim().split('\n').pop()).samples_ms
     } else {
       throw new Error(`unknown impl ${impl}`)
     }

@@ -253,7 +253,17 @@ ${observations(run) || '(none)'}
    (same bytes) is not parsed again.
 4. **floor**: \`bench/baseline/floor.js\`: write a few bytes to a temp file, rename, wake the other
    process with \`fs.watch\`, and back; for sends, write the bytes of a full outbox to a temp file and
-   rename it. No lock, no JSON, no message list.
+   rename it. No lock, no JSON, no message list. Also called the *bare floor*.
+5. **protocol floor** (issue 21): \`bench/protocol-floor/\`, a small Rust program (its own crate,
+   none of the package's code; \`npm run bench\` builds it with \`cargo build --release\`) playing
+   both ends of the round trip with the least work the protocol requires: create the \`.lock\`
+   file (O_EXCL, the PID in it), read and parse the outbox, append, keep the newest 100, serialize
+   the whole array as the reference does, write the \`.tmp\` file, rename it over the outbox, delete
+   the lock; the other side blocks on inotify (\`IN_MOVED_TO\` only, one \`read\` per wake-up),
+   then reads and parses its whole inbox and takes the messages after the last id it saw. No fsync,
+   no acknowledgements, no presence, no thread hand-offs; payloads stay raw JSON text (the
+   frontend decodes the response's to check the echo). It never polls: a watcher that cannot start
+   (exit 3) or a missed wake-up (exit 4) fails the run instead of reporting a number.
 
 ## What is measured
 
@@ -279,6 +289,10 @@ ${observations(run) || '(none)'}
   and off on both ends.
 - **Load time**: \`require()\` of the package in a fresh \`node\` process (median of 7).
 - **Round trip on tmpfs**: the same round trip with the channel directory in \`/dev/shm\`.
+- **Issue 21 ratios**: ipckit's round-trip p50 divided by the protocol floor's (target 1.3x, on
+  the temp directory and on tmpfs) and by the bare floor's (target 1.5x on the temp directory,
+  ext4 on the machine the issue was measured on, and 2.5x on tmpfs), all from the same run. A
+  target not met is reported, not an error; a case that fell back to a slower mode fails.
 - **The Python companion** (issue 18, \`bench/cases/companion.js\`): one Node frontend process
   calls \`request('echo', {…})\` on four backend processes, each in its own directory: an ipckit Node
   backend (\`handle()\`), an \`ipckit_peer\` backend (\`Peer.backend\` + \`serve()\`, from

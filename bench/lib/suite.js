@@ -12,7 +12,10 @@ const node =
   (script, opts, nodeFlags = []) =>
   () => [process.execPath, [...nodeFlags, path.join(CASES_DIR, script), JSON.stringify(opts)]]
 const python = (script, args) => () => [u.peerPython(), [u.pyScript(script), ...args]]
+const protocolFloor = require('../baseline/protocol-floor')
 const TMPFS = fs.existsSync('/dev/shm') ? '/dev/shm' : null
+
+const PROTOCOL_FLOOR_LABEL = 'protocol floor (plain Rust: lock, parse, append, serialize, tmp + rename; inotify)'
 
 const SIZES = [
   [100, '100 B'],
@@ -34,6 +37,8 @@ function metrics(smoke) {
       warmup: smoke ? 1 : warmup,
     }),
     timeoutMs: impl === 'python' ? 120_000 : 60_000,
+    // Run once by the runner before the first case that has it (a cargo build).
+    prepare: impl === 'protocol-floor' ? protocolFloor.build : undefined,
     fields: [
       ['p50', 'round trip p50', 'ms', 'lower'],
       ['p99', 'round trip p99', 'ms', 'lower'],
@@ -183,6 +188,7 @@ function metrics(smoke) {
         { ...rtt('python', 'Python ref → Python ref (wait_response)', 100, 5), repeats: 3 },
         rtt('purejs', 'pure-JS → pure-JS', 1000, 50),
         rtt('floor', 'floor (tmp + rename + fs.watch, no protocol)', 1000, 50),
+        rtt('protocol-floor', PROTOCOL_FLOOR_LABEL, 1000, 50),
       ],
     },
     throughput: {
@@ -389,6 +395,7 @@ function metrics(smoke) {
       cases: [
         onTmpfs(rtt('ipckit', 'ipckit Node → ipckit Node (handle)', 1000, 50)),
         onTmpfs(rtt('floor', 'floor (tmp + rename + fs.watch, no protocol)', 1000, 50)),
+        onTmpfs(rtt('protocol-floor', PROTOCOL_FLOOR_LABEL, 1000, 50)),
       ],
     }
     list['throughput-tmpfs'] = {
@@ -512,6 +519,7 @@ function targets(summary) {
     )
   }
   issue12Targets(med, add, summary)
+  issue21Targets(med, add)
   const companion = med('companion', 'ratioP50')
   if (companion !== undefined) {
     const p = (name, key) => fmt(med('companion', `${name}.${key}`))
@@ -677,6 +685,29 @@ function issue12Targets(med, add, summary) {
       `${fmt(fsRtt)} ms / ${fmt(fsFloor)} ms = ${fmt(fsRtt / fsFloor)}x (before: 0.91 / 0.21 ms = 4.3x)`,
     )
   }
+}
+
+// The targets of issue 21: our round trip against the protocol floor (the least work the protocol
+// requires, plain Rust, bench/protocol-floor) and against the bare floor (no protocol), both
+// measured in the same run. /tmp is ext4 on the machine the issue was written on.
+function issue21Targets(med, add) {
+  const I = '(issue 21) '
+  const ratio = (ours, floor, label, target) => {
+    const a = med(ours, 'p50')
+    const b = med(floor, 'p50')
+    if (a === undefined || b === undefined) return
+    add(
+      `${I}RTT p50 Node → Node ${label} within ${target}x`,
+      a / b,
+      a / b <= target,
+      `${fmt(a)} ms / ${fmt(b)} ms = ${fmt(a / b)}x (p99 ${fmt(med(ours, 'p99'))} / ${fmt(med(floor, 'p99'))} ms)`,
+    )
+  }
+  const tmp = require('node:os').tmpdir()
+  ratio('rtt.ipckit', 'rtt.protocol-floor', `on ${tmp}: of the protocol floor`, 1.3)
+  ratio('rttfs.ipckit', 'rttfs.protocol-floor', 'on tmpfs: of the protocol floor', 1.3)
+  ratio('rtt.ipckit', 'rtt.floor', `on ${tmp}: of the bare floor`, 1.5)
+  ratio('rttfs.ipckit', 'rttfs.floor', 'on tmpfs: of the bare floor', 2.5)
 }
 
 function fmt(x) {
