@@ -7,20 +7,13 @@
 
 const fs = require('node:fs')
 const path = require('node:path')
-const { createHarness } = require('./helpers/channels')
 const { waitFor, spawnLines } = require('../test-support')
 const py = require('./helpers/python')
 
 const ROOT = path.resolve(__dirname, '..')
 const EXAMPLE = path.join(ROOT, 'examples', 'long-render')
 
-const h = createHarness()
-
-beforeAll(() => {
-  py.peerPython()
-}, 300000)
-
-afterEach(() => h.cleanup()) // kills what is still running, too
+const h = py.usePythonHarness() // its cleanup kills what is still running, too
 
 /** Runs a command: a LineProcess (test-support) of its output lines, killed by h.cleanup(). */
 function run(command, args, env = {}, cwd = EXAMPLE) {

@@ -8,7 +8,6 @@
 // CI=true a missing peer fails this suite; elsewhere the helper runs scripts/setup-python-peer.sh.
 
 const fs = require('node:fs')
-const os = require('node:os')
 const path = require('node:path')
 const { FileChannel } = require('..')
 const py = require('./helpers/python')
@@ -146,19 +145,11 @@ async function sendNumbered(dir, role, method, count, src = 'py', pauseEvery = 0
   await py.runPython(SEND_NUMBERED, { dir, role, method, count, src, pauseEvery }, 15000, `send ${count} numbered`)
 }
 
-let dirs = []
-let channels = []
-
-function tmpDir() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ipckit-interop-'))
-  dirs.push(dir)
-  return dir
-}
+const h = py.usePythonHarness()
+const tmpDir = () => h.tmpDir('ipckit-interop-')
 
 function open(role, dir, options) {
-  const channel = FileChannel[role](dir, options)
-  channels.push(channel)
-  return channel
+  return h.track(FileChannel[role](dir, options))
 }
 
 /** Our channel's 'error' events, collected so that a problem fails the test instead of the process. */
@@ -173,19 +164,6 @@ function collect(channel, type) {
   channel.on(type, (message) => got.push(message))
   return got
 }
-
-beforeAll(() => {
-  // Throws (failing every test here) when no peer is usable; see helpers/python.js.
-  py.peerPython()
-}, 300000)
-
-afterEach(async () => {
-  for (const channel of channels) channel.close()
-  channels = []
-  await py.killAll()
-  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true })
-  dirs = []
-})
 
 test('the reference peer is ipckit 0.1.12', async () => {
   const script = await py.runPython(

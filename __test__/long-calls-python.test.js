@@ -7,23 +7,14 @@
 
 const os = require('node:os')
 const path = require('node:path')
-const { createHarness, expectRejects } = require('./helpers/channels')
+const { expectRejects } = require('./helpers/channels')
 const { waitFor } = require('../test-support')
 const py = require('./helpers/python')
 
 const PYTHON_DIR = path.resolve(__dirname, '..', 'python')
 const POLL_INTERVAL_S = 0.005
 
-const h = createHarness()
-
-beforeAll(() => {
-  py.peerPython()
-}, 300000)
-
-afterEach(async () => {
-  await py.killAll()
-  await h.cleanup()
-})
+const h = py.usePythonHarness()
 
 // ipckit_peer: render (progress), bake (runs until cancelled, then answers anyway).
 const PEER_BACKEND = `

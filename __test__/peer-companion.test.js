@@ -9,24 +9,14 @@
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { createHarness, expectRejects } = require('./helpers/channels')
+const { expectRejects } = require('./helpers/channels')
 const { waitFor } = require('../test-support')
 const py = require('./helpers/python')
 
 const PYTHON_DIR = path.resolve(__dirname, '..', 'python')
 const POLL_INTERVAL_S = 0.005
 
-const h = createHarness()
-
-beforeAll(() => {
-  // Throws (failing every test here) when no peer is usable; see helpers/python.js.
-  py.peerPython()
-}, 300000)
-
-afterEach(async () => {
-  await py.killAll()
-  await h.cleanup()
-})
+const h = py.usePythonHarness()
 
 // A Peer.backend with a few handlers, serving on a thread until a "close" line on stdin.
 const BACKEND = `

@@ -12,6 +12,7 @@ const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 const { LineProcess } = require('../../test-support')
+const { createHarness } = require('./channels')
 
 const ROOT = path.resolve(__dirname, '..', '..')
 const PEER_SCRIPT = path.join(ROOT, '__test__', 'peer', 'python_peer.py')
@@ -202,6 +203,24 @@ async function killAll() {
   await Promise.all(running.map((p) => p.exited))
 }
 
+/**
+ * For a suite that drives Python: fails every test (in beforeAll) when no peer python is usable,
+ * and returns a harness (helpers/channels.js) whose cleanup runs after each test, once every
+ * python process still running has been killed.
+ */
+function usePythonHarness() {
+  const harness = createHarness()
+  beforeAll(() => {
+    // Throws (failing every test of the suite) when no peer is usable.
+    peerPython()
+  }, 300000)
+  afterEach(async () => {
+    await killAll()
+    await harness.cleanup()
+  })
+  return harness
+}
+
 module.exports = {
   PyProcess,
   PEER_SCRIPT,
@@ -212,4 +231,5 @@ module.exports = {
   startPython,
   runPython,
   killAll,
+  usePythonHarness,
 }
