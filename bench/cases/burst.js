@@ -20,18 +20,6 @@ const path = require('node:path')
 const opts = JSON.parse(process.argv[2] || '{}')
 const { sender = 'promise', reader = 'node', count = 10000, size = 1024, pollMs = 1, timeoutMs = 240000 } = opts
 
-async function waitForLine(peer, prefix, deadline) {
-  for (;;) {
-    const line = peer.lines.find((l) => l.startsWith(prefix))
-    if (line) return line
-    if (peer.child.exitCode !== null || peer.child.signalCode !== null) {
-      throw new Error(`the ${reader} reader exited (${peer.child.exitCode ?? peer.child.signalCode})\n${peer.stderr()}`)
-    }
-    if (u.nowMs() > deadline) throw new Error(`no "${prefix}" from the ${reader} reader in time`)
-    await u.sleep(1)
-  }
-}
-
 async function main() {
   const dir = u.tmpDir(`burst-${sender}-${reader}`)
   let readerPeer
@@ -57,7 +45,7 @@ async function main() {
       )
       await u.sleep(300) // the reader saw the channel open
       t0 = u.nowMs()
-      senderPeer.child.stdin.write('go\n')
+      senderPeer.write('go')
     } else {
       channel = require(u.ROOT).FileChannel.frontend(dir)
       errors = u.failOnPolling(channel, `burst sender (${sender})`)
@@ -88,7 +76,10 @@ async function main() {
       }
       sendSeconds = (u.nowMs() - t0) / 1000
     }
-    const line = await waitForLine(readerPeer, 'done ', t0 + timeoutMs)
+    const line = await readerPeer.waitForLine((l) => l.startsWith('done '), {
+      timeoutMs: Math.max(1, t0 + timeoutMs - u.nowMs()),
+      what: `"done " from the ${reader} reader`,
+    })
     const seconds = (u.nowMs() - t0) / 1000
     const got = JSON.parse(line.slice('done '.length))
     if (senderPeer) {

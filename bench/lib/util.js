@@ -1,19 +1,16 @@
 'use strict'
 
-// Helpers shared by the benchmark cases and the runner.
+// Helpers shared by the benchmark cases and the runner. Sleeping, percentiles and child processes
+// read by lines come from test-support/ (shared with the jest suites).
 
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { spawn, execFileSync } = require('node:child_process')
-const readline = require('node:readline')
+const { execFileSync } = require('node:child_process')
+const { sleep, median, summary, spawnLines } = require('../../test-support')
 
 const ROOT = path.resolve(__dirname, '..', '..')
 const RESULT_PREFIX = '@@result '
-
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
 
 function tmpDir(tag) {
   return fs.mkdtempSync(path.join(process.env.IPCKIT_BENCH_TMPDIR || os.tmpdir(), `ipckit-bench-${tag}-`))
@@ -27,32 +24,14 @@ function rmDir(dir) {
   }
 }
 
-/** The value at quantile q (0..1) of a sorted array, nearest-rank. */
-function quantile(sorted, q) {
-  if (sorted.length === 0) return NaN
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))
-  return sorted[index]
-}
-
-function percentiles(samples) {
-  const sorted = Float64Array.from(samples).sort()
-  return {
-    n: sorted.length,
-    p50: quantile(sorted, 0.5),
-    p99: quantile(sorted, 0.99),
-    min: sorted[0],
-    max: sorted[sorted.length - 1],
-    mean: sorted.reduce((a, b) => a + b, 0) / (sorted.length || 1),
-  }
-}
+/** { n, p50, p99, min, max, mean } of one run's samples (nearest-rank percentiles). */
+const percentiles = summary
 
 /** min / median / max of the values of several runs. */
 function summarize(values) {
-  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b)
+  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x))
   if (v.length === 0) return { min: NaN, median: NaN, max: NaN, runs: values }
-  const mid = v.length >> 1
-  const median = v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2
-  return { min: v[0], median, max: v[v.length - 1], runs: values }
+  return { min: Math.min(...v), median: median(v), max: Math.max(...v), runs: values }
 }
 
 /** A JSON payload object whose JSON.stringify text is exactly `size` bytes. */
@@ -74,58 +53,24 @@ function emitResult(result) {
 }
 
 /**
- * Spawns a peer process that prints a line containing "ready" when it can serve. Resolves with
- * { child, lines } once ready; rejects if it exits or stays silent for `timeoutMs`.
+ * Spawns a peer process that prints a line containing "ready" when it can serve: a LineProcess
+ * (test-support; `lines`, `child`, `stderr`, `stop()`) once it is ready. Rejects, having killed it,
+ * if it exits first or is not ready within `timeoutMs`.
  */
-function spawnPeer(command, args, { timeoutMs = 15000, env, label = command } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } })
-    let stderr = ''
-    child.stderr.on('data', (d) => {
-      stderr += d
-      if (stderr.length > 20000) stderr = stderr.slice(-20000)
-    })
-    const lines = []
-    const rl = readline.createInterface({ input: child.stdout })
-    let ready = false
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`${label} did not get ready within ${timeoutMs} ms\n${stderr}`))
-    }, timeoutMs)
-    rl.on('line', (line) => {
-      lines.push(line)
-      if (!ready && line.includes('ready')) {
-        ready = true
-        clearTimeout(timer)
-        resolve({ child, lines, stderr: () => stderr })
-      }
-    })
-    child.on('exit', (code, signal) => {
-      child.exitInfo = { code, signal }
-      if (!ready) {
-        clearTimeout(timer)
-        reject(new Error(`${label} exited (${signal || code}) before it was ready\n${stderr}`))
-      }
-    })
-    child.on('error', (error) => {
-      clearTimeout(timer)
-      reject(error)
-    })
-  })
+async function spawnPeer(command, args, { timeoutMs = 15000, env, label = command } = {}) {
+  const peer = spawnLines(command, args, { env, label, stderrLimit: 20000 })
+  try {
+    await peer.waitForLine('ready', { timeoutMs, what: `${label} to get ready` })
+  } catch (error) {
+    peer.kill('SIGKILL')
+    throw peer.spawnError ?? error
+  }
+  return peer
 }
 
-/** Ends a peer: closes its stdin, waits for it to exit (killing it after `graceMs`). */
+/** Ends a peer: closes its stdin, waits for it to exit (killing it after `graceMs`); its { code, signal }. */
 function stopPeer(peer, graceMs = 3000) {
-  const { child } = peer
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitInfo)
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code, signal })
-    })
-    child.stdin.end()
-  })
+  return peer.stop(graceMs)
 }
 
 /** The python of the reference peer's venv (created by scripts/setup-python-peer.sh if missing). */
@@ -260,7 +205,6 @@ module.exports = {
   sleep,
   tmpDir,
   rmDir,
-  quantile,
   percentiles,
   summarize,
   makePayload,

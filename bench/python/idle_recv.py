@@ -1,18 +1,15 @@
 """Reference idle recv(): the inbox in --dir holds 100 x 1 KB messages; the first recv() drains
 them, then recv() is timed while nothing new arrives. Prints one JSON line."""
-import argparse
 import json
 import time
 
 import ipckit
 
+from benchlib import parse_args
+
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--dir", required=True)
-    parser.add_argument("--duration-ms", type=float, default=1000)
-    args = parser.parse_args()
-
+    args = parse_args(("--duration-ms", float, 1000))
     channel = ipckit.FileChannel.frontend(args.dir)
     f0 = time.perf_counter()
     first = len(channel.recv())

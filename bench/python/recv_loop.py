@@ -2,39 +2,25 @@
 --poll-ms loop, as a Python backend would. Counts the distinct events named 'burst' (the reference
 repeats messages that share a millisecond, so ids are deduplicated) and prints
 "done {json}" when the 'burst.end' marker arrives. Prints "ready" first; runs until stdin closes."""
-import argparse
 import json
-import sys
-import threading
 import time
 
 import ipckit
 
+from benchlib import Fresh, parse_args, stop_on_stdin_close
+
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--dir", required=True)
-    parser.add_argument("--poll-ms", type=float, default=1.0)
-    args = parser.parse_args()
-
+    args = parse_args(("--poll-ms", float, 1.0))
     channel = ipckit.FileChannel.backend(args.dir)
-    stop = threading.Event()
-
-    def watch_stdin():
-        sys.stdin.read()
-        stop.set()
-
-    threading.Thread(target=watch_stdin, daemon=True).start()
-    seen = set()
+    stop = stop_on_stdin_close()
+    fresh = Fresh("event")
     received = 0
     recvs = 0
     print("ready", flush=True)
     while not stop.is_set():
         recvs += 1
-        for msg in channel.recv():
-            if msg["id"] in seen or msg["type"] != "event":
-                continue
-            seen.add(msg["id"])
+        for msg in fresh(channel.recv()):
             if msg.get("method") == "burst":
                 received += 1
             elif msg.get("method") == "burst.end":

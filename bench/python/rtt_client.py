@@ -2,20 +2,16 @@
 
 Prints one JSON line {"samples_ms": [...]} with the round trips after the warm-up.
 """
-import argparse
 import json
 import time
 
 import ipckit
 
+from benchlib import parse_args
+
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--dir", required=True)
-    parser.add_argument("--count", type=int, default=100)
-    parser.add_argument("--warmup", type=int, default=5)
-    args = parser.parse_args()
-
+    args = parse_args(("--count", int, 100), ("--warmup", int, 5))
     channel = ipckit.FileChannel.frontend(args.dir)
     samples = []
     for i in range(args.warmup + args.count):

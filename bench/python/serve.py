@@ -4,42 +4,23 @@ Uses ipckit==0.1.12 as a user would. The reference reader repeats messages that 
 millisecond, so requests already answered (by id) are skipped. Prints "ready", serves until
 stdin closes.
 """
-import argparse
-import collections
-import sys
-import threading
 import time
 
 import ipckit
 
+from benchlib import Fresh, parse_args, stop_on_stdin_close
+
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--dir", required=True)
-    parser.add_argument("--poll-ms", type=float, default=1.0)
-    args = parser.parse_args()
-
+    args = parse_args(("--poll-ms", float, 1.0))
     channel = ipckit.FileChannel.backend(args.dir)
-    stop = threading.Event()
-
-    def watch_stdin():
-        sys.stdin.read()
-        stop.set()
-
-    threading.Thread(target=watch_stdin, daemon=True).start()
-    seen = set()
-    order = collections.deque()
+    stop = stop_on_stdin_close()
+    fresh = Fresh("request", keep=1000)
     print("ready", flush=True)
     pause = args.poll_ms / 1000
     while not stop.is_set():
         answered = False
-        for msg in channel.recv():
-            if msg["id"] in seen or msg["type"] != "request":
-                continue
-            seen.add(msg["id"])
-            order.append(msg["id"])
-            if len(order) > 1000:
-                seen.discard(order.popleft())
+        for msg in fresh(channel.recv()):
             if msg.get("method") == "echo":
                 channel.send_response(msg["id"], msg["payload"])
             else:

@@ -1,6 +1,5 @@
 """Reference send throughput with the outbox at its 100-message cap (same work as
 bench/cases/throughput.js). Prints one JSON line."""
-import argparse
 import json
 import shutil
 import tempfile
@@ -8,20 +7,11 @@ import time
 
 import ipckit
 
-
-def make_payload(size):
-    overhead = len('{"data":""}')
-    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-    data = (alphabet * (size // len(alphabet) + 1))[: max(0, size - overhead)]
-    return {"data": data}
+from benchlib import make_payload, parse_args
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--size", type=int, default=1024)
-    parser.add_argument("--duration-ms", type=float, default=1000)
-    parser.add_argument("--cap", type=int, default=100)
-    args = parser.parse_args()
+    args = parse_args(("--size", int, 1024), ("--duration-ms", float, 1000), ("--cap", int, 100), need_dir=False)
 
     tmp = tempfile.mkdtemp(prefix="ipckit-bench-tput-py-")
     try:
