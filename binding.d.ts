@@ -70,11 +70,10 @@ export declare class NativeFileChannel {
   /** Puts messages (a JSON array in the on-disk form) back at the front of the `recv()` queue. */
   requeue(messagesJson: string): void
   /**
-   * Tells which kinds of message have listeners (they then bypass `recv()`), whether
-   * problems have an `'error'` listener, whether someone follows the peer's presence, and
-   * whether request handlers take `task.cancel` events.
+   * Tells the core who listens (see `ListeningInput`): messages of the kinds with
+   * listeners bypass `recv()`.
    */
-  setListening(requests: boolean, responses: boolean, events: boolean, errors: boolean, presence?: boolean | undefined | null, cancels?: boolean | undefined | null): void
+  setListening(listening: ListeningInput): void
   /**
    * What is known of the peer now (reads the inbox and the heartbeats of our outbox's
    * readers); a change is also delivered to `onDelivery` (`peers`).
@@ -253,6 +252,22 @@ export declare function hostName(): string
  * `{ summary?, parseError?, lock, readers }`. Read-only: takes no lock, writes nothing.
  */
 export declare function inspectMessageFile(file: string): string
+
+/** Who listens on a channel; every field defaults to `false`. */
+export interface ListeningInput {
+  /** Requests go to listeners (or handlers), not to `recv()`. */
+  requests?: boolean
+  /** Responses without a pending wait go to listeners. */
+  responses?: boolean
+  /** Events go to listeners. */
+  events?: boolean
+  /** Problems go to `'error'` listeners instead of being thrown by `recv()`. */
+  errors?: boolean
+  /** Someone follows the peer's presence: the inbox is read for its announcements. */
+  presence?: boolean
+  /** Request handlers run here: `task.cancel` events go to them. */
+  cancels?: boolean
+}
 
 /** Deepest payload nesting the reference (Python) reader can still parse. */
 export declare const MAX_PAYLOAD_DEPTH: number

@@ -586,14 +586,14 @@ class FileChannel extends EventEmitter {
     // Problems go to 'error' listeners; a channel that delivers to listeners reports them as
     // warnings without one. A recv()-only channel throws them from recv().
     const presence = has('peer') || this.#presence?.waiting > 0
-    this.#native.setListening(
+    this.#native.setListening({
       requests,
       responses,
       events,
-      has('error') || requests || responses || events,
+      errors: has('error') || requests || responses || events,
       presence,
-      this.#handlers.size > 0,
-    )
+      cancels: this.#handlers.size > 0,
+    })
     this.#presence?.sync()
   }
 

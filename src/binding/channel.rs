@@ -57,6 +57,36 @@ pub struct ChannelOptions {
     pub max_backlog: Option<u32>,
 }
 
+/// Who listens on a channel; every field defaults to `false`.
+#[napi(object)]
+pub struct ListeningInput {
+    /// Requests go to listeners (or handlers), not to `recv()`.
+    pub requests: Option<bool>,
+    /// Responses without a pending wait go to listeners.
+    pub responses: Option<bool>,
+    /// Events go to listeners.
+    pub events: Option<bool>,
+    /// Problems go to `'error'` listeners instead of being thrown by `recv()`.
+    pub errors: Option<bool>,
+    /// Someone follows the peer's presence: the inbox is read for its announcements.
+    pub presence: Option<bool>,
+    /// Request handlers run here: `task.cancel` events go to them.
+    pub cancels: Option<bool>,
+}
+
+impl From<ListeningInput> for Listening {
+    fn from(input: ListeningInput) -> Self {
+        Listening {
+            requests: input.requests.unwrap_or(false),
+            responses: input.responses.unwrap_or(false),
+            events: input.events.unwrap_or(false),
+            errors: input.errors.unwrap_or(false),
+            presence: input.presence.unwrap_or(false),
+            cancels: input.cancels.unwrap_or(false),
+        }
+    }
+}
+
 /// The native half of `FileChannel`. Payload arguments are JSON text; use `FileChannel`.
 #[napi]
 pub struct NativeFileChannel {
@@ -92,12 +122,12 @@ impl NativeFileChannel {
             return Err(invalid("dir must be a non-empty path"));
         }
         let options = parse_channel_options(options)?;
-        let channel = Channel::open(&PathBuf::from(dir), role, options).map_err(to_js_error)?;
         let bridge = Arc::new(Bridge::default());
         bridge
             .connect(&env, on_delivery)
             .map_err(|e| invalid(format!("onDelivery: {}", e.reason)))?;
-        channel.set_sink(bridge.clone());
+        let channel = Channel::open_with_sink(&PathBuf::from(dir), role, options, bridge.clone())
+            .map_err(to_js_error)?;
         let taker = Arc::downgrade(&channel);
         bridge.on_taken(move |count| {
             if let Some(channel) = taker.upgrade() {
@@ -323,35 +353,18 @@ impl NativeFileChannel {
         self.channel.requeue(messages).map_err(to_js_error)
     }
 
-    /// Tells which kinds of message have listeners (they then bypass `recv()`), whether
-    /// problems have an `'error'` listener, whether someone follows the peer's presence, and
-    /// whether request handlers take `task.cancel` events.
+    /// Tells the core who listens (see `ListeningInput`): messages of the kinds with
+    /// listeners bypass `recv()`.
     #[napi]
-    #[allow(clippy::too_many_arguments)]
-    pub fn set_listening(
-        &self,
-        env: Env,
-        requests: bool,
-        responses: bool,
-        events: bool,
-        errors: bool,
-        presence: Option<bool>,
-        cancels: Option<bool>,
-    ) -> Result<(), Code> {
-        let presence = presence.unwrap_or(false);
-        let listening = Listening {
-            requests,
-            responses,
-            events,
-            errors,
-            presence,
-            cancels: cancels.unwrap_or(false),
-        };
+    pub fn set_listening(&self, env: Env, listening: ListeningInput) -> Result<(), Code> {
+        let listening = Listening::from(listening);
         self.channel.set_listening(listening).map_err(to_js_error)?;
-        self.bridge.set_listening(
-            env.raw(),
-            requests || responses || events || errors || presence,
-        );
+        let listens = listening.requests
+            || listening.responses
+            || listening.events
+            || listening.errors
+            || listening.presence;
+        self.bridge.set_listening(env.raw(), listens);
         Ok(())
     }
 

@@ -1,0 +1,303 @@
+//! The channel's share of the process's dispatcher: rounds that read, route and expire; the
+//! watch of the directory and the safety re-reads that back it; and the jobs a channel hands to
+//! the dispatcher and writer threads (which hold none of its locks when they run them).
+
+use super::super::error::ChannelError;
+use super::super::files::stat;
+use super::super::platform::FileIdentity;
+use super::super::reactor;
+use super::super::watch;
+use super::Channel;
+use crate::protocol::sync::lock;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Marks a channel's close job in the writer's schedule, apart from its send job.
+const CLOSE_JOB_KEY: u64 = 1 << 63;
+
+/// How often a watched inbox is re-read anyway (a watcher can miss a change, or go silent): idle
+/// channels cost a stat every two seconds, not ten reads a second.
+const SAFETY_READ_WHILE_WATCHING: Duration = Duration::from_secs(2);
+
+/// What the safety re-reads of all the process's watched channels may cost together: beyond 400
+/// channels their period grows instead (1,000 channels: a stat each every 5 s).
+const SAFETY_READS_PER_SECOND: u32 = 200;
+
+/// What the dispatcher keeps for a channel between its rounds.
+#[derive(Default)]
+pub(super) struct DispatchState {
+    /// Whether the watch was started (the channel is served by the dispatcher).
+    started: bool,
+    watch: DirWatch,
+    /// When the next safety re-read is due.
+    next_safety: Option<Instant>,
+}
+
+impl Channel {
+    /// Closes the channel from the writer thread, which holds none of its locks.
+    pub(super) fn schedule_close(&self) {
+        let me = self.me.clone();
+        let job: reactor::Job = Arc::new(move || {
+            if let Some(channel) = me.upgrade() {
+                channel.close();
+            }
+            None
+        });
+        reactor::writer().schedule(self.key | CLOSE_JOB_KEY, Instant::now(), job);
+    }
+
+    /// One round of the dispatcher: read, route, expire. Returns whether the dispatcher is still
+    /// needed (if not, it is marked stopped under the same lock), the next deadline, and whether
+    /// the read found new messages.
+    fn tick(&self) -> (bool, Option<Instant>, bool) {
+        let round = self.read_and_deliver(true, |router, deliveries, found| {
+            let now = Instant::now();
+            let next_deadline = router.expire(now, deliveries);
+            (router.keep_dispatching(now), next_deadline, found)
+        });
+        // Closed: the dispatcher is not needed any more.
+        round.unwrap_or((false, None, false))
+    }
+
+    /// Starts the dispatcher's rounds for this channel if something needs them and they are not
+    /// running. Any thread; takes the state lock.
+    pub(super) fn ensure_dispatcher(self: &Arc<Self>) {
+        let Ok(mut router) = self.lock_open() else {
+            return;
+        };
+        let start = router.start_dispatcher();
+        drop(router);
+        if start {
+            self.wake_dispatcher();
+        }
+    }
+
+    /// Has the process's dispatcher run a round for this channel now (it re-plans its deadlines).
+    pub(super) fn wake_dispatcher(&self) {
+        self.schedule_dispatcher(Instant::now());
+    }
+
+    /// Has the process's dispatcher run a round for this channel at `at`, or earlier if it does
+    /// already.
+    pub(super) fn schedule_dispatcher(&self, at: Instant) {
+        let me = self.me.clone();
+        let job: reactor::Job = Arc::new(move || me.upgrade().and_then(|c| c.dispatch_round()));
+        reactor::dispatcher().schedule(self.key, at, job);
+    }
+
+    /// Reports, once per problem, that changes are found by polling instead of by the watcher.
+    fn report_watch_problem(&self, reason: String) {
+        let problem = ChannelError::Watch {
+            dir: self.dir.clone(),
+            reason,
+            poll_ms: self.options.poll_interval.as_millis() as u64,
+        };
+        self.report(problem);
+    }
+
+    /// One round of the process's dispatcher for this channel: read, route, expire waits, and
+    /// on safety re-reads check the watch. Returns when the next round is due, if the channel
+    /// still needs one.
+    pub(super) fn dispatch_round(&self) -> Option<Instant> {
+        let mut dispatch = lock(&self.dispatch);
+        let now = Instant::now();
+        if !dispatch.started {
+            dispatch.started = true;
+            dispatch.next_safety = Some(now + self.options.poll_interval);
+            if self.options.watch {
+                if let Err(reason) = self.start_watch(&mut dispatch.watch) {
+                    self.report_watch_problem(reason);
+                }
+            }
+        }
+        let safety_read = dispatch.next_safety.is_none_or(|due| due <= now);
+        let (needed, next_deadline, found) = self.tick();
+        if !needed {
+            // Idle (or closed): the watch goes; a later need starts a new one.
+            *dispatch = DispatchState::default();
+            return None;
+        }
+        if safety_read {
+            dispatch.next_safety = Some(self.next_safety_read(&dispatch.watch, now));
+            if self.options.watch {
+                if let Some(reason) = dispatch.watch.check_missed(found) {
+                    // Stopped by the OS (ReadDirectoryChangesW's buffer overflow ends notify's
+                    // watch) or silent: re-arm it; the safety re-reads go on meanwhile.
+                    let _ = self.start_watch(&mut dispatch.watch);
+                    if let Some(reason) = reason {
+                        self.report_watch_problem(reason);
+                    }
+                }
+                // The watch dies with its directory; re-arm it when the directory is back (a
+                // directory replaced has no inbox or another one: only then is it looked at).
+                let inbox_version = lock(&self.reader).last_stat();
+                if dispatch.watch.inbox_moved(inbox_version) && dispatch.watch.is_stale(&self.dir) {
+                    let _ = self.start_watch(&mut dispatch.watch);
+                }
+            }
+        }
+        let safety = dispatch.next_safety.unwrap_or(now);
+        Some(next_deadline.map_or(safety, |deadline| deadline.min(safety)))
+    }
+
+    /// When the next safety re-read is due. While the watch is healthy, events bring changes and
+    /// the re-read is a slow check, on a grid shared by every channel so that one wake-up serves
+    /// them all; without a watch, it is the polling period.
+    fn next_safety_read(&self, watch: &DirWatch, now: Instant) -> Instant {
+        if !self.options.watch || !watch.is_healthy() {
+            return now + self.options.poll_interval;
+        }
+        static GRID_START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let start = *GRID_START.get_or_init(Instant::now);
+        let watched = u32::try_from(watch::watched_inboxes()).unwrap_or(u32::MAX);
+        let spread = Duration::from_secs(1) * watched / SAFETY_READS_PER_SECOND;
+        let period = SAFETY_READ_WHILE_WATCHING
+            .max(spread)
+            .max(self.options.poll_interval);
+        let periods = (now - start).as_nanos() / period.as_nanos() + 1;
+        start + period * periods as u32
+    }
+
+    /// Starts (or re-arms) the watch of our directory. A change of our inbox is handled right
+    /// on the shared watcher's thread (one thread hop less per message).
+    fn start_watch(&self, watch: &mut DirWatch) -> std::result::Result<(), String> {
+        let me = self.me.clone();
+        let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+            if let Some(channel) = me.upgrade() {
+                let _ = channel.poll();
+            }
+        });
+        watch.start(&self.real_dir, &self.inbox_path, &on_change)
+    }
+}
+
+/// A watch on the channel directory (the files themselves are replaced by rename, so watching
+/// them would lose track after the first write). Events are only hints to re-read the inbox.
+#[derive(Default)]
+pub(super) struct DirWatch {
+    watcher: Option<watch::Registration>,
+    dir_identity: Option<FileIdentity>,
+    /// Set by the watcher on every inbox hint, taken by the safety re-read.
+    hinted: Arc<AtomicBool>,
+    /// Safety re-reads in a row that found messages the watcher had not announced.
+    missed_in_a_row: u32,
+    reported_silence: bool,
+    /// The inbox's version at the last safety re-read.
+    inbox_at_safety_read: Option<Option<FileIdentity>>,
+}
+
+/// Safety re-reads in a row that find unannounced messages before the watcher is reported.
+const MISSES_BEFORE_REPORT: u32 = 3;
+
+impl DirWatch {
+    fn start(
+        &mut self,
+        dir: &Path,
+        inbox: &Path,
+        on_change: &Arc<dyn Fn() + Send + Sync>,
+    ) -> std::result::Result<(), String> {
+        self.dir_identity = stat(dir)
+            .ok()
+            .flatten()
+            .map(|identity| identity.without_times());
+        // Re-armed (the directory came back, or the OS ended the watch): watch it afresh.
+        if let Some(registration) = &self.watcher {
+            return registration.rearm();
+        }
+        let on_change = Arc::clone(on_change);
+        let hinted = Arc::clone(&self.hinted);
+        let hint: watch::OnChange = Arc::new(move || {
+            hinted.store(true, Ordering::Relaxed);
+            on_change();
+        });
+        self.watcher = Some(watch::register(dir, inbox, hint)?);
+        Ok(())
+    }
+
+    /// Whether the watch is up and has not been found missing changes.
+    fn is_healthy(&self) -> bool {
+        self.watcher.is_some() && !self.reported_silence
+    }
+
+    /// After a safety re-read: whether the watcher missed the change the read found (it should
+    /// be re-armed), and the first time it keeps missing, why to report it.
+    fn check_missed(&mut self, found: bool) -> Option<Option<String>> {
+        if self.hinted.swap(false, Ordering::Relaxed) || !found || self.watcher.is_none() {
+            self.missed_in_a_row = 0;
+            return None;
+        }
+        self.missed_in_a_row += 1;
+        let report = self.missed_in_a_row >= MISSES_BEFORE_REPORT && !self.reported_silence;
+        self.reported_silence |= report;
+        Some(report.then(|| {
+            format!(
+                "the watcher missed {} changes in a row (the file system may not report changes)",
+                self.missed_in_a_row
+            )
+        }))
+    }
+
+    /// Whether the inbox is missing or another version than at the last safety re-read.
+    fn inbox_moved(&mut self, version: Option<FileIdentity>) -> bool {
+        let moved = version.is_none() || self.inbox_at_safety_read != Some(version);
+        self.inbox_at_safety_read = Some(version);
+        moved
+    }
+
+    fn is_stale(&self, dir: &Path) -> bool {
+        let current = stat(dir)
+            .ok()
+            .flatten()
+            .map(|identity| identity.without_times());
+        current.is_some() && (self.watcher.is_none() || current != self.dir_identity)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::channel::BACKEND_OUTBOX;
+    use std::sync::Mutex;
+
+    #[test]
+    fn a_watcher_that_misses_changes_is_rearmed_and_reported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut watch = DirWatch::default();
+        let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(|| {});
+        watch
+            .start(dir.path(), &dir.path().join(BACKEND_OUTBOX), &on_change)
+            .unwrap();
+        // Nothing new, or announced by the watcher: fine.
+        assert_eq!(watch.check_missed(false), None);
+        watch.hinted.store(true, Ordering::Relaxed);
+        assert_eq!(watch.check_missed(true), None);
+        // Found by the safety re-read alone: re-arm; the third time in a row, report.
+        assert_eq!(watch.check_missed(true), Some(None));
+        assert_eq!(watch.check_missed(true), Some(None));
+        let reason = watch.check_missed(true).unwrap().unwrap();
+        assert!(reason.contains("missed 3 changes"), "{reason}");
+        assert_eq!(watch.check_missed(true), Some(None), "reported once");
+        // A real hint ends the streak.
+        watch.hinted.store(true, Ordering::Relaxed);
+        assert_eq!(watch.check_missed(true), None);
+    }
+
+    #[test]
+    fn the_watcher_announces_inbox_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut watch = DirWatch::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx = Mutex::new(tx);
+        let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+            let _ = lock(&tx).send(());
+        });
+        let inbox = dir.path().join(BACKEND_OUTBOX);
+        watch.start(dir.path(), &inbox, &on_change).unwrap();
+        std::fs::write(dir.path().join("x.tmp"), "[]").unwrap();
+        std::fs::rename(dir.path().join("x.tmp"), &inbox).unwrap();
+        rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(watch.check_missed(true), None);
+    }
+}

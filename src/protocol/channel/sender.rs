@@ -1,0 +1,339 @@
+//! Sending: the synchronous sends and the writer thread's queue share one path into the outbox
+//! (`write_outbox`: the directory check, the lock, the write), so a rule added there holds for
+//! every send.
+
+use super::super::error::{ChannelError, Result};
+use super::super::message::{depth, Message, MAX_PAYLOAD_DEPTH};
+use super::super::outbox::Outbox;
+use super::super::reactor;
+use super::router::Delivery;
+use super::Channel;
+use crate::protocol::sync::lock;
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A send queued for the writer thread.
+pub(super) struct QueuedSend {
+    message: Message,
+    /// Settles the caller's promise (`Delivery::Sent`); a request's shows through its wait.
+    token: Option<u64>,
+    /// The response wait of a request, failed with the send.
+    wait: Option<u64>,
+    deadline: Instant,
+}
+
+#[derive(Default)]
+pub(super) struct SendQueue {
+    queued: VecDeque<QueuedSend>,
+    /// Why the last attempt did not get through (lock held, file held open, backlog full).
+    last_refusal: Option<ChannelError>,
+    /// The next retry's pause.
+    backoff: Duration,
+    /// Sends taken from `queued` by a write in progress (they go back if it does not get through).
+    in_flight: usize,
+}
+
+/// How soon after an answer the outbox is rewritten without the answered request, when no send
+/// does it first: a backend that crashes and restarts meanwhile would find it.
+pub(super) const PRUNE_DELAY: Duration = Duration::from_secs(1);
+
+/// Refuses what the reference reader could not read back.
+fn check_sendable(message: &Message) -> Result<()> {
+    if depth(&message.payload) > MAX_PAYLOAD_DEPTH {
+        return Err(ChannelError::Invalid(format!(
+            "payload is nested deeper than {MAX_PAYLOAD_DEPTH} levels, which the reference reader cannot read"
+        )));
+    }
+    Ok(())
+}
+
+impl Channel {
+    /// Writes `message` now. JS thread; takes the outbox lock (and the lock file, up to
+    /// `lockTimeoutMs`).
+    pub fn send(&self, message: &Message) -> Result<()> {
+        self.check_open()?;
+        check_sendable(message)?;
+        let patience = self.options.lock_timeout;
+        self.write_outbox(&mut lock(&self.outbox), &[message], patience)
+            .map(|_| ())
+    }
+
+    /// The one way into the outbox, for the synchronous sends and the writer thread alike: the
+    /// directory must still be the one checked at opening, then the messages are appended under
+    /// the lock (none: only settled requests are left out). Returns whether it wrote.
+    fn write_outbox(
+        &self,
+        outbox: &mut Outbox,
+        messages: &[&Message],
+        patience: Duration,
+    ) -> Result<bool> {
+        self.dir_guard.check_unchanged()?;
+        if messages.is_empty() {
+            outbox.prune()
+        } else {
+            outbox.append_with(messages, patience).map(|()| true)
+        }
+    }
+
+    pub fn send_request(&self, method: &str, params: Value) -> Result<String> {
+        let message = Message::request(method, params);
+        self.send(&message)?;
+        Ok(message.id)
+    }
+
+    pub fn send_response(&self, request_id: &str, result: Value) -> Result<()> {
+        self.send(&Message::response(request_id, result))
+    }
+
+    pub fn send_error(&self, request_id: &str, error: &str) -> Result<()> {
+        self.send(&Message::error_response(request_id, error))
+    }
+
+    pub fn send_event(&self, name: &str, payload: Value) -> Result<()> {
+        self.send(&Message::event(name, payload))
+    }
+
+    /// Sends a request with its wait already registered, so no listener can take the response.
+    pub fn begin_request(
+        self: &Arc<Self>,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<(String, u64)> {
+        let message = Message::request(method, params);
+        let token = self.register_wait(&message.id, timeout, true)?;
+        if let Err(error) = self.send(&message) {
+            self.cancel_token(token);
+            return Err(error);
+        }
+        Ok((message.id, token))
+    }
+
+    /// Queues `message` for the writer thread and returns at once: the result comes as
+    /// `Delivery::Sent` with the returned token. A send that finds the outbox locked, held open
+    /// or full is retried until `timeout`, then fails with the last refusal.
+    pub fn enqueue_send(self: &Arc<Self>, message: Message, timeout: Duration) -> Result<u64> {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        self.enqueue(message, Some(token), None, timeout)?;
+        Ok(token)
+    }
+
+    /// Sends a request through the writer thread, its response wait registered before this
+    /// returns. Returns the request id and the wait's token; a send that fails fails the wait.
+    pub fn begin_request_queued(
+        self: &Arc<Self>,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<(String, u64)> {
+        let message = Message::request(method, params);
+        let id = message.id.clone();
+        let wait = self.register_wait(&id, timeout, true)?;
+        if let Err(error) = self.enqueue(message, None, Some(wait), timeout) {
+            self.cancel_token(wait);
+            return Err(error);
+        }
+        Ok((id, wait))
+    }
+
+    fn enqueue(
+        self: &Arc<Self>,
+        message: Message,
+        token: Option<u64>,
+        wait: Option<u64>,
+        timeout: Duration,
+    ) -> Result<()> {
+        self.check_open()?;
+        check_sendable(&message)?;
+        let mut sends = lock(&self.sends);
+        sends.queued.push_back(QueuedSend {
+            message,
+            token,
+            wait,
+            deadline: Instant::now() + timeout,
+        });
+        drop(sends);
+        let me = self.me.clone();
+        let job: reactor::Job = Arc::new(move || me.upgrade().and_then(|c| c.flush_sends()));
+        reactor::writer().schedule(self.key, Instant::now(), job);
+        Ok(())
+    }
+
+    /// The end of a queued send: its promise settles, and a failed request's wait with it.
+    fn finish_send(&self, send: QueuedSend, result: Result<()>, deliveries: &mut Vec<Delivery>) {
+        match (result, send.token, send.wait) {
+            (Ok(()), Some(token), _) => deliveries.push(Delivery::Sent {
+                token,
+                result: Ok(send.message.id),
+            }),
+            (Err(error), Some(token), _) => deliveries.push(Delivery::Sent {
+                token,
+                result: Err(error),
+            }),
+            (Err(error), None, Some(wait)) => {
+                if self.cancel_token(wait) {
+                    deliveries.push(Delivery::Expired { token: wait, error });
+                }
+            }
+            (Ok(()), None, _) | (Err(_), None, None) => {}
+        }
+    }
+
+    /// Has the writer thread leave our settled requests out of the outbox `after` from now (or
+    /// earlier, with a send).
+    pub(super) fn schedule_prune(&self, after: Duration) {
+        if self.is_closed() {
+            return;
+        }
+        let me = self.me.clone();
+        let job: reactor::Job = Arc::new(move || me.upgrade().and_then(|c| c.flush_sends()));
+        reactor::writer().schedule(self.key, Instant::now() + after, job);
+    }
+
+    /// Writes the queued sends on this thread, batch after batch, while they get through.
+    pub(super) fn write_queued_now(&self) {
+        loop {
+            let before = lock(&self.sends).queued.len();
+            if before == 0 {
+                return;
+            }
+            self.flush_sends();
+            if lock(&self.sends).queued.len() >= before {
+                return;
+            }
+        }
+    }
+
+    /// The process is exiting: writes what the writer thread has not written yet, on the calling
+    /// thread (the writer thread dies with the process), trying again for up to `lockTimeoutMs`
+    /// (at least 2 s) while the outbox is locked, held open (Windows) or full. Returns how many
+    /// sends are left unwritten.
+    pub fn flush_before_exit(&self) -> usize {
+        let deadline = Instant::now() + self.options.lock_timeout.max(Duration::from_secs(2));
+        loop {
+            self.write_queued_now();
+            // Also those the writer thread has taken and not written yet: it dies with us.
+            let left = {
+                let sends = lock(&self.sends);
+                sends.queued.len() + sends.in_flight
+            };
+            if left == 0 || Instant::now() >= deadline {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// One write of the queued sends (the writer thread calls it): as many as one write may
+    /// carry, under one lock. Returns when to try again, if anything is left.
+    fn flush_sends(&self) -> Option<Instant> {
+        let mut deliveries = Vec::new();
+        // The batch size may need a scan of the readers' acknowledgements: done before taking
+        // the queue, which the JavaScript thread takes to enqueue and must find free.
+        let mut outbox = lock(&self.outbox);
+        let limit = outbox.batch_limit();
+        let mut sends = lock(&self.sends);
+        let now = Instant::now();
+        let closed = self.is_closed();
+        // Past their deadline (or closed): fail with why they could not get through.
+        let mut index = 0;
+        while index < sends.queued.len() {
+            if closed || sends.queued[index].deadline <= now {
+                let send = sends.queued.remove(index).expect("index is in range");
+                let error = match (&sends.last_refusal, closed) {
+                    (_, true) => ChannelError::Closed,
+                    // Waiting for room is what the promise sends do: running out of time is
+                    // a timeout, saying why.
+                    (Some(refusal @ ChannelError::Backlog { .. }), _) => ChannelError::Relayed {
+                        code: "ETIMEDOUT",
+                        text: format!("timed out waiting for room in the backlog: {refusal}"),
+                    },
+                    (Some(refusal), _) => refusal.relay(),
+                    (None, _) => ChannelError::Relayed {
+                        code: "ETIMEDOUT",
+                        text: "timed out waiting for the writer thread".into(),
+                    },
+                };
+                self.finish_send(send, Err(error), &mut deliveries);
+            } else {
+                index += 1;
+            }
+        }
+        let take = limit.min(sends.queued.len());
+        let batch: Vec<QueuedSend> = sends.queued.drain(..take).collect();
+        sends.in_flight += batch.len();
+        drop(sends);
+        let messages: Vec<&Message> = batch.iter().map(|send| &send.message).collect();
+        // Nothing to send: only settled requests are left out, if the file still holds any.
+        let result = self
+            .write_outbox(&mut outbox, &messages, Duration::ZERO)
+            .map(|_| ());
+        drop(outbox);
+        let mut sends = lock(&self.sends);
+        sends.in_flight -= batch.len();
+        let retry_at = match result {
+            Ok(()) => {
+                sends.last_refusal = None;
+                sends.backoff = Duration::ZERO;
+                for send in batch {
+                    self.finish_send(send, Ok(()), &mut deliveries);
+                }
+                None
+            }
+            // One message too large for any reader: it fails alone, the rest go again at once.
+            Err(
+                error @ ChannelError::SendTooLarge {
+                    index: Some(index), ..
+                },
+            ) if index < batch.len() => {
+                let mut batch = batch;
+                let refused = batch.remove(index);
+                self.finish_send(refused, Err(error.relay()), &mut deliveries);
+                for send in batch.into_iter().rev() {
+                    sends.queued.push_front(send);
+                }
+                Some(now)
+            }
+            // Locked, held open or full: nothing was written; the batch goes back, in order.
+            Err(
+                error @ (ChannelError::Locked { .. }
+                | ChannelError::Busy { .. }
+                | ChannelError::Backlog { .. }),
+            ) => {
+                for send in batch.into_iter().rev() {
+                    sends.queued.push_front(send);
+                }
+                sends.last_refusal = Some(error);
+                sends.backoff =
+                    (sends.backoff * 2).clamp(Duration::from_millis(1), Duration::from_millis(20));
+                Some(now + sends.backoff)
+            }
+            Err(error) => {
+                for send in batch {
+                    self.finish_send(send, Err(error.relay()), &mut deliveries);
+                }
+                None
+            }
+        };
+        let again = match retry_at {
+            Some(at) => Some(at),
+            None if !sends.queued.is_empty() => Some(Instant::now()),
+            None => None,
+        };
+        // The earliest deadline wakes us too, to fail what cannot get through in time.
+        let again = again.map(|at| {
+            sends
+                .queued
+                .iter()
+                .map(|send| send.deadline)
+                .min()
+                .map_or(at, |deadline| at.min(deadline))
+        });
+        drop(sends);
+        self.deliver(deliveries);
+        again
+    }
+}
