@@ -14,7 +14,7 @@ const {
   readMessages,
   BACKEND_OUTBOX,
 } = require('./helpers/channels')
-const { waitFor } = require('../test-support')
+const { waitFor, sleep } = require('../test-support')
 
 const h = useHarness()
 
@@ -67,7 +67,7 @@ test('idleTimeoutMs extends while progress flows, and fails a silent call long b
       const end = Date.now() + 1500
       for (let n = 0; Date.now() < end; n++) {
         context.progress(n)
-        await new Promise((resolve) => setTimeout(resolve, 40))
+        await sleep(40)
       }
       return 'finished'
     },

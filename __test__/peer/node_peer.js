@@ -26,6 +26,7 @@
 //                  acknowledgements allow, print {"sent": count}, close()
 
 const { FileChannel } = require('../../index.js')
+const { sleep } = require('../../test-support')
 
 const [mode, dir] = process.argv.slice(2)
 
@@ -36,8 +37,6 @@ function emit(object) {
 function ready() {
   emit({ ready: true, pid: process.pid })
 }
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 function backend() {
   const channel = FileChannel.backend(dir)
