@@ -35,6 +35,14 @@ async function main() {
     }
     channel.on('event', () => {})
     parentPort.postMessage({ waiting: channel.pendingWaits })
+  } else if (mode === 'crowd') {
+    // Many channels, each with many waits whose deadlines fall after the Worker is gone: the
+    // process's dispatcher expires them into a JavaScript environment that no longer exists.
+    for (let c = 0; c < count; c++) {
+      const crowded = FileChannel.frontend(dir + '/crowd-' + c)
+      for (let i = 0; i < 2000; i++) crowded.waitResponse('crowd-' + c + '-' + i, 100 + (i % 20) * 100).catch(() => {})
+    }
+    parentPort.postMessage({ waiting: true })
   } else if (mode === 'flood') {
     // Requests back to back until terminated mid-flight.
     let done = 0
@@ -144,6 +152,23 @@ test('terminating a Worker with pending waits does not crash; the main thread ke
   expect((await again.nextMessage()).results).toHaveLength(5)
   expect(await again.exited).toBe(0)
 })
+
+test("a terminated Worker whose channels still had waits never stalls the main thread's deadlines", async () => {
+  const crowd = startWorker(dir, 'crowd', { count: 10 })
+  await crowd.nextMessage()
+  await crowd.worker.terminate()
+  const terminated = performance.now()
+  // Its 20,000 waits expire over the next 2 s, each refused by the gone environment. Meanwhile
+  // (and after) the main thread's short waits expire on time: the shared dispatcher never
+  // stops in a channel's close.
+  const frontend = open('frontend')
+  let expired = 0
+  while (performance.now() - terminated < 2500) {
+    await expect(frontend.waitResponse(`main-${expired}`, 50)).rejects.toMatchObject({ code: 'ETIMEDOUT' })
+    expired++
+  }
+  expect(expired).toBeGreaterThan(0)
+}, 30000)
 
 test('terminating Workers in the middle of a flow of requests, repeatedly', async () => {
   serveBackend()
