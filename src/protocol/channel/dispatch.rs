@@ -36,7 +36,8 @@ pub(super) struct DispatchState {
 }
 
 impl Channel {
-    /// Closes the channel from the writer thread, which holds none of its locks.
+    /// Closes the channel from the writer thread, which holds none of its locks. Any thread;
+    /// no channel lock.
     pub(super) fn schedule_close(&self) {
         let me = self.me.clone();
         let job: reactor::Job = Arc::new(move || {
@@ -99,7 +100,7 @@ impl Channel {
 
     /// One round of the process's dispatcher for this channel: read, route, expire waits, and
     /// on safety re-reads check the watch. Returns when the next round is due, if the channel
-    /// still needs one.
+    /// still needs one. Dispatcher thread; dispatch → reader → state.
     pub(super) fn dispatch_round(&self) -> Option<Instant> {
         let mut dispatch = lock(&self.dispatch);
         let now = Instant::now();

@@ -78,6 +78,7 @@ impl Channel {
         }
     }
 
+    /// The synchronous sends below: JS thread; as `send`.
     pub fn send_request(&self, method: &str, params: Value) -> Result<String> {
         let message = Message::request(method, params);
         self.send(&message)?;
@@ -97,42 +98,52 @@ impl Channel {
     }
 
     /// Sends a request with its wait already registered, so no listener can take the response.
+    /// Returns the request id and the wait's token. JS thread; state, then outbox.
     pub fn begin_request(
         self: &Arc<Self>,
         method: &str,
         params: Value,
         timeout: Duration,
     ) -> Result<(String, u64)> {
-        let message = Message::request(method, params);
-        let token = self.register_wait(&message.id, timeout, true)?;
-        if let Err(error) = self.send(&message) {
-            self.cancel_token(token);
-            return Err(error);
-        }
-        Ok((message.id, token))
+        self.start_request(method, params, timeout, false)
     }
 
     /// Queues `message` for the writer thread and returns at once: the result comes as
     /// `Delivery::Sent` with the returned token. A send that finds the outbox locked, held open
-    /// or full is retried until `timeout`, then fails with the last refusal.
+    /// or full is retried until `timeout`, then fails with the last refusal. JS thread; sends.
     pub fn enqueue_send(self: &Arc<Self>, message: Message, timeout: Duration) -> Result<u64> {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         self.enqueue(message, Some(token), None, timeout)?;
         Ok(token)
     }
 
-    /// Sends a request through the writer thread, its response wait registered before this
-    /// returns. Returns the request id and the wait's token; a send that fails fails the wait.
+    /// `begin_request` through the writer thread: a send that fails fails the wait. JS thread;
+    /// state, then sends.
     pub fn begin_request_queued(
         self: &Arc<Self>,
         method: &str,
         params: Value,
         timeout: Duration,
     ) -> Result<(String, u64)> {
+        self.start_request(method, params, timeout, true)
+    }
+
+    fn start_request(
+        self: &Arc<Self>,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+        queued: bool,
+    ) -> Result<(String, u64)> {
         let message = Message::request(method, params);
         let id = message.id.clone();
         let wait = self.register_wait(&id, timeout, true)?;
-        if let Err(error) = self.enqueue(message, None, Some(wait), timeout) {
+        let sent = if queued {
+            self.enqueue(message, None, Some(wait), timeout)
+        } else {
+            self.send(&message)
+        };
+        if let Err(error) = sent {
             self.cancel_token(wait);
             return Err(error);
         }
@@ -183,7 +194,7 @@ impl Channel {
     }
 
     /// Has the writer thread leave our settled requests out of the outbox `after` from now (or
-    /// earlier, with a send).
+    /// earlier, with a send). Any thread; no channel lock (the writer's schedule only).
     pub(super) fn schedule_prune(&self, after: Duration) {
         if self.is_closed() {
             return;
@@ -194,6 +205,7 @@ impl Channel {
     }
 
     /// Writes the queued sends on this thread, batch after batch, while they get through.
+    /// JS thread (close, exit); as `flush_sends`.
     pub(super) fn write_queued_now(&self) {
         loop {
             let before = lock(&self.sends).queued.len();
@@ -210,7 +222,7 @@ impl Channel {
     /// The process is exiting: writes what the writer thread has not written yet, on the calling
     /// thread (the writer thread dies with the process), trying again for up to `lockTimeoutMs`
     /// (at least 2 s) while the outbox is locked, held open (Windows) or full. Returns how many
-    /// sends are left unwritten.
+    /// sends are left unwritten. JS thread at exit; outbox → sends.
     pub fn flush_before_exit(&self) -> usize {
         let deadline = Instant::now() + self.options.lock_timeout.max(Duration::from_secs(2));
         loop {
@@ -228,7 +240,8 @@ impl Channel {
     }
 
     /// One write of the queued sends (the writer thread calls it): as many as one write may
-    /// carry, under one lock. Returns when to try again, if anything is left.
+    /// carry, under one lock. Returns when to try again, if anything is left. Writer thread;
+    /// outbox → sends (the sends lock is let go while the file is written).
     fn flush_sends(&self) -> Option<Instant> {
         let mut deliveries = Vec::new();
         // The batch size may need a scan of the readers' acknowledgements: done before taking
