@@ -63,6 +63,12 @@ export declare class NativeFileChannel {
    */
   sendQueued(kind: string, target: string, payloadJson?: string | undefined | null, timeoutMs?: unknown | undefined | null, errorCode?: string | undefined | null, errorDataJson?: string | undefined | null): Promise<string>
   /**
+   * Queues one event `name` per payload of `payloadsJson` (a JSON array) for the writer
+   * thread, in order, with one promise: it resolves with the last id once all are written,
+   * or rejects with the first failure (as `sendQueued`).
+   */
+  sendEventsQueued(name: string, payloadsJson: string, timeoutMs?: unknown | undefined | null): Promise<string>
+  /**
    * Rejects the pending wait `token` (from `beginWait`/`beginRequest`) with `code` and
    * `message`. Returns whether it was still pending.
    */

@@ -148,7 +148,13 @@ class FileChannel extends EventEmitter {
       sendNow: (name, payload) => this.sendEvent(name, payload),
       host: () => native.hostName(),
     })
-    this.#running = new RunningHandlers({ sendProgress: (payload) => sendEvent(PROGRESS_EVENT, payload) })
+    this.#running = new RunningHandlers({
+      sendProgress: (payloads) => {
+        if (this.closed) return
+        // One crossing and one promise for the job's updates (written in order, each kept).
+        this.#native.sendEventsQueued(PROGRESS_EVENT, JSON.stringify(payloads)).catch(report)
+      },
+    })
   }
 
   /**

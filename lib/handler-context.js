@@ -7,13 +7,17 @@
 // message })`, which sends `task.progress` (PROTOCOL-EXTENSIONS.md).
 
 const { codedError, describe } = require('./errors.js')
+const { afterThisJob } = require('./scheduling.js')
 
 /** Handlers running now, by request id. */
 class RunningHandlers {
   #running = new Map()
   #sendProgress
+  // Progress reported during this job, sent together after it (or before the answer): a render
+  // loop reporting per tile costs a push, and the writer gets one batch, every update kept.
+  #progress = []
 
-  /** `sendProgress(payload)` sends a `task.progress` event. */
+  /** `sendProgress(payloads)` sends a `task.progress` event for each payload, in order. */
   constructor({ sendProgress }) {
     this.#sendProgress = sendProgress
   }
@@ -43,7 +47,8 @@ class RunningHandlers {
       const payload = { progressToken: request.id, progress: value }
       if (total !== undefined) payload.total = total
       if (message !== undefined) payload.message = message
-      this.#sendProgress(payload)
+      this.#progress.push(payload)
+      if (this.#progress.length === 1) afterThisJob(() => this.flushProgress())
     }
     const context = { ...request }
     Object.defineProperties(context, {
@@ -52,6 +57,8 @@ class RunningHandlers {
       progress: { value: progress },
     })
     const done = () => {
+      // Its progress goes before its answer.
+      this.flushProgress()
       entry.answered = true
       if (this.#running.get(request.id) === entry) this.#running.delete(request.id)
     }
@@ -74,8 +81,17 @@ class RunningHandlers {
     return true
   }
 
+  /** Sends the progress reported so far. */
+  flushProgress() {
+    if (this.#progress.length === 0) return
+    const payloads = this.#progress
+    this.#progress = []
+    this.#sendProgress(payloads)
+  }
+
   /** The channel closes: every running handler's signal aborts. */
   closeAll() {
+    this.flushProgress()
     for (const entry of this.#running.values()) {
       entry.controller.abort(codedError('ECLOSED', 'the channel is closed'))
     }

@@ -90,8 +90,10 @@ class TestBackend {
     /** Every request the backend received, in order. */
     this.requests = []
     this.#running = new RunningHandlers({
-      sendProgress: (payload) => {
-        if (!this.#gone) this.#send(() => this.channel.sendEvent(PROGRESS_EVENT, payload))
+      sendProgress: (payloads) => {
+        for (const payload of payloads) {
+          if (!this.#gone) this.#send(() => this.channel.sendEvent(PROGRESS_EVENT, payload))
+        }
       },
     })
     channel.on('request', (message) => this.#dispatch(message))

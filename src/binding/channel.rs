@@ -333,6 +333,35 @@ impl NativeFileChannel {
         .map(|(promise, ())| promise)
     }
 
+    /// Queues one event `name` per payload of `payloadsJson` (a JSON array) for the writer
+    /// thread, in order, with one promise: it resolves with the last id once all are written,
+    /// or rejects with the first failure (as `sendQueued`).
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn send_events_queued(
+        &self,
+        env: Env,
+        name: String,
+        payloads_json: String,
+        timeout_ms: Option<Unknown<'_>>,
+    ) -> Result<Unknown<'_>, Code> {
+        let timeout = parse_timeout(timeout_ms, "timeoutMs")?;
+        let payloads: Vec<serde_json::Value> = serde_json::from_str(&payloads_json)
+            .map_err(|e| invalid(format!("payloads are not a JSON array ({e})")))?;
+        if payloads.is_empty() {
+            return Err(invalid("payloads must hold at least one payload"));
+        }
+        let messages = payloads
+            .into_iter()
+            .map(|payload| Message::event(&name, payload))
+            .collect();
+        self.start_wait(&env, |channel| {
+            channel
+                .enqueue_sends(messages, timeout)
+                .map(|token| ((), token))
+        })
+        .map(|(promise, ())| promise)
+    }
+
     /// Rejects the pending wait `token` (from `beginWait`/`beginRequest`) with `code` and
     /// `message`. Returns whether it was still pending.
     #[napi]

@@ -20,6 +20,9 @@ pub(super) struct QueuedSend {
     message: Message,
     /// Settles the caller's promise (`Delivery::Sent`); a request's shows through its wait.
     token: Option<u64>,
+    /// Whether writing it settles `token`: the last of a group sent with one promise (the
+    /// first failure in the group settles it too).
+    settles: bool,
     /// The response wait of a request, failed with the send.
     wait: Option<u64>,
     deadline: Instant,
@@ -112,8 +115,19 @@ impl Channel {
     /// `Delivery::Sent` with the returned token. A send that finds the outbox locked, held open
     /// or full is retried until `timeout`, then fails with the last refusal. JS thread; sends.
     pub fn enqueue_send(self: &Arc<Self>, message: Message, timeout: Duration) -> Result<u64> {
+        self.enqueue_sends(vec![message], timeout)
+    }
+
+    /// `enqueue_send` for several messages with one token, settled once the last is written or
+    /// at the first that fails (the others are still written). One crossing for a burst of
+    /// small sends (handler progress). JS thread; sends.
+    pub fn enqueue_sends(
+        self: &Arc<Self>,
+        messages: Vec<Message>,
+        timeout: Duration,
+    ) -> Result<u64> {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-        self.enqueue(message, Some(token), None, timeout)?;
+        self.enqueue(messages, Some(token), None, timeout)?;
         Ok(token)
     }
 
@@ -139,7 +153,7 @@ impl Channel {
         let id = message.id.clone();
         let wait = self.register_wait(&id, timeout, true)?;
         let sent = if queued {
-            self.enqueue(message, None, Some(wait), timeout)
+            self.enqueue(vec![message], None, Some(wait), timeout)
         } else {
             self.send(&message)
         };
@@ -152,20 +166,27 @@ impl Channel {
 
     fn enqueue(
         self: &Arc<Self>,
-        message: Message,
+        messages: Vec<Message>,
         token: Option<u64>,
         wait: Option<u64>,
         timeout: Duration,
     ) -> Result<()> {
         self.check_open()?;
-        check_sendable(&message)?;
+        for message in &messages {
+            check_sendable(message)?;
+        }
+        let deadline = Instant::now() + timeout;
+        let last = messages.len().saturating_sub(1);
         let mut sends = lock(&self.sends);
-        sends.queued.push_back(QueuedSend {
-            message,
-            token,
-            wait,
-            deadline: Instant::now() + timeout,
-        });
+        for (index, message) in messages.into_iter().enumerate() {
+            sends.queued.push_back(QueuedSend {
+                message,
+                token,
+                settles: index == last,
+                wait,
+                deadline,
+            });
+        }
         drop(sends);
         let me = self.me.clone();
         let job: reactor::Job = Arc::new(move || me.upgrade().and_then(|c| c.flush_sends()));
@@ -176,6 +197,7 @@ impl Channel {
     /// The end of a queued send: its promise settles, and a failed request's wait with it.
     fn finish_send(&self, send: QueuedSend, result: Result<()>, deliveries: &mut Vec<Delivery>) {
         match (result, send.token, send.wait) {
+            (Ok(()), Some(_), _) if !send.settles => {}
             (Ok(()), Some(token), _) => deliveries.push(Delivery::Sent {
                 token,
                 result: Ok(send.message.id),

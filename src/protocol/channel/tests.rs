@@ -587,3 +587,35 @@ fn without_acknowledging_readers_the_reference_cap_holds() {
         100
     );
 }
+
+#[test]
+fn a_group_of_queued_sends_is_written_in_order_and_settles_its_one_token_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Arc::new(Collect::default());
+    let back = open_to(dir.path(), Role::Backend, sink.clone());
+    let events: Vec<Message> = (0..5)
+        .map(|n| Message::event("task.progress", json!({ "progress": n })))
+        .collect();
+    let ids: Vec<String> = events.iter().map(|m| m.id.clone()).collect();
+    let token = back.enqueue_sends(events, Duration::from_secs(10)).unwrap();
+    let settled = || {
+        let deliveries = sink.0.lock().unwrap();
+        let results: Vec<std::result::Result<String, String>> = deliveries
+            .iter()
+            .filter_map(|d| match d {
+                Delivery::Sent { token: t, result } if *t == token => match result {
+                    Ok(id) => Some(Ok(id.clone())),
+                    Err(error) => Some(Err(error.to_string())),
+                },
+                _ => None,
+            })
+            .collect();
+        results
+    };
+    wait_until("the group's token to settle", || !settled().is_empty());
+    // Settled by the last send, after all were written, in order.
+    assert_eq!(ids_in(&dir.path().join(BACKEND_OUTBOX)), ids);
+    let results = settled();
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0].as_ref().unwrap(), ids.last().unwrap());
+}
