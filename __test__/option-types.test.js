@@ -7,7 +7,7 @@
 
 const fs = require('node:fs')
 const path = require('node:path')
-const { channelOptionSpecs } = require('../binding.js')
+const { channelOptionSpecs } = require('../lib/addon.js')
 
 const declarations = fs.readFileSync(path.join(__dirname, '..', 'binding.d.ts'), 'utf8')
 
