@@ -132,11 +132,9 @@ class FileChannel extends EventEmitter {
         if (!this.closed) sendEvent(CANCEL_EVENT, reason === undefined ? { requestId } : { requestId, reason })
       },
       fail: (error) => this.#fail(error),
-      changed: () => this.#presence.sync(),
     })
     this.#presence = new PeerPresence({
       check: () => this.#native.checkPeer(),
-      wanted: () => this.listenerCount('peer') > 0 || this.#calls.size > 0,
       onChange: (status) => {
         this.#safely(() => this.emit('peer', status))
         if (status.state === 'gone') this.#calls.peerGone(status)
@@ -600,7 +598,6 @@ class FileChannel extends EventEmitter {
       presence,
       cancels: this.#handlers.size > 0,
     })
-    this.#presence?.sync()
   }
 
   #deliver({ messages, errors, progress, cancels, peers }) {

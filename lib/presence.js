@@ -3,37 +3,30 @@
 // Presence (PROTOCOL-EXTENSIONS.md, "Presence"): `channel.peer`, the 'peer' event, `ready()`,
 // and our own announcements (`<role>_ready` with the handled methods, `<role>_shutdown` on
 // close). The native core follows the peer's announcements in the inbox and the heartbeats of
-// our outbox's readers; here we ask it to check periodically while anyone cares, and turn what
-// changed into events.
+// our outbox's readers, checking them on its dispatcher thread while anyone cares (a 'peer'
+// listener, ready(), request()s in flight); here we turn what changed into events.
 
 const { codedError, abortError, describe } = require('./errors.js')
-const { setTimeout, clearTimeout, setInterval, clearInterval, afterThisJob } = require('./scheduling.js')
-
-/** How often the peer's heartbeat and process are checked while someone cares. */
-const CHECK_INTERVAL_MS = 250
+const { setTimeout, clearTimeout, afterThisJob } = require('./scheduling.js')
 
 class PeerPresence {
   #check
-  #wanted
   #onChange
   #status = Object.freeze({ state: 'unknown' })
   // The newest state known, from a check on the spot or a change the core reported (which
   // reaches us a moment after the check that found it).
   #latest = this.#status
   #waiters = new Set()
-  #timer = null
   #closed = false
   // Whether a pending ready() keeps the process alive (the channel's ref()/unref()).
   #referenced = true
 
   /**
-   * `check()` asks the core (changes come back through `update()`), `wanted()` tells whether
-   * anyone other than ready() cares (a 'peer' listener, requests in flight), `onChange(status)`
-   * is told of each change.
+   * `check()` asks the core (changes come back through `update()`), `onChange(status)` is told
+   * of each change.
    */
-  constructor({ check, wanted, onChange }) {
+  constructor({ check, onChange }) {
     this.#check = check
-    this.#wanted = wanted
     this.#onChange = onChange
   }
 
@@ -103,12 +96,10 @@ class PeerPresence {
         clearTimeout(timer)
         signal?.removeEventListener('abort', onAbort)
         this.#waiters.delete(waiter)
-        this.sync()
         fn(value)
       }
       signal?.addEventListener('abort', onAbort, { once: true })
       this.#waiters.add(waiter)
-      this.sync()
     })
   }
 
@@ -121,27 +112,8 @@ class PeerPresence {
     }
   }
 
-  /** Starts or stops the periodic check. */
-  sync() {
-    const wanted = !this.#closed && (this.#waiters.size > 0 || this.#wanted())
-    if (wanted && this.#timer === null) {
-      this.#timer = setInterval(() => {
-        try {
-          this.#check()
-        } catch {
-          // closed meanwhile: close() stops the timer
-        }
-      }, CHECK_INTERVAL_MS)
-      this.#timer.unref?.()
-    } else if (!wanted && this.#timer !== null) {
-      clearInterval(this.#timer)
-      this.#timer = null
-    }
-  }
-
   close() {
     this.#closed = true
-    this.sync()
     for (const waiter of [...this.#waiters]) waiter.reject(codedError('ECLOSED', 'the channel is closed'))
   }
 }
@@ -199,4 +171,4 @@ class Announcer {
   }
 }
 
-module.exports = { PeerPresence, Announcer, CHECK_INTERVAL_MS }
+module.exports = { PeerPresence, Announcer }

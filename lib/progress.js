@@ -55,22 +55,16 @@ class Calls {
   #cancelWait
   #sendCancel
   #fail
-  #changed
 
   /**
    * `cancelWait(token, code, text)` rejects a native wait (true if it was pending),
    * `sendCancel(requestId, reason)` sends task.cancel, `fail(error)` reports a throwing
-   * onProgress, `changed()` is told when calls start or end.
+   * onProgress.
    */
-  constructor({ cancelWait, sendCancel, fail, changed }) {
+  constructor({ cancelWait, sendCancel, fail }) {
     this.#cancelWait = cancelWait
     this.#sendCancel = sendCancel
     this.#fail = fail
-    this.#changed = changed
-  }
-
-  get size() {
-    return this.#calls.size
   }
 
   /** Follows a started request (`{ id, token, response }`); resolves with its response message. */
@@ -98,12 +92,10 @@ class Calls {
       clearTimeout(call.timer)
       this.#calls.delete(token)
       signal?.removeEventListener('abort', onAbort)
-      this.#changed()
     }
     this.#calls.set(token, call)
     arm()
     signal?.addEventListener('abort', onAbort, { once: true })
-    this.#changed()
     return started.response.then(
       (message) => {
         end()

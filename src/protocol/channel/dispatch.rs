@@ -25,6 +25,22 @@ const SAFETY_READ_WHILE_WATCHING: Duration = Duration::from_secs(2);
 /// channels their period grows instead (1,000 channels: a stat each every 5 s).
 const SAFETY_READS_PER_SECOND: u32 = 200;
 
+/// How often the peer's heartbeat and process are checked while someone follows the peer.
+const PRESENCE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+
+/// What one round found.
+#[derive(Default)]
+struct Round {
+    /// Whether the dispatcher is still needed (if not, it was marked stopped under the lock).
+    needed: bool,
+    /// The earliest deadline of a pending wait.
+    next_deadline: Option<Instant>,
+    /// Whether the read found new messages.
+    found: bool,
+    /// Whether someone follows the peer's presence.
+    follows_peer: bool,
+}
+
 /// What the dispatcher keeps for a channel between its rounds.
 #[derive(Default)]
 pub(super) struct DispatchState {
@@ -33,6 +49,8 @@ pub(super) struct DispatchState {
     watch: DirWatch,
     /// When the next safety re-read is due.
     next_safety: Option<Instant>,
+    /// When the peer is checked next, while someone follows it.
+    next_presence_check: Option<Instant>,
 }
 
 impl Channel {
@@ -49,17 +67,20 @@ impl Channel {
         reactor::writer().schedule(self.key | CLOSE_JOB_KEY, Instant::now(), job);
     }
 
-    /// One round of the dispatcher: read, route, expire. Returns whether the dispatcher is still
-    /// needed (if not, it is marked stopped under the same lock), the next deadline, and whether
-    /// the read found new messages.
-    fn tick(&self) -> (bool, Option<Instant>, bool) {
+    /// One round of the dispatcher: read, route, expire.
+    fn tick(&self) -> Round {
         let round = self.read_and_deliver(true, |router, deliveries, found| {
             let now = Instant::now();
             let next_deadline = router.expire(now, deliveries);
-            (router.keep_dispatching(now), next_deadline, found)
+            Round {
+                needed: router.keep_dispatching(now),
+                next_deadline,
+                found,
+                follows_peer: router.follows_peer(),
+            }
         });
         // Closed: the dispatcher is not needed any more.
-        round.unwrap_or((false, None, false))
+        round.unwrap_or_default()
     }
 
     /// Starts the dispatcher's rounds for this channel if something needs them and they are not
@@ -114,7 +135,12 @@ impl Channel {
             }
         }
         let safety_read = dispatch.next_safety.is_none_or(|due| due <= now);
-        let (needed, next_deadline, found) = self.tick();
+        let Round {
+            needed,
+            next_deadline,
+            found,
+            follows_peer,
+        } = self.tick();
         if !needed {
             // Idle (or closed): the watch goes; a later need starts a new one.
             *dispatch = DispatchState::default();
@@ -139,8 +165,21 @@ impl Channel {
                 }
             }
         }
+        // Someone follows the peer (a 'peer' listener, ready(), request()s in flight): its
+        // heartbeat and process are judged here, not by a timer on the JavaScript thread.
+        dispatch.next_presence_check = match (follows_peer, dispatch.next_presence_check) {
+            (false, _) => None,
+            (true, Some(due)) if due > now => Some(due),
+            (true, _) => {
+                let _ = self.check_peer();
+                Some(now + PRESENCE_CHECK_INTERVAL)
+            }
+        };
         let safety = dispatch.next_safety.unwrap_or(now);
-        Some(next_deadline.map_or(safety, |deadline| deadline.min(safety)))
+        let due = [next_deadline, dispatch.next_presence_check]
+            .into_iter()
+            .flatten();
+        Some(due.fold(safety, Instant::min))
     }
 
     /// When the next safety re-read is due. While the watch is healthy, events bring changes and

@@ -451,6 +451,12 @@ impl Router {
         keep
     }
 
+    /// Whether someone follows the peer's presence: listeners (or `ready()`), or `request()`s
+    /// in flight, which fail with `EPEERGONE` when it goes.
+    pub(super) fn follows_peer(&self) -> bool {
+        self.listening.presence || self.waiters.values().flatten().any(|w| w.follows)
+    }
+
     pub(super) fn dispatcher_running(&self) -> bool {
         self.dispatcher_running
     }
