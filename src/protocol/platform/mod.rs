@@ -23,5 +23,8 @@ pub use os::{
     process_alive, process_start_ms, process_started, resolve_links,
 };
 
+#[cfg(target_os = "linux")]
+pub use os::set_blocking;
+
 #[cfg(test)]
 pub use os::test_support;

@@ -9,6 +9,7 @@
 use super::Hint;
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
 use std::collections::HashMap;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -30,6 +31,10 @@ pub struct Watcher {
 impl Watcher {
     pub fn start(route: fn(Vec<Hint>)) -> Result<Watcher, String> {
         let mut inotify = Inotify::init().map_err(|e| format!("inotify_init1: {e}"))?;
+        // Blocking reads on the thread below: `read_events_blocking` would switch the
+        // descriptor to blocking and back around every read (four system calls per wake-up).
+        crate::protocol::platform::set_blocking(inotify.as_raw_fd())
+            .map_err(|e| format!("fcntl: {e}"))?;
         let watches = inotify.watches();
         let directories = Directories::default();
         let known = Arc::clone(&directories);
@@ -39,7 +44,7 @@ impl Watcher {
                 crate::protocol::platform::give_way_to_javascript();
                 let mut buffer = vec![0u8; 64 * 1024];
                 loop {
-                    let events = match inotify.read_events_blocking(&mut buffer) {
+                    let events = match inotify.read_events(&mut buffer) {
                         Ok(events) => events,
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                         // The instance is unusable: every channel re-reads, and their safety
