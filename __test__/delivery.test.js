@@ -11,6 +11,7 @@ const {
   settle,
   expectRejects,
   readMessages,
+  diskMessage,
   FRONTEND_OUTBOX,
   BACKEND_OUTBOX,
   UUID_V4,
@@ -650,6 +651,23 @@ describe('bursts and clear()', () => {
 })
 
 describe('watching and polling', () => {
+  test('a peer that writes the inbox in place (as fs.writeFileSync does) is seen at once, not by the slow re-read', async () => {
+    const dir = h.channelDir()
+    // A safety re-read a minute away: only the watcher can bring these in time.
+    const front = h.frontend(dir, { pollIntervalMs: 60000 })
+    const got = []
+    front.on('event', (m) => got.push(m.payload))
+    const inbox = path.join(dir, BACKEND_OUTBOX)
+    const written = []
+    for (let i = 0; i < 3; i++) {
+      written.push(diskMessage({ payload: i }))
+      // In place: the same file truncated and rewritten, never renamed.
+      fs.writeFileSync(inbox, JSON.stringify(written))
+      await waitFor(() => got.length === i + 1, { what: `in-place write ${i}`, timeoutMs: 20000 })
+    }
+    expect(got).toEqual([0, 1, 2])
+  })
+
   test('watch: false polls: listeners and waits still get every message', async () => {
     const dir = h.channelDir()
     const front = h.frontend(dir, { watch: false, pollIntervalMs: 20 })

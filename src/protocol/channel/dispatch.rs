@@ -144,6 +144,7 @@ impl Channel {
         if !needed {
             // Idle (or closed): the watch goes; a later need starts a new one.
             *dispatch = DispatchState::default();
+            self.watching.store(false, Ordering::Relaxed);
             return None;
         }
         if safety_read {
@@ -209,7 +210,9 @@ impl Channel {
                 let _ = channel.poll();
             }
         });
-        watch.start(&self.real_dir, &self.inbox_path, &on_change)
+        let started = watch.start(&self.real_dir, &self.inbox_path, &on_change);
+        self.watching.store(started.is_ok(), Ordering::Relaxed);
+        started
     }
 }
 

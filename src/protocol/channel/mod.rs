@@ -103,6 +103,9 @@ pub struct Channel {
     peer_elsewhere: AtomicBool,
     /// The directory was found replaced by one that is not private: its inbox is not read.
     dir_refused: AtomicBool,
+    /// The dispatcher watches the directory: each read first watches the inbox file for
+    /// writes in place (see `watch::watch_file`).
+    watching: AtomicBool,
     /// Sends waiting for the writer thread (the promise API).
     sends: Mutex<SendQueue>,
 }
@@ -183,6 +186,7 @@ impl Channel {
             ack: Mutex::new(ack),
             peer_elsewhere: AtomicBool::new(false),
             dir_refused: AtomicBool::new(false),
+            watching: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             sends: Mutex::new(SendQueue::default()),
         }))
@@ -345,6 +349,7 @@ impl Channel {
         // The watch goes now, not at the dispatcher's next round: a directory still watched
         // cannot be removed on Windows, and callers remove it right after close().
         drop(std::mem::take(&mut *lock(&self.dispatch)));
+        self.watching.store(false, Ordering::Relaxed);
         self.wake_dispatcher();
         tokens
     }
@@ -430,6 +435,9 @@ impl Channel {
             .is_some_and(|publisher| publisher.has_lapsed(Instant::now()));
         if lapsed {
             reader.note_lapsed();
+        }
+        if self.watching.load(Ordering::Relaxed) {
+            super::watch::watch_file(&self.inbox_path);
         }
         Ok(reader.read_new())
     }

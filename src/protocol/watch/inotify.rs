@@ -4,7 +4,10 @@
 //! of lock and temporary files and attribute changes do not wake the thread (notify's fixed mask
 //! includes them all: six or more wake-ups per message, a round trip's most frequent). What the
 //! mask leaves out (a file written in place, such as the reference's `clear()`) is found by the
-//! channels' safety re-reads.
+//! channels' safety re-reads, unless it is a watched inbox: each channel also watches its inbox
+//! file itself for close-after-write (`watch_file`), which a rename-only writer never raises
+//! (the old file's end comes in the same read as the rename), so in-place writers are seen at
+//! once at no wake-up's cost for the others.
 
 use super::Hint;
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
@@ -19,11 +22,16 @@ const MASK: WatchMask = WatchMask::MOVED_TO
     .union(WatchMask::ONLYDIR)
     .union(WatchMask::EXCL_UNLINK);
 
-type Directories = Arc<Mutex<HashMap<WatchDescriptor, PathBuf>>>;
+/// What a watched inbox file raises when written in place.
+const FILE_MASK: WatchMask = WatchMask::CLOSE_WRITE;
+
+/// What each watch descriptor watches, and whether it is an inbox file (else a directory).
+type Directories = Arc<Mutex<HashMap<WatchDescriptor, (PathBuf, bool)>>>;
 
 pub struct Watcher {
     watches: Watches,
-    /// What each watch descriptor watches, shared with the event thread.
+    /// What each watch descriptor watches (a directory, or an inbox file), shared with the
+    /// event thread.
     directories: Directories,
     by_path: HashMap<PathBuf, WatchDescriptor>,
 }
@@ -58,16 +66,22 @@ impl Watcher {
                             hints.push(Hint::Everything);
                             continue;
                         }
-                        let Some(dir) = directories.get(&event.wd) else {
+                        let Some((path, is_file)) = directories.get(&event.wd).cloned() else {
                             continue;
                         };
-                        hints.push(Hint::Path(match event.name {
-                            Some(name) => dir.join(name),
-                            None => dir.clone(),
-                        }));
-                        if event.mask.contains(EventMask::IGNORED) {
+                        let ended = event.mask.contains(EventMask::IGNORED);
+                        if ended {
                             directories.remove(&event.wd);
                         }
+                        // A watched inbox replaced by rename ends its file watch: the rename
+                        // itself tells of the change.
+                        if is_file && ended {
+                            continue;
+                        }
+                        hints.push(Hint::Path(match event.name {
+                            Some(name) => path.join(name),
+                            None => path,
+                        }));
                     }
                     drop(directories);
                     if !hints.is_empty() {
@@ -90,16 +104,36 @@ impl Watcher {
             .watches
             .add(dir, MASK)
             .map_err(|e| format!("inotify_add_watch: {e}"))?;
-        directories.insert(wd.clone(), dir.to_path_buf());
+        directories.insert(wd.clone(), (dir.to_path_buf(), false));
         self.by_path.insert(dir.to_path_buf(), wd);
         Ok(())
     }
 
     pub fn unwatch(&mut self, dir: &Path) {
-        if let Some(wd) = self.by_path.remove(dir) {
-            super::lock(&self.directories).remove(&wd);
-            // Fails when the OS ended the watch already (the directory was deleted).
-            let _ = self.watches.remove(wd);
+        // The inbox files of the directory go with it.
+        let files: Vec<PathBuf> = self
+            .by_path
+            .keys()
+            .filter(|path| path.parent() == Some(dir))
+            .cloned()
+            .collect();
+        for path in files.iter().map(PathBuf::as_path).chain([dir]) {
+            if let Some(wd) = self.by_path.remove(path) {
+                super::lock(&self.directories).remove(&wd);
+                // Fails when the OS ended the watch already (the file or directory is gone).
+                let _ = self.watches.remove(wd);
+            }
         }
+    }
+
+    /// Watches the file now at `inbox` for close-after-write (a writer that does not rename).
+    /// Cheap to repeat: the same file keeps its watch.
+    pub fn watch_file(&mut self, inbox: &Path) {
+        let mut directories = super::lock(&self.directories);
+        let Ok(wd) = self.watches.add(inbox, FILE_MASK) else {
+            return; // gone meanwhile: the directory's watch sees what comes next
+        };
+        directories.insert(wd.clone(), (inbox.to_path_buf(), true));
+        self.by_path.insert(inbox.to_path_buf(), wd);
     }
 }

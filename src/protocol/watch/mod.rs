@@ -124,6 +124,15 @@ impl Drop for Registration {
     }
 }
 
+/// Watches the file now at `inbox` (of a registered directory) for changes made in place, by a
+/// writer that does not replace it by rename. Call it before each read of the inbox: a change
+/// after it is announced, one before it is found by the read.
+pub fn watch_file(inbox: &Path) {
+    if let Some(watching) = lock(watcher()).as_mut() {
+        watching.watch_file(inbox);
+    }
+}
+
 /// How many inboxes the process watches (one per open channel with a watch).
 pub fn watched_inboxes() -> usize {
     WATCHED.load(Ordering::Relaxed)
