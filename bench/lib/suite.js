@@ -46,6 +46,14 @@ function metrics(smoke) {
     ],
   })
 
+  const jsThread = (mode, label, opts, fields) => ({
+    id: `js.${mode}`,
+    label,
+    cmd: node('js-thread.js', { mode, ...opts }),
+    timeoutMs: 180_000,
+    fields,
+  })
+
   const tputCases = (tmpdir) =>
     SIZES.filter(([size]) => !(smoke && tmpdir && size !== 1024)).flatMap(([size, sizeLabel]) => {
       const durationMs = smoke ? 30 : 1000
@@ -238,6 +246,47 @@ function metrics(smoke) {
       repeats: 3,
       cases: [lag('ipckit', 'ipckit'), lag('purejs', 'pure-JS')],
     },
+    jsthread: {
+      title: 'What the JavaScript thread pays for heavy moments (issue 21)',
+      repeats: 3,
+      cases: [
+        jsThread(
+          'inbox',
+          `a ${smoke ? '3,000' : '300,000'}-event inbox lands at once`,
+          {
+            count: smoke ? 3000 : 300000,
+          },
+          [
+            ['maxDelayMs', 'longest event-loop delay while it arrives', 'ms', 'lower'],
+            ['deliveredMs', 'all delivered to the listener after', 'ms', 'lower'],
+          ],
+        ),
+        jsThread(
+          'presence',
+          `${smoke ? '100' : '1,000'} request()s in flight to a live, silent backend`,
+          {
+            count: smoke ? 100 : 1000,
+            durationMs: smoke ? 500 : 3000,
+          },
+          [['jsMsPerSecond', 'JavaScript busy time', 'ms/s', 'lower']],
+        ),
+        jsThread(
+          'progress',
+          `context.progress() in a loop, ${smoke ? '2,000' : '20,000'} updates`,
+          {
+            count: smoke ? 2000 : 20000,
+          },
+          [
+            ['usPerCall', 'per call, with sending the batch', 'µs', 'lower'],
+            ['usPerCallInLoop', 'per call, in the loop', 'µs', 'lower'],
+          ],
+        ),
+        jsThread('big', `one ${smoke ? '1' : '50'} MB message from another process`, { mb: smoke ? 1 : 50 }, [
+          ['maxDelayMs', 'longest event-loop delay while it arrives', 'ms', 'lower'],
+          ['syncSendMs', "the sender's synchronous sendEvent()", 'ms', 'lower'],
+        ]),
+      ],
+    },
     acks: {
       title: 'Cost of the acknowledgement extension (PROTOCOL-EXTENSIONS.md), ipckit on both ends',
       repeats: 3,
@@ -415,6 +464,7 @@ const ORDER = [
   'throughput-tmpfs',
   'recv',
   'lag',
+  'jsthread',
   'acks',
   'block',
   'burst',
@@ -433,6 +483,7 @@ const ALIASES = {
   'idle-recv': 'recv',
   loop: 'lag',
   'loop-lag': 'lag',
+  'js-thread': 'jsthread',
   mem: 'memory',
   tput: 'throughput',
   load: 'require',
@@ -708,6 +759,16 @@ function issue21Targets(med, add) {
   ratio('rttfs.ipckit', 'rttfs.protocol-floor', 'on tmpfs: of the protocol floor', 1.3)
   ratio('rtt.ipckit', 'rtt.floor', `on ${tmp}: of the bare floor`, 1.5)
   ratio('rttfs.ipckit', 'rttfs.floor', 'on tmpfs: of the bare floor', 2.5)
+  // Nothing heavy on the JavaScript thread (before: measured on the issue's own code).
+  const limit = (id, key, name, unit, most, before) => {
+    const value = med(id, key)
+    if (value === undefined) return
+    add(`${I}${name} under ${most} ${unit}`, value, value < most, `${fmt(value)} ${unit} (before: ${before})`)
+  }
+  limit('js.inbox', 'maxDelayMs', 'event-loop delay while a 300,000-event inbox arrives', 'ms', 20, '0.7-1.1 s')
+  limit('js.presence', 'jsMsPerSecond', 'JS time of 1,000 request()s in flight', 'ms/s', 5, '84-95 ms/s')
+  limit('js.progress', 'usPerCall', 'context.progress() per call', 'µs', 10, '66 µs')
+  limit('js.big', 'maxDelayMs', 'JS blocked while a 50 MB message arrives', 'ms', 20, '115 ms')
 }
 
 function fmt(x) {
