@@ -650,6 +650,19 @@ mod tests {
 
     const LONG: Duration = Duration::from_secs(60);
 
+    /// Sets the listeners named (`"events"`, `"requests"`, `"cancels"`); what that delivers.
+    fn listen(router: &mut Router, kinds: &[&str]) -> Vec<Delivery> {
+        let listening = Listening {
+            requests: kinds.contains(&"requests"),
+            events: kinds.contains(&"events"),
+            cancels: kinds.contains(&"cancels"),
+            ..Listening::default()
+        };
+        let mut deliveries = Vec::new();
+        router.set_listening(listening, &mut deliveries);
+        deliveries
+    }
+
     /// The deliveries apart from presence changes (the first messages of a peer never seen
     /// make it `ready`).
     fn routed(deliveries: &[Delivery]) -> Vec<&Delivery> {
@@ -713,14 +726,7 @@ mod tests {
         let mut router = router();
         let early = Message::event("early", json!(null));
         router.route(read(vec![early.clone()]), &mut Vec::new());
-        let mut deliveries = Vec::new();
-        router.set_listening(
-            Listening {
-                events: true,
-                ..Listening::default()
-            },
-            &mut deliveries,
-        );
+        let deliveries = listen(&mut router, &["events"]);
         assert!(matches!(
             deliveries.as_slice(),
             [Delivery::Messages(messages)] if messages[0].id == early.id
@@ -761,15 +767,7 @@ mod tests {
     #[test]
     fn handlers_get_cancels_and_never_see_a_request_cancelled_in_the_same_read() {
         let mut router = router();
-        let mut deliveries = Vec::new();
-        router.set_listening(
-            Listening {
-                requests: true,
-                cancels: true,
-                ..Listening::default()
-            },
-            &mut deliveries,
-        );
+        let mut deliveries = listen(&mut router, &["requests", "cancels"]);
         let doomed = Message::request("slow", json!(null));
         let kept = Message::request("quick", json!(null));
         let cancel = Message::event(replies::CANCEL_EVENT, json!({"requestId": doomed.id}));
@@ -831,14 +829,7 @@ mod tests {
     #[test]
     fn only_what_javascript_took_is_acknowledged() {
         let mut router = router();
-        let mut deliveries = Vec::new();
-        router.set_listening(
-            Listening {
-                events: true,
-                ..Listening::default()
-            },
-            &mut deliveries,
-        );
+        listen(&mut router, &["events"]);
         let first = Message::event("e", json!(1));
         let second = Message::event("e", json!(2));
         router.route(read(vec![first.clone()]), &mut Vec::new());
