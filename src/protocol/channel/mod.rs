@@ -15,10 +15,11 @@
 //!
 //! **Lock order** (a lock is only ever taken after those to its left, never while holding one to
 //! its right): `dispatch` → `reader` → `state`; `reader` → `ack`; `ack` → `state`;
-//! `outbox` → `sends`; `reader` or `outbox` → the directory guard. The `reader` lock is also the
-//! delivery order: it is held from reading a batch until the sink has it. Nothing that holds a
-//! lock calls out of the channel in a way that could re-enter it: a sink that refuses is never
-//! closed from inside `deliver`; its close is scheduled on the writer thread.
+//! `outbox` → `sends`; `reader` or `outbox` → the directory guard; `reader` or `dispatch` → the
+//! process's watcher (`watch`, whose callbacks run with none of these held). The `reader` lock
+//! is also the delivery order: it is held from reading a batch until the sink has it. Nothing
+//! that holds a lock calls out of the channel in a way that could re-enter it: a sink that
+//! refuses is never closed from inside `deliver`; its close is scheduled on the writer thread.
 
 mod dispatch;
 mod layout;
