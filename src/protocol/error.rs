@@ -31,6 +31,19 @@ pub enum ChannelError {
         source: io::Error,
     },
 
+    /// A read of a message file came out shorter than the file is (a network or FUSE file
+    /// system that cached an older size), again and again: nothing was written from it.
+    #[error(
+        "reading {}: {read} of its {size} bytes came through in {attempts} reads (the file system served a cut-off copy, as network shares do while they cache an older size); nothing was written, so no other writer's messages were dropped",
+        path.display()
+    )]
+    ShortRead {
+        path: PathBuf,
+        read: u64,
+        size: u64,
+        attempts: u32,
+    },
+
     /// Another error, passed on to one more caller (the sends of one batch share its failure).
     #[error("{text}")]
     Relayed { code: &'static str, text: String },
@@ -184,6 +197,7 @@ impl ChannelError {
             ChannelError::Backlog { .. } => "ENOBUFS",
             ChannelError::Invalid(_) => "EINVAL",
             ChannelError::Busy { .. } => "EBUSY",
+            ChannelError::ShortRead { .. } => "EAGAIN",
             ChannelError::Relayed { code, .. } => code,
             ChannelError::Io { source, .. } => io_code(source),
         }

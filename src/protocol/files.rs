@@ -19,6 +19,45 @@ pub fn now_ns() -> i128 {
 /// before reading it whole. `Ok(None)` when the file does not exist. The file is open only while
 /// it is read, and shared for replacing (Windows), so we never make a writer's rename fail.
 pub fn read_message_file(path: &Path, limit: u64) -> Result<Option<(Vec<u8>, FileIdentity)>> {
+    read_message_file_once(path, limit, false)
+        .map(|read| read.map(|(bytes, identity, _)| (bytes, identity)))
+}
+
+/// How many times a cut-off read is tried again before giving up.
+const CUT_OFF_READS: u32 = 6;
+
+/// `read_message_file` for a file system that caches sizes (network shares, FUSE): the size is
+/// asked of the file system itself before the read, and a read that comes out shorter than the
+/// file is (a cut-off copy) is tried again, up to a few times over some 100 ms; still short:
+/// `ShortRead` (`EAGAIN`). Never a cut-off copy taken for the whole file.
+pub fn read_message_file_fresh(path: &Path, limit: u64) -> Result<Option<(Vec<u8>, FileIdentity)>> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let Some((bytes, identity, size)) = read_message_file_once(path, limit, true)? else {
+            return Ok(None);
+        };
+        if bytes.len() as u64 >= size {
+            return Ok(Some((bytes, identity)));
+        }
+        if attempts >= CUT_OFF_READS {
+            return Err(ChannelError::ShortRead {
+                path: path.into(),
+                read: bytes.len() as u64,
+                size,
+                attempts,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5) * attempts);
+    }
+}
+
+/// One read of a message file, with the size the file system gave (asked afresh when `fresh`).
+fn read_message_file_once(
+    path: &Path,
+    limit: u64,
+    fresh: bool,
+) -> Result<Option<(Vec<u8>, FileIdentity, u64)>> {
     let mut file = match platform::open_for_reading(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -33,16 +72,21 @@ pub fn read_message_file(path: &Path, limit: u64) -> Result<Option<(Vec<u8>, Fil
             reason: "is not a regular file".into(),
         });
     }
-    if metadata.len() > limit {
+    let size = if fresh {
+        platform::fresh_len(&file).map_err(|e| ChannelError::io("reading", path, e))?
+    } else {
+        metadata.len()
+    };
+    if size > limit {
         return Err(ChannelError::TooLarge {
             path: path.into(),
-            size: metadata.len(),
+            size,
             limit,
         });
     }
     let identity =
         platform::identity_of(&file).map_err(|e| ChannelError::io("reading", path, e))?;
-    let mut bytes = Vec::with_capacity(metadata.len() as usize + 1);
+    let mut bytes = Vec::with_capacity(size as usize + 1);
     // Read one byte past the limit so a file growing under us is still refused.
     (&mut file)
         .take(limit + 1)
@@ -55,7 +99,7 @@ pub fn read_message_file(path: &Path, limit: u64) -> Result<Option<(Vec<u8>, Fil
             limit,
         });
     }
-    Ok(Some((bytes, identity)))
+    Ok(Some((bytes, identity, size)))
 }
 
 /// Reads a message file larger than `limit` the only way that cannot exhaust memory: streamed,

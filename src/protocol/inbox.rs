@@ -6,7 +6,9 @@
 //! repeats messages that share a millisecond).
 
 use super::error::ChannelError;
-use super::files::{now_ns, read_message_file, read_oversized_message_file, stat};
+use super::files::{
+    now_ns, read_message_file, read_message_file_fresh, read_oversized_message_file, stat,
+};
 use super::message::{
     decode_entry, oversized_size, peek_id, split_file, Entry, Message, RawElement,
 };
@@ -46,6 +48,13 @@ pub struct InboxReader {
     /// Ids reported as reused, while they are in the file: each reuse is reported once.
     duplicates_reported: HashSet<String>,
     last_stat: Option<FileIdentity>,
+    /// The file system caches attributes (a network share, FUSE): a version that looks like the
+    /// last one may be another, so every read reads the content, and a copy that does not parse
+    /// may only be cut off.
+    remote: bool,
+    /// On such a file system, the bytes of a read that did not parse: reported as broken only
+    /// when the next read finds the very same bytes (a cut-off copy is whole next time).
+    suspect: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Default)]
@@ -72,7 +81,14 @@ impl InboxReader {
             lapsed: false,
             duplicates_reported: HashSet::new(),
             last_stat: None,
+            remote: false,
+            suspect: None,
         }
+    }
+
+    /// The inbox is on a file system that caches attributes (see `remote`).
+    pub fn set_remote(&mut self, remote: bool) {
+        self.remote = remote;
     }
 
     pub fn set_acknowledging(&mut self, acknowledging: bool) {
@@ -162,11 +178,12 @@ impl InboxReader {
         self.last_stat = None;
         let identity = stat(&self.path).map_err(|e| BrokenVersion::boxed(None, e))?;
         self.last_stat = identity;
-        if identity.is_some() && identity == self.seen.identity && self.seen.settled {
+        if identity.is_some() && identity == self.seen.identity && self.seen.settled && !self.remote
+        {
             return Ok(());
         }
         if let Some((version, read_at, reason)) = &self.broken {
-            if identity == Some(*version) && version.is_settled(*read_at) {
+            if identity == Some(*version) && version.is_settled(*read_at) && !self.remote {
                 // Already reported; reading it again would only find the same problem.
                 let error = ChannelError::BadFile {
                     path: self.path.clone(),
@@ -176,8 +193,15 @@ impl InboxReader {
             }
         }
         let read_at = now_ns();
-        let (bytes, identity) = match read_message_file(&self.path, self.max_file_bytes) {
+        let read = if self.remote {
+            read_message_file_fresh(&self.path, self.max_file_bytes)
+        } else {
+            read_message_file(&self.path, self.max_file_bytes)
+        };
+        let (bytes, identity) = match read {
             Ok(Some(found)) => found,
+            // Cut off every time for now: nothing is new yet; the next read tries again.
+            Err(ChannelError::ShortRead { .. }) => return Ok(()),
             Ok(None) => {
                 let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
                 return Err(BrokenVersion::boxed(
@@ -200,6 +224,11 @@ impl InboxReader {
         }
         let elements = match split_file(&bytes) {
             Ok(elements) => elements,
+            // Perhaps only cut off: broken if the next read finds the same bytes.
+            Err(_) if self.remote && self.suspect.as_ref() != Some(&bytes) => {
+                self.suspect = Some(bytes);
+                return Ok(());
+            }
             Err(reason) => {
                 self.broken = Some((identity, read_at, reason.clone()));
                 let error = ChannelError::BadFile {
@@ -210,6 +239,7 @@ impl InboxReader {
             }
         };
         self.broken = None;
+        self.suspect = None;
 
         // Only elements with an id we have not seen are decoded in full.
         let mut keys = HashSet::with_capacity(elements.len());

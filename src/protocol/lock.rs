@@ -75,6 +75,7 @@ impl LockGuard {
             Err(e) => return Err(ChannelError::io("opening lock", path, e)),
         };
         let content = format!("{}\n", std::process::id());
+        let mut refusals_without_lock = 0;
         loop {
             match create_new_with(path, content.as_bytes(), mode) {
                 Ok(file) => {
@@ -86,6 +87,17 @@ impl LockGuard {
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                // sshfs answers a losing exclusive create with EPERM: held, when the lock file
+                // is there (or was a moment ago: it may be gone by the time we look).
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                    if stat(path)?.is_none() {
+                        refusals_without_lock += 1;
+                        if refusals_without_lock > 3 {
+                            return Err(ChannelError::io("creating lock", path, e));
+                        }
+                        continue;
+                    }
+                }
                 Err(e) => return Err(ChannelError::io("creating lock", path, e)),
             }
             if take_over_if_abandoned(path, timing.stale_after)? {

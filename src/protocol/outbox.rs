@@ -6,7 +6,7 @@
 
 use super::ack::{backlog_full, live_positions};
 use super::error::{ChannelError, Result};
-use super::files::{read_message_file, replace_file};
+use super::files::{read_message_file, read_message_file_fresh, replace_file};
 use super::lock::{LockGuard, LockTiming};
 use super::message::{decode_file, encode_file, encode_value, now_ms, Entry, Message};
 use super::platform;
@@ -104,7 +104,14 @@ pub struct Outbox {
     /// The readers' positions from a recent scan of their acknowledgement files.
     positions: Option<(Instant, Vec<Option<String>>)>,
     withdrawals: Arc<Withdrawals>,
+    /// The file system caches attributes (a network share, FUSE): what we read of the outbox may
+    /// be a cut-off copy, which must never be taken for the whole file.
+    remote: bool,
 }
+
+/// How long a writer on a network file system keeps re-reading an outbox that does not parse
+/// before it gives up without writing (longer than the usual 1 s attribute cache).
+const REMOTE_REREAD_PATIENCE: Duration = Duration::from_millis(1500);
 
 /// The outbox as it is on disk: its bytes and its elements.
 #[derive(Debug)]
@@ -116,7 +123,7 @@ struct WrittenFile {
 /// Whether the outbox still holds exactly what we wrote, checked without reading it whole: every
 /// writer appends, so any change by another writer alters the size or the tail, and the tail
 /// holds the id of the newest message.
-fn still_holds(path: &Path, written: &WrittenFile) -> bool {
+fn still_holds(path: &Path, written: &WrittenFile, remote: bool) -> bool {
     use std::io::{Read, Seek, SeekFrom};
     let tail_len = written
         .entries
@@ -127,7 +134,13 @@ fn still_holds(path: &Path, written: &WrittenFile) -> bool {
         let mut file = platform::open_for_reading(path)?;
         let metadata = file.metadata()?;
         let size = written.bytes.len();
-        if !metadata.is_file() || metadata.len() != size as u64 {
+        // A size cached by a network file system may be an older version's.
+        let len = if remote {
+            platform::fresh_len(&file)?
+        } else {
+            metadata.len()
+        };
+        if !metadata.is_file() || len != size as u64 {
             return Ok(false);
         }
         let start = size.saturating_sub(tail_len);
@@ -149,7 +162,13 @@ impl Outbox {
             written: None,
             positions: None,
             withdrawals: Arc::default(),
+            remote: false,
         }
+    }
+
+    /// The outbox is on a file system that caches attributes (see `remote`).
+    pub fn set_remote(&mut self, remote: bool) {
+        self.remote = remote;
     }
 
     /// The settled requests this outbox leaves out of its next write.
@@ -170,7 +189,7 @@ impl Outbox {
                 .iter()
                 .any(|e| e.id.as_ref().is_some_and(|id| withdrawn.contains(id)));
             // Known without taking the lock: the file is ours as we wrote it, and holds none.
-            if !holds_settled && still_holds(&self.path, written) {
+            if !holds_settled && still_holds(&self.path, written, self.remote) {
                 self.withdrawals.forget_absent(&written.entries);
                 return Ok(false);
             }
@@ -372,9 +391,12 @@ impl Outbox {
     /// our last write, so the file is checked; it is read and parsed only if it differs.
     fn current_file(&mut self) -> Result<WrittenFile> {
         if let Some(written) = self.written.take() {
-            if still_holds(&self.path, &written) {
+            if still_holds(&self.path, &written, self.remote) {
                 return Ok(written);
             }
+        }
+        if self.remote {
+            return self.read_remote();
         }
         let empty = |bytes| WrittenFile {
             bytes,
@@ -392,7 +414,77 @@ impl Outbox {
         let Ok(decoded) = decode_file(&bytes) else {
             return Ok(empty(bytes));
         };
-        let entries = decoded
+        Ok(WrittenFile {
+            entries: elements_of(decoded),
+            bytes,
+        })
+    }
+
+    /// `current_file` on a network file system: a read that is shorter than the file or does not
+    /// parse as a whole array is read again (for up to `REMOTE_REREAD_PATIENCE`), never taken for
+    /// an empty outbox: another writer's messages would be dropped. Still unreadable: an error,
+    /// and nothing is written.
+    fn read_remote(&mut self) -> Result<WrittenFile> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(5);
+        let mut reads = 0u32;
+        loop {
+            reads += 1;
+            let bytes = match read_message_file_fresh(&self.path, self.settings.max_file_bytes) {
+                Ok(Some((bytes, _))) => bytes,
+                Ok(None) => {
+                    return Ok(WrittenFile {
+                        bytes: Vec::new(),
+                        entries: VecDeque::new(),
+                    })
+                }
+                // Too large or not a regular file: replaced, as on a local file system.
+                Err(ChannelError::TooLarge { .. } | ChannelError::BadFile { .. }) => {
+                    return Ok(WrittenFile {
+                        bytes: Vec::new(),
+                        entries: VecDeque::new(),
+                    })
+                }
+                Err(e @ ChannelError::ShortRead { .. })
+                    if started.elapsed() >= REMOTE_REREAD_PATIENCE =>
+                {
+                    return Err(e)
+                }
+                Err(ChannelError::ShortRead { .. }) => {
+                    std::thread::sleep(pause);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            match decode_file(&bytes) {
+                Ok(decoded) => {
+                    return Ok(WrittenFile {
+                        entries: elements_of(decoded),
+                        bytes,
+                    })
+                }
+                Err(reason) if started.elapsed() >= REMOTE_REREAD_PATIENCE => {
+                    return Err(ChannelError::BadFile {
+                        path: self.path.clone(),
+                        reason: format!(
+                            "does not parse as a whole JSON array in {reads} reads over {} ms ({reason}); on a network share this is a cut-off copy of a newer version, so the file was not replaced and nothing was written (no other writer's messages were dropped); if the file is really broken, clear() the channel",
+                            started.elapsed().as_millis()
+                        ),
+                    })
+                }
+                Err(_) => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+}
+
+/// The elements of a decoded outbox, kept as the writer will write them again.
+fn elements_of(decoded: Vec<Entry>) -> VecDeque<Element> {
+    {
+        decoded
             .into_iter()
             .filter_map(|entry| match entry {
                 Entry::Valid(message) => Some(Element {
@@ -408,8 +500,7 @@ impl Outbox {
                     text: encode_value(v),
                 }),
             })
-            .collect();
-        Ok(WrittenFile { bytes, entries })
+            .collect()
     }
 }
 

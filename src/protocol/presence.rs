@@ -11,7 +11,8 @@ use super::inspect::ReaderState;
 use super::message::{Message, MessageType};
 use super::platform::{host_name, process_alive, process_start_ms};
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerState {
@@ -58,7 +59,15 @@ pub struct Presence {
     /// When the peer's last `*_ready` was written (ms since the epoch): a process with its `pid`
     /// that started later is another one, which reuses the id of a peer that died.
     announced_ms: Option<u64>,
+    /// Acknowledgements of readers on other hosts: the `updated` stamp last seen in each, and
+    /// when (by our own clock) it last changed. Their age is judged by that, never by comparing
+    /// their clock with ours.
+    other_hosts: HashMap<String, (Option<u64>, Instant)>,
 }
+
+/// How much longer than `ackTimeoutMs` another host's heartbeat may seem to stand still: a network
+/// file system may show a rewritten file late (attribute and entry caches, about a second).
+const OTHER_HOST_SLACK: Duration = Duration::from_secs(2);
 
 /// How much later than its announcement a process may seem to have started and still be the one
 /// that announced (Linux tells start times to the second).
@@ -87,6 +96,47 @@ impl Presence {
             spend_pending: false,
             opened_ms: super::message::now_ms(),
             announced_ms: None,
+            other_hosts: HashMap::new(),
+        }
+    }
+
+    /// Judges the acknowledgements of readers on other hosts by our own clock (`live` is set
+    /// again): live while the record changed within `ack_timeout` (plus a slack for a share's
+    /// caches) of our `now`, whatever the two clocks say. At first sight the record's own stamp
+    /// is all there is (its `live` stays). A record that names its process does not heartbeat
+    /// (its writer saw no other host): it cannot be judged from here, and is live while present.
+    pub fn judge_other_hosts(
+        &mut self,
+        readers: &mut [ReaderState],
+        ack_timeout: Duration,
+        now: Instant,
+    ) {
+        let here = host_name();
+        self.other_hosts
+            .retain(|id, _| readers.iter().any(|r| &r.id == id));
+        for reader in readers.iter_mut() {
+            let elsewhere = reader.host.as_deref().is_some_and(|host| host != here);
+            if !elsewhere || reader.error.is_some() || reader.updated.is_none() {
+                continue;
+            }
+            let by_process = reader.by_process == Some(true);
+            match self.other_hosts.get_mut(&reader.id) {
+                None => {
+                    self.other_hosts
+                        .insert(reader.id.clone(), (reader.updated, now));
+                    if by_process {
+                        reader.live = Some(true);
+                    }
+                }
+                Some(seen) if seen.0 != reader.updated => {
+                    *seen = (reader.updated, now);
+                    reader.live = Some(true);
+                }
+                Some(seen) => {
+                    let still = now.duration_since(seen.1) <= ack_timeout + OTHER_HOST_SLACK;
+                    reader.live = Some(by_process || still);
+                }
+            }
         }
     }
 

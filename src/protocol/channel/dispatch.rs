@@ -147,9 +147,12 @@ impl Channel {
             self.watching.store(false, Ordering::Relaxed);
             return None;
         }
+        // Messages found by any round of ours (the presence checks' too), not by the watcher.
+        dispatch.watch.found_unhinted |= found;
         if safety_read {
             dispatch.next_safety = Some(self.next_safety_read(&dispatch.watch, now));
             if self.options.watch {
+                let found = std::mem::take(&mut dispatch.watch.found_unhinted);
                 if let Some(reason) = dispatch.watch.check_missed(found) {
                     // Stopped by the OS (ReadDirectoryChangesW's buffer overflow ends notify's
                     // watch) or silent: re-arm it; the safety re-reads go on meanwhile.
@@ -185,9 +188,11 @@ impl Channel {
 
     /// When the next safety re-read is due. While the watch is healthy, events bring changes and
     /// the re-read is a slow check, on a grid shared by every channel so that one wake-up serves
-    /// them all; without a watch, it is the polling period.
+    /// them all; without a watch, it is the polling period. On a network share or FUSE the
+    /// watcher sees only the changes made through this mount (this machine), never the peer's on
+    /// another: it is the polling period too.
     fn next_safety_read(&self, watch: &DirWatch, now: Instant) -> Instant {
-        if !self.options.watch || !watch.is_healthy() {
+        if !self.options.watch || !watch.is_healthy() || self.remote {
             return now + self.options.poll_interval;
         }
         static GRID_START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -229,6 +234,10 @@ pub(super) struct DirWatch {
     reported_silence: bool,
     /// The inbox's version at the last safety re-read.
     inbox_at_safety_read: Option<Option<FileIdentity>>,
+    /// Whether a round of the dispatcher (not the watcher) found messages since the last safety
+    /// re-read: rounds run for other reasons too (presence checks, deadlines), and what they find
+    /// unannounced counts as missed, whatever listeners there are.
+    found_unhinted: bool,
 }
 
 /// Safety re-reads in a row that find unannounced messages before the watcher is reported.

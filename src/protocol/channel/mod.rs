@@ -78,6 +78,9 @@ pub struct Channel {
     dir: PathBuf,
     /// The directory itself, links on the way resolved once, at opening.
     real_dir: PathBuf,
+    /// The directory is on a network share or FUSE: changes made through another mount (another
+    /// machine) raise no watcher event, so the inbox is read every `pollIntervalMs` anyway.
+    remote: bool,
     /// Which directory was checked: it must still be the same one before each write and read.
     dir_guard: DirGuard,
     role: Role,
@@ -145,6 +148,9 @@ impl Channel {
         // The peer's cap is not ours to know: judge loss by the reference's.
         let mut reader =
             InboxReader::new(layout.inbox.clone(), options.max_file_bytes, REFERENCE_CAP);
+        // A network share or FUSE: cached attributes can hide a change or cut a read short.
+        let local = platform::is_local_file_system(&layout.real);
+        reader.set_remote(!local);
         reader.set_acknowledging(options.acknowledge);
         reader.note_baseline();
         let mut ack = options.acknowledge.then(|| {
@@ -154,14 +160,15 @@ impl Channel {
                 &reader_id,
                 options.ack_timeout,
                 options.file_mode,
-                platform::is_local_file_system(&layout.real),
+                local,
             )
         });
         if let Some(publisher) = &mut ack {
             // From now on the writer keeps what we have not read.
             publisher.flush(Instant::now())?;
         }
-        let outbox = Outbox::new(layout.outbox.clone(), options.outbox_settings());
+        let mut outbox = Outbox::new(layout.outbox.clone(), options.outbox_settings());
+        outbox.set_remote(!local);
         let router = Router::new(
             role.as_str(),
             earlier,
@@ -174,6 +181,7 @@ impl Channel {
             dispatch: Mutex::new(DispatchState::default()),
             dir: layout.given,
             real_dir: layout.real,
+            remote: !local,
             dir_guard,
             role,
             outbox: Mutex::new(outbox),
@@ -298,9 +306,12 @@ impl Channel {
     /// JS thread; reader → state.
     pub fn check_peer(&self) -> Result<PeerInfo> {
         let outbox = self.real_dir.join(self.role.outbox_and_inbox().0);
-        let readers = super::inspect::readers(&outbox, self.options.ack_timeout, None);
+        let mut readers = super::inspect::readers(&outbox, self.options.ack_timeout, None);
+        let ack_timeout = self.options.ack_timeout;
         self.read_and_deliver(true, |router, deliveries, _| {
-            if let Some(info) = router.presence().check(&readers) {
+            let presence = router.presence();
+            presence.judge_other_hosts(&mut readers, ack_timeout, Instant::now());
+            if let Some(info) = presence.check(&readers) {
                 deliveries.push(Delivery::Peer(info));
             }
             router.presence().info().clone()

@@ -332,10 +332,11 @@ impl Channel {
                 }
                 Some(now)
             }
-            // Locked, held open or full: nothing was written; the batch goes back, in order.
+            // Locked, held open, full or read cut off (a network share): nothing was written; the batch goes back, in order.
             Err(
                 error @ (ChannelError::Locked { .. }
                 | ChannelError::Busy { .. }
+                | ChannelError::ShortRead { .. }
                 | ChannelError::Backlog { .. }),
             ) => {
                 for send in batch.into_iter().rev() {

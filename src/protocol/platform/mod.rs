@@ -18,9 +18,9 @@ use windows as os;
 
 pub use os::{
     create_dir_all_private, create_new_file, dir_privacy_problem, error_code,
-    foreign_link_on_the_way, give_way_to_javascript, host_name, identity_at, identity_of,
-    is_local_file_system, is_sharing_conflict, not_a_directory, open_for_reading, open_or_create,
-    process_alive, process_start_ms, process_started, resolve_links,
+    foreign_link_on_the_way, fresh_len, give_way_to_javascript, host_name, identity_at,
+    identity_of, is_local_file_system, is_sharing_conflict, not_a_directory, open_for_reading,
+    open_or_create, process_alive, process_start_ms, process_started, resolve_links,
 };
 
 #[cfg(target_os = "linux")]

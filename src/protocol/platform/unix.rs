@@ -96,6 +96,33 @@ pub fn identity_of(file: &File) -> io::Result<FileIdentity> {
     Ok(identity_from(&file.metadata()?))
 }
 
+/// The size of an open file as its file system holds it now, not as this host cached it: on a
+/// network or FUSE file system the kernel keeps a file's size for a while (attribute caching), and
+/// a read stops at the cached size (a cut-off copy of a file another host replaced). Linux asks
+/// the file system again (`statx` with `AT_STATX_FORCE_SYNC`, which also updates the cached size
+/// that reads stop at); elsewhere it is the size `fstat` reports.
+pub fn fresh_len(file: &File) -> io::Result<u64> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::fd::AsRawFd;
+        let mut info: libc::statx = unsafe { std::mem::zeroed() };
+        let flags = libc::AT_EMPTY_PATH | libc::AT_STATX_FORCE_SYNC;
+        let done = unsafe {
+            libc::statx(
+                file.as_raw_fd(),
+                c"".as_ptr(),
+                flags,
+                libc::STATX_SIZE,
+                &mut info,
+            )
+        };
+        if done == 0 {
+            return Ok(info.stx_size);
+        }
+    }
+    Ok(file.metadata()?.len())
+}
+
 /// The identity of what is at `path` itself (a link is not followed), and whether it is a
 /// regular file.
 pub fn identity_at(path: &Path) -> io::Result<(FileIdentity, bool)> {

@@ -139,6 +139,12 @@ pub fn identity_of(file: &File) -> io::Result<FileIdentity> {
     Ok(identity_from(&handle_information(file)?))
 }
 
+/// The size of an open file as the file system reports it (an SMB client revalidates it when
+/// the file is opened).
+pub fn fresh_len(file: &File) -> io::Result<u64> {
+    Ok(file.metadata()?.len())
+}
+
 /// The identity of what is at `path` itself (a reparse point is not followed), and whether it
 /// is a regular file.
 pub fn identity_at(path: &Path) -> io::Result<(FileIdentity, bool)> {
