@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the addon and runs every suite: cargo tests (protocol core), jest (API, delivery, faults,
 # two processes, workers, CLI, Python interop), Blender as a real DCC backend (headless and under
-# Xvfb), the packaging check, lint, compile checks of the other targets (macOS, Windows, musl), the
-# Windows stage under Wine, and a benchmark smoke run.
+# Xvfb), network shares (two FUSE mounts of one directory), the packaging check, lint, compile
+# checks of the other targets (macOS, Windows, musl), the Windows stage under Wine, and a benchmark
+# smoke run.
 # Ends with one line: "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +58,25 @@ elif [ "$blender_rc" -eq 3 ] && [ "${CI:-}" != "true" ]; then
   notes="${notes:+$notes; }the Blender stage did not run (the reason is printed above); it is not counted"
 else
   echo "blender: scripts/setup-blender.sh failed (exit $blender_rc; see its output above)" >>"$failures"
+  failed=$((failed + 1))
+  status=1
+fi
+
+echo "== shares (one directory through two FUSE mounts: __test__/shares)"
+# scripts/setup-shares.sh installs Debian's bindfs with apt when missing and proves that two mounts
+# of one directory work (root: FUSE, unshare -u). Exit 3: this machine cannot; a failure only under
+# CI, where the stage must always run (the script itself then exits 1). The suites mount and
+# unmount their own pairs.
+bash scripts/setup-shares.sh
+shares_rc=$?
+if [ "$shares_rc" -eq 0 ]; then
+  npx jest -c jest.shares.config.js --ci --json --outputFile="$report_dir/shares.json" 2>&1 | tail -n 60
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  count_jest "$report_dir/shares.json" shares
+elif [ "$shares_rc" -eq 3 ] && [ "${CI:-}" != "true" ]; then
+  notes="${notes:+$notes; }the shares stage did not run (the reason is printed above); it is not counted"
+else
+  echo "shares: scripts/setup-shares.sh failed (exit $shares_rc; see its output above)" >>"$failures"
   failed=$((failed + 1))
   status=1
 fi

@@ -529,6 +529,44 @@ mod tests {
     }
 
     #[test]
+    fn on_a_share_a_copy_that_does_not_parse_is_read_again_and_never_written_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.json");
+        let mut other = Outbox::new(path.clone(), settings(100));
+        other.append(&[&Message::event("n", json!(1))]).unwrap();
+        let whole = fs::read(&path).unwrap();
+        // What a mount holding an older size serves: the newer file, cut off.
+        fs::write(&path, &whole[..whole.len() / 2]).unwrap();
+        let mut ours = Outbox::new(path.clone(), settings(100));
+        ours.set_remote(true);
+        // The whole file comes back while we re-read (the cache expired): nothing is lost.
+        let restore = std::thread::spawn({
+            let (path, whole) = (path.clone(), whole.clone());
+            move || {
+                std::thread::sleep(Duration::from_millis(100));
+                fs::write(path, whole).unwrap();
+            }
+        });
+        ours.append(&[&Message::event("n", json!(2))]).unwrap();
+        restore.join().unwrap();
+        let payloads: Vec<_> = read_reference(&path)
+            .iter()
+            .map(|m| m.payload.clone())
+            .collect();
+        assert_eq!(payloads, [json!(1), json!(2)]);
+        // Never whole: the send fails, with the file as it was.
+        fs::write(&path, &whole[..whole.len() / 2]).unwrap();
+        let err = ours.append(&[&Message::event("n", json!(3))]).unwrap_err();
+        assert_eq!(err.code(), "EBADMSG");
+        assert!(err.to_string().contains("not replaced"), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), &whole[..whole.len() / 2]);
+        // On a local file system a broken outbox is replaced, as before.
+        let mut local = Outbox::new(path.clone(), settings(100));
+        local.append(&[&Message::event("n", json!(4))]).unwrap();
+        assert_eq!(read_reference(&path).len(), 1);
+    }
+
+    #[test]
     fn appends_keep_the_newest_up_to_the_cap() {
         let dir = tempfile::tempdir().unwrap();
         let mut outbox = Outbox::new(dir.path().join("out.json"), settings(100));
