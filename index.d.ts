@@ -77,7 +77,8 @@ export interface ChannelMessage<P = any> {
 export interface IpcError extends Error {
   /**
    * `ETIMEDOUT`, `ELOCKED`, `EBADMSG`, `ECLOSED`, `EREMOTE`, `EPEERGONE`, `EINVAL`, `EFBIG`,
-   * `ELOST`, `EMAYBELOST`, `EBUSY`, `EWATCH`, `ENOBUFS`, `EPERM`, `ABORT_ERR`, or an OS code such
+   * `ELOST`, `EMAYBELOST`, `EBUSY`, `EAGAIN` (a network share kept serving a cut-off copy of the
+   * outbox: nothing was written), `EWATCH`, `ENOBUFS`, `EPERM`, `ABORT_ERR`, or an OS code such
    * as `ENOENT`, `EACCES`, `ENOTDIR`. (`ECANCELED` is the `reason` of a handler's
    * `context.signal` when the requester cancelled.)
    */
