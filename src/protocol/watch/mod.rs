@@ -127,10 +127,20 @@ impl Drop for Registration {
 /// Watches the file now at `inbox` (of a registered directory) for changes made in place, by a
 /// writer that does not replace it by rename. Call it before each read of the inbox: a change
 /// after it is announced, one before it is found by the read.
+///
+/// It runs on the watcher's own thread too (a change read from there), so it never waits for the
+/// watcher's lock: a thread holding it may be waiting for that very thread (notify's backends
+/// end a watch that way). Busy: this read goes unarmed, and the safety re-read finds what an
+/// in-place write brought meanwhile. Only Linux needs it: notify's watches report such writes.
 pub fn watch_file(inbox: &Path) {
-    if let Some(watching) = lock(watcher()).as_mut() {
-        watching.watch_file(inbox);
+    #[cfg(target_os = "linux")]
+    if let Ok(mut watcher) = watcher().try_lock() {
+        if let Some(watching) = watcher.as_mut() {
+            watching.watch_file(inbox);
+        }
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = inbox;
 }
 
 /// How many inboxes the process watches (one per open channel with a watch).

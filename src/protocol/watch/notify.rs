@@ -23,9 +23,6 @@ impl Watcher {
     pub fn unwatch(&mut self, dir: &Path) {
         let _ = self.0.unwatch(dir);
     }
-
-    /// Nothing to add: the directory's watch reports files written in place already.
-    pub fn watch_file(&mut self, _inbox: &Path) {}
 }
 
 fn hints(event: notify::Result<notify::Event>) -> Vec<Hint> {
