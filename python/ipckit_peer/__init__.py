@@ -26,7 +26,7 @@ except ImportError as _error:
     # imports the package it is about to run) gets the package: __main__ reports what is missing.
     if (getattr(_error, "name", None) or "").split(".")[0] != "ipckit" or _sys.argv[:1] != ["-m"]:
         raise
-from .errors import InboxProblem, PeerClosed, PeerError, RemoteError, RequestError, RequestTimeout
+from .errors import InboxProblem, PeerClosed, PeerError, RemoteError, RequestError, RequestTimeout, WatchProblem
 from .executors import MainThreadQueue, ThreadPool
 
 __version__ = "0.1.0"
@@ -42,6 +42,7 @@ __all__ = [
     "RemoteError",
     "RequestTimeout",
     "InboxProblem",
+    "WatchProblem",
     "PROGRESS_EVENT",
     "CANCEL_EVENT",
     "__version__",

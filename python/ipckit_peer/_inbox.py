@@ -8,6 +8,7 @@ and a message never comes back once a writer has trimmed it. Only the previous s
 kept, so memory is bounded by the file.
 """
 
+import errno
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ import time
 import uuid
 
 from ._locks import own_start, process_running, read_small
+from ._watch import fresh_size
 from .errors import InboxProblem
 
 MESSAGE_TYPES = ("request", "response", "event")
@@ -30,6 +32,14 @@ FULL_READ_PERIOD = 1.0
 WATCHED_FULL_READ_PERIOD = 10.0
 
 DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
+
+# Reads of one version of a file on a share before a cut-off copy is given up on (until the next
+# poll): the size is asked afresh before each, so a second one almost always sees it whole.
+CUT_OFF_TRIES = 3
+
+
+class CutOff(OSError):
+    """Every read of a file came back shorter than the file is (a share's stale cached size)."""
 
 
 if os.name == "nt":  # pragma: no cover - exercised on Windows only
@@ -45,8 +55,9 @@ if os.name == "nt":  # pragma: no cover - exercised on Windows only
     _OPEN_EXISTING = 3
     _FILE_ATTRIBUTE_NORMAL = 0x80
 
-    def _read_file(path):
-        """The file's bytes and os.fstat() result, opened so that a writer's rename never fails."""
+    def _read_file(path, fresh=False):
+        """The file's bytes and os.fstat() result, opened so that a writer's rename never fails.
+        (``fresh``: no share is detected on Windows; a silent watcher's fallback just reads.)"""
         handle = _CreateFileW(path, _GENERIC_READ, _SHARE_ALL, None, _OPEN_EXISTING, _FILE_ATTRIBUTE_NORMAL, None)
         if handle is None or handle == _INVALID_HANDLE:
             error = ctypes.get_last_error()
@@ -61,10 +72,17 @@ if os.name == "nt":  # pragma: no cover - exercised on Windows only
 
 else:
 
-    def _read_file(path):
-        """The file's bytes and the os.fstat() result of the very file that was read."""
-        with open(path, "rb") as handle_file:
-            return handle_file.read(), os.fstat(handle_file.fileno())
+    def _read_file(path, fresh=False):
+        """The file's bytes and the os.fstat() result of the very file that was read. ``fresh``
+        (a share): the size is asked afresh first (fresh_size), and a read shorter than that is a
+        cut-off copy, read again; CutOff when every try was."""
+        for _ in range(CUT_OFF_TRIES if fresh else 1):
+            with open(path, "rb") as handle_file:
+                size = fresh_size(handle_file.fileno()) if fresh else 0
+                data = handle_file.read()
+                if len(data) >= size:
+                    return data, os.fstat(handle_file.fileno())
+        raise CutOff(errno.EAGAIN, "read %d of its %d bytes (a cut-off copy)" % (len(data), size), path)
 
 
 def _signature(st):
@@ -144,7 +162,7 @@ def settled_request_ids(path):
     """The ids of the requests that the message file ``path`` holds responses to (``reply_to``);
     empty when it cannot be read or parsed."""
     try:
-        data, _ = _read_file(path)
+        data, _ = _read_file(path, fresh=True)  # once, at open: never a cut-off copy
         messages = parse_messages(data)
     except (OSError, ValueError):
         return set()
@@ -207,6 +225,7 @@ class InboxReader(object):
         self._signature = None
         self._last_full_read = None
         self._reported = None  # what was last reported about the file as a whole
+        self._unparsed = None  # the bytes of the last read that did not parse (a share's read)
         self.last_id = None  # id of the newest message of the newest non-empty snapshot
 
     def _report_once(self, key, text):
@@ -214,10 +233,12 @@ class InboxReader(object):
             self._reported = key
             self._report(InboxProblem(text, self.path))
 
-    def read_new(self, force=False, full_read_period=FULL_READ_PERIOD):
+    def read_new(self, force=False, full_read_period=FULL_READ_PERIOD, fresh=False):
         """The new, well-formed messages (a list, possibly empty). ``force``: read the file even
         when its stat() looks unchanged (a change event said it changed); so does a read
-        ``full_read_period`` seconds after the last full one."""
+        ``full_read_period`` seconds after the last full one. ``fresh`` (a share): cut-off reads
+        are read again (_read_file), and a read that does not parse is reported only when the
+        next one finds the same bytes (a cut-off copy that slipped through is not a bad file)."""
         now = time.monotonic()
         try:
             signature = _signature(os.stat(self.path))
@@ -241,7 +262,10 @@ class InboxReader(object):
             )
             return []
         try:
-            data, st = _read_file(self.path)
+            data, st = _read_file(self.path, fresh)
+        except CutOff:
+            self._signature = None  # the next poll reads it again; nothing is delivered from it
+            return []
         except OSError as error:
             self._report_once(("read", error.errno), "cannot read inbox %s: %s" % (self.path, error))
             return []
@@ -256,6 +280,10 @@ class InboxReader(object):
         try:
             snapshot = parse_messages(data)
         except (UnicodeDecodeError, ValueError) as error:
+            if fresh and data != self._unparsed:
+                self._unparsed = data  # perhaps cut off: reported if the next read finds it again
+                self._signature = None
+                return []
             # The writer replaces the file by rename, so this is a genuinely bad file: say so once
             # for this version and keep the previous snapshot (nothing is delivered from it).
             self._report_once(("parse", signature), "inbox %s is not valid JSON: %s" % (self.path, error))
@@ -264,6 +292,7 @@ class InboxReader(object):
             self._report_once(("shape", signature), "inbox %s does not hold a JSON array" % self.path)
             return []
         self._reported = None
+        self._unparsed = None
 
         keys = set()
         fresh = []

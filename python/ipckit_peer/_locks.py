@@ -11,6 +11,8 @@ both judge and remove the same file.
 
 import os
 
+from ._watch import fresh_size
+
 MAX_LOCK_BYTES = 64
 
 if os.name == "nt":  # pragma: no cover - exercised on Windows only
@@ -103,17 +105,24 @@ def read_small(path, limit=16 * 1024):
     """The bytes of a small file of the channel (a lock, an acknowledgement), read without
     following a link or waiting on a FIFO; None when it cannot be read or is over ``limit``."""
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:
-        return None
-    try:
-        data = os.read(fd, limit + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return data if len(data) <= limit else None
+    for _ in range(3):
+        try:
+            fd = os.open(path, flags)
+        except OSError:
+            return None
+        try:
+            # On a share a read stops at the cached size: a cut-off PID names another process.
+            size = fresh_size(fd)
+            data = os.read(fd, limit + 1)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        if len(data) > limit:
+            return None
+        if len(data) >= size:
+            return data
+    return None  # cut off every time: never taken for the whole file
 
 
 def _holder(lock_path):

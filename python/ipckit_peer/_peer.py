@@ -188,7 +188,10 @@ class Peer(object):
         kqueue on macOS, ReadDirectoryChangesW on Windows) instead of polling, re-reading at
         least every 2 s all the same. False, or the environment variable
         ``IPCKIT_PEER_WAKE=poll``: poll (see :meth:`serve`). Where no watcher can be set up the
-        peer polls and says so through ``on_error``; :attr:`wake_mode` tells which it does.
+        peer polls and says so through ``on_error``; :attr:`wake_mode` tells which it does. On a
+        network share (NFS, SMB, FUSE, 9P on Linux) the inbox is read at the polling cadence
+        whatever the watcher does, and a watcher that keeps missing changes is stopped and
+        reported once (a :class:`WatchProblem`, the Node side's ``EWATCH``).
 
     Requests are never run twice: at open the peer reads its own outbox and skips the requests
     it (or an earlier process of the same role) already answered, and it skips those it answered
@@ -440,8 +443,17 @@ class Peer(object):
             return 0
         try:
             self._last_ingest = time.monotonic()
-            full_read_period = WATCHED_FULL_READ_PERIOD if self._watch.alive else FULL_READ_PERIOD
-            fresh = self._inbox.read_new(self._watch.take_hint(), full_read_period)
+            watch = self._watch
+            hinted = watch.take_hint()
+            if watch.reads_content:
+                # A share: cached attributes may hide a new version, so the content is read on
+                # every poll (and a cut-off copy read again), never only when stat() changed.
+                fresh = self._inbox.read_new(hinted, 0.0, fresh=True)
+            else:
+                full_read_period = WATCHED_FULL_READ_PERIOD if watch.alive else FULL_READ_PERIOD
+                fresh = self._inbox.read_new(hinted, full_read_period)
+            # Messages the watcher did not announce, again and again: it falls back to polling.
+            watch.note_read(bool(fresh), hinted)
             for message in fresh:
                 self._accept(message)
             if fresh:

@@ -20,10 +20,17 @@ Events are only hints: a waiter always reads the file itself, and the reader del
 once by id, so a spurious or duplicated event costs one read. Waiters also re-read at least every
 SAFETY_PERIOD seconds, so a watcher that stays silent (a network share, an overflowing queue)
 never loses a message. Where no watcher can be set up (no inotify instance left, an exotic file
-system, an unknown OS), on a network or cluster file system (Linux: NFS, SMB, FUSE, 9P...: writers
-on other hosts make no local events) or when it is disabled (``watch=False``,
-``IPCKIT_PEER_WAKE=poll``), the waiters poll instead: every ``poll_interval`` right after
-activity, backing off to IDLE_POLL when nothing happens.
+system, an unknown OS) or when it is disabled (``watch=False``, ``IPCKIT_PEER_WAKE=poll``), the
+waiters poll instead: every ``poll_interval`` right after activity, backing off to IDLE_POLL when
+nothing happens.
+
+Network shares (issue 22; the rules live in is_remote_file_system() and fresh_size()): on a
+network or cluster file system (Linux: NFS, SMB, FUSE, 9P...) writers on other hosts or mounts
+make no local events and ``stat()`` answers from a cache, so the waiters poll at the polling
+cadence whatever the watcher does (it still wakes them for this machine's writers) and the inbox
+content is read on every poll. A watcher that keeps missing changes (MISSES_BEFORE_FALLBACK reads
+in a row found messages it had not announced) is stopped and reported once; the peer then polls,
+reading the content every time, as on a share.
 """
 
 import errno
@@ -44,6 +51,10 @@ SAFETY_PERIOD = 2.0
 IDLE_POLL = 0.1
 # ...reaching it after (IDLE_POLL * BACKOFF_FACTOR) s without activity.
 BACKOFF_FACTOR = 8
+
+# Reads in a row that find messages the watcher did not announce before it is taken for silent
+# (the Node side's EWATCH rule): a local writer's event may lag a poll once, never three times.
+MISSES_BEFORE_FALLBACK = 3
 
 # What a source's wait_events() reports.
 _INBOX = "inbox"  # the inbox (probably) changed, or events were lost: read it
@@ -440,6 +451,43 @@ def is_remote_file_system(directory):
     return magic in _REMOTE_FILE_SYSTEMS
 
 
+_AT_EMPTY_PATH = 0x1000
+_AT_STATX_FORCE_SYNC = 0x2000
+_STATX_SIZE = 0x200
+_STATX_SIZE_OFFSET = 40  # struct statx: stx_size (u64) follows mask, blksize, attributes, nlink, uid, gid, mode, ino
+_statx = None
+
+
+def fresh_size(fd):
+    """The size of the open file ``fd`` as the file system has it now, not as a cache remembers it.
+
+    A share's client (FUSE, NFS, SMB) keeps a file's size for up to its attribute timeout, and a
+    read through it stops at that size: a file rewritten through another mount or machine comes
+    back cut off. Linux: ``statx(AT_STATX_FORCE_SYNC)`` asks the server and refreshes the cached
+    size, so the read that follows sees the whole file; a read still shorter than this size is cut
+    off and must be read again. Elsewhere (or without statx): ``fstat()``."""
+    global _statx
+    if _statx is None:
+        _statx = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                fn = ctypes.CDLL(None, use_errno=True).statx
+                fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
+                fn.restype = ctypes.c_int
+                _statx = fn
+            except (AttributeError, OSError):  # a C library without statx (glibc < 2.28)
+                pass
+    if _statx:
+        import ctypes
+
+        buffer = ctypes.create_string_buffer(256)  # sizeof(struct statx)
+        if _statx(fd, b"", _AT_EMPTY_PATH | _AT_STATX_FORCE_SYNC, _STATX_SIZE, buffer) == 0:
+            return ctypes.c_uint64.from_buffer(buffer, _STATX_SIZE_OFFSET).value
+    return os.fstat(fd).st_size
+
+
 def _source_class():
     if sys.platform.startswith("linux"):
         return _InotifySource
@@ -478,11 +526,14 @@ class InboxWatcher(object):
         self._closed = False
         self._source = None
         self._thread = None
+        self._missed = 0
+        # A share (see the module docstring): polled at the polling cadence, content read each time.
+        self.remote = is_remote_file_system(directory)
+        # The watcher missed changes and was stopped: this file system is treated like a share.
+        self.silent = False
         self.mode = "poll"
         if not watch or os.environ.get(WAKE_ENV, "").strip().lower() == "poll":
             return
-        if is_remote_file_system(directory):
-            return  # writers on other hosts make no local events: poll, as documented
         cls = _source_class()
         if cls is None:
             self._tell("no file watcher on this platform (%s); polling the inbox instead" % sys.platform)
@@ -499,13 +550,40 @@ class InboxWatcher(object):
 
     def _tell(self, text):
         if self._report is not None:
-            from .errors import PeerError
+            from .errors import WatchProblem
 
-            self._report(PeerError(text))
+            self._report(WatchProblem(text))
 
     @property
     def generation(self):
         return self._generation
+
+    @property
+    def reads_content(self):
+        """True where cached attributes cannot be trusted (a share, or a watcher found silent):
+        every poll reads the inbox's content, its size asked afresh (fresh_size)."""
+        return self.remote or self.silent
+
+    def note_read(self, found, hinted):
+        """After a read of the inbox that ``found`` new messages or not, ``hinted`` whether the
+        watcher had announced a change. MISSES_BEFORE_FALLBACK reads in a row that found messages
+        it had not announced: it does not see this file system's writers (a share written from
+        another machine or mount, an undetected one included): stop it, poll, say so once."""
+        if self.mode == "poll" or not found:
+            return
+        if hinted:
+            self._missed = 0
+            return
+        self._missed += 1
+        if self._missed < MISSES_BEFORE_FALLBACK:
+            return
+        self.silent = True
+        self._stop_source()
+        self._tell(
+            "the watcher of %s missed %d changes in a row (the file system may not report changes, "
+            "e.g. a network share written from another machine); polling the inbox instead"
+            % (self.directory, self._missed)
+        )
 
     @property
     def alive(self):
@@ -536,10 +614,10 @@ class InboxWatcher(object):
     def period(self, busy=False):
         """How long a waiter may sleep without an event before it reads the inbox anyway.
 
-        With an OS watcher: SAFETY_PERIOD. Polling: ``poll_interval`` while ``busy`` (requests
-        in flight either way) or right after activity, growing with the time since to IDLE_POLL
-        (or ``poll_interval`` if that is longer)."""
-        if self.mode != "poll":
+        With an OS watcher: SAFETY_PERIOD, except on a share (writers elsewhere raise no event).
+        Polling: ``poll_interval`` while ``busy`` (requests in flight either way) or right after
+        activity, growing with the time since to IDLE_POLL (or ``poll_interval`` if longer)."""
+        if self.mode != "poll" and not self.remote:
             return SAFETY_PERIOD
         fast = self.poll_interval
         if busy:
@@ -595,18 +673,24 @@ class InboxWatcher(object):
             if self._closed:
                 return
             self._closed = True
-        source, thread = self._source, self._thread
-        if source is not None:
-            try:
-                source.interrupt()
-            except OSError:
-                pass
-            if thread is not None and thread is not threading.current_thread():
-                thread.join(5.0)
-                if thread.is_alive():  # pragma: no cover - never seen; do not free what it uses
-                    self._tell("the watcher thread of %s did not stop" % self.directory)
-                    return
-            source.close()
-            self._source = None
-        self.mode = "poll"
+        self._stop_source()
         self.poke()
+
+    def _stop_source(self):
+        """Ends the watcher's thread and releases its handles (once); the waiters poll."""
+        with self._cond:
+            source, thread = self._source, self._thread
+            self._source = self._thread = None
+        self.mode = "poll"
+        if source is None:
+            return
+        try:
+            source.interrupt()
+        except OSError:
+            pass
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5.0)
+            if thread.is_alive():  # pragma: no cover - never seen; do not free what it uses
+                self._tell("the watcher thread of %s did not stop" % self.directory)
+                return
+        source.close()

@@ -61,3 +61,11 @@ class InboxProblem(PeerError):
         PeerError.__init__(self, text)
         self.path = path
         self.message = message
+
+
+class WatchProblem(PeerError):
+    """The inbox watcher cannot be used, was lost, or missed changes (a network share): the peer
+    polls from then on (reported through ``on_error``, once per cause, never raised). ``code`` is
+    the Node side's name for it."""
+
+    code = "EWATCH"

@@ -14,6 +14,7 @@ import pytest
 from conftest import FRONTEND_OUTBOX as INBOX, wait_until
 from ipckit_peer import _watch
 from ipckit_peer._watch import IDLE_POLL, InboxWatcher
+from ipckit_peer.errors import WatchProblem
 
 LINUX = sys.platform.startswith("linux")
 EXPECTED_MODE = "inotify" if LINUX else "windows" if os.name == "nt" else "kqueue"
@@ -246,13 +247,110 @@ def test_an_unavailable_watcher_falls_back_to_polling_and_says_so(harness, monke
     assert harness.backend_log().wait_response(front.send_request("echo", 7))["payload"] == 7
 
 
-def test_a_network_file_system_is_polled_without_complaint(channel, monkeypatch):
+def test_a_network_file_system_is_polled_at_the_polling_cadence_and_read_whole(channel, monkeypatch):
     directory, open_watcher = channel
     assert _watch.is_remote_file_system(directory) is False  # the test's own temp directory
+    assert open_watcher().reads_content is False
     monkeypatch.setattr(_watch, "is_remote_file_system", lambda path: True)  # say, NFS
     reports = []
+    watcher = open_watcher(report=reports.append, poll_interval=0.02)
+    # The watcher still wakes us for this machine's writers, but writers elsewhere raise no
+    # event: the waiters read at the polling cadence, the content every time, without complaint.
+    assert watcher.mode == EXPECTED_MODE and watcher.reads_content and reports == []
+    assert watcher.period(busy=True) == 0.02
+    assert open_watcher(watch=False).reads_content
+
+
+@pytest.mark.skipif(not LINUX, reason="statfs magic numbers are read on Linux only")
+def test_the_file_system_type_decides_what_is_remote(channel, monkeypatch):
+    directory, _ = channel
+    assert _watch.is_remote_file_system("/proc") is False
+    assert 0x65735546 in _watch._REMOTE_FILE_SYSTEMS  # FUSE (bindfs, sshfs)
+    assert 0x6969 in _watch._REMOTE_FILE_SYSTEMS  # NFS
+    assert 0xFF534D42 in _watch._REMOTE_FILE_SYSTEMS  # CIFS
+    # A fake mount type: the statfs answer is what decides.
+    monkeypatch.setattr(_watch, "_REMOTE_FILE_SYSTEMS", frozenset())
+    assert _watch.is_remote_file_system(directory) is False
+    import ctypes
+
+    buffer = ctypes.create_string_buffer(512)
+    libc = ctypes.CDLL(None)
+    assert libc.statfs(os.fsencode(directory), buffer) == 0
+    magic = ctypes.c_long.from_buffer(buffer).value & 0xFFFFFFFF
+    monkeypatch.setattr(_watch, "_REMOTE_FILE_SYSTEMS", frozenset([magic]))
+    assert _watch.is_remote_file_system(directory) is True
+
+
+def test_fresh_size_is_the_file_size(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"[1, 2, 3]")
+    fd = os.open(str(path), os.O_RDONLY)
+    try:
+        assert _watch.fresh_size(fd) == 9
+    finally:
+        os.close(fd)
+
+
+class _DeafSource(object):
+    """A watcher source that announces nothing (a share written through another mount)."""
+
+    mode = "deaf"
+
+    def __init__(self, directory, name):
+        self._stop = threading.Event()
+        self.closed = False
+
+    def wait_events(self):
+        self._stop.wait()
+        return _watch._STOP
+
+    def interrupt(self):
+        self._stop.set()
+
+    def close(self):
+        self.closed = True
+
+
+def test_a_watcher_that_misses_changes_falls_back_to_polling_and_says_so_once(channel, monkeypatch):
+    directory, open_watcher = channel
+    monkeypatch.setattr(_watch, "_source_class", lambda: _DeafSource)
+    reports = []
     watcher = open_watcher(report=reports.append)
-    assert watcher.mode == "poll" and reports == []
+    assert watcher.mode == "deaf" and watcher.period() == _watch.SAFETY_PERIOD
+    source = watcher._source
+    # Reads that find nothing, or find what was announced, are no misses.
+    watcher.note_read(False, False)
+    watcher.note_read(True, False)
+    watcher.note_read(True, True)
+    for _ in range(_watch.MISSES_BEFORE_FALLBACK - 1):
+        watcher.note_read(True, False)
+    assert watcher.mode == "deaf" and reports == []
+    watcher.note_read(True, False)
+    assert watcher.mode == "poll" and watcher.silent and watcher.reads_content
+    assert source.closed and watcher._thread is None
+    assert len(reports) == 1 and isinstance(reports[0], WatchProblem) and reports[0].code == "EWATCH"
+    assert "missed 3 changes" in str(reports[0]) and "polling" in str(reports[0])
+    for _ in range(10):
+        watcher.note_read(True, False)
+    assert len(reports) == 1  # once
+
+
+def test_a_peer_whose_watcher_hears_nothing_still_answers_falls_back_once_and_reads_content(harness, monkeypatch):
+    monkeypatch.delenv(_watch.WAKE_ENV, raising=False)
+    monkeypatch.setattr(_watch, "_source_class", lambda: _DeafSource)
+    reports = []
+    peer = harness.backend(on_error=reports.append)
+    assert peer.wake_mode == "deaf"
+    peer.handle("echo", lambda params, ctx: params)
+    harness.serve(peer)
+    front = harness.reference_frontend()
+    log = harness.backend_log()
+    for n in range(5):
+        assert log.wait_response(front.send_request("echo", n), timeout=10)["payload"] == n
+    wait_until(lambda: peer.wake_mode == "poll", 5, "the fallback")
+    watch_reports = [r for r in reports if isinstance(r, WatchProblem)]
+    assert len(watch_reports) == 1 and "missed 3 changes" in str(watch_reports[0])
+    assert peer._watch.reads_content
 
 
 def test_event_buffers_are_parsed():
