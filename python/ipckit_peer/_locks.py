@@ -11,7 +11,7 @@ both judge and remove the same file.
 
 import os
 
-from ._watch import fresh_size
+from ._watch import fresh_size, is_remote_file_system
 
 MAX_LOCK_BYTES = 64
 
@@ -138,6 +138,10 @@ def _holder(lock_path):
 def clear_abandoned_lock(outbox_path):
     """Removes ``outbox_path``'s lock file when the process it names no longer runs on this
     host. Returns whether it removed one. Never raises."""
+    # On a share the PID may be another machine's: only a lock's age can say it was left behind
+    # there, which the reference's writers judge themselves.
+    if is_remote_file_system(os.path.dirname(os.path.abspath(outbox_path))):
+        return False
     lock_path = os.path.splitext(outbox_path)[0] + ".lock"
     pid = _holder(lock_path)
     if pid is None or pid == os.getpid() or process_running(pid):

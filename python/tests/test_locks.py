@@ -32,6 +32,21 @@ def test_a_restarted_backend_takes_over_the_lock_its_killed_predecessor_left(har
     assert harness.backend_log().events("hello")
 
 
+def test_on_a_share_a_lock_naming_no_process_here_is_left_alone(harness, monkeypatch):
+    # Its PID may be a process of the machine across the share: never judged by it here.
+    import ipckit_peer._locks as locks
+
+    os.makedirs(harness.dir)
+    with open(lock_path(harness), "w") as handle:
+        handle.write("%d\n" % dead_pid())
+    monkeypatch.setattr(locks, "is_remote_file_system", lambda directory: True)
+    assert not clear_abandoned_lock(os.path.join(harness.dir, BACKEND_OUTBOX))
+    assert os.path.exists(lock_path(harness))
+    monkeypatch.setattr(locks, "is_remote_file_system", lambda directory: False)
+    assert clear_abandoned_lock(os.path.join(harness.dir, BACKEND_OUTBOX))
+    assert not os.path.exists(lock_path(harness))
+
+
 def test_a_lock_of_a_running_process_is_left_alone(harness):
     os.makedirs(harness.dir)
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
