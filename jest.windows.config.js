@@ -19,8 +19,15 @@ module.exports = {
   ...base,
   // readme.test.js links the package into a scratch project (a symbolic link, which Wine 8
   // cannot make); the README's text is the same on every platform and is checked on Linux.
-  // __test__/blender/ needs Blender (Linux, jest.blender.config.js).
-  testPathIgnorePatterns: ['/node_modules/', '/__test__/readme\\.test\\.js$', '/__test__/blender/', ...pythonSuites],
+  // __test__/blender/ needs Blender (Linux, jest.blender.config.js); __test__/shares/ FUSE mounts
+  // (Linux, jest.shares.config.js).
+  testPathIgnorePatterns: [
+    '/node_modules/',
+    '/__test__/readme\\.test\\.js$',
+    '/__test__/blender/',
+    '/__test__/shares/',
+    ...pythonSuites,
+  ],
   // Starting a process under Wine takes 0.5-1 s (Linux: 0.1 s), and the tests start many.
   testTimeout: 120000,
 }
