@@ -22,8 +22,23 @@ const CLOSE_JOB_KEY: u64 = 1 << 63;
 const SAFETY_READ_WHILE_WATCHING: Duration = Duration::from_secs(2);
 
 /// What the safety re-reads of all the process's watched channels may cost together: beyond 400
-/// channels their period grows instead (1,000 channels: a stat each every 5 s).
+/// channels their period grows instead (1,000 channels: a stat each every 8 s).
 const SAFETY_READS_PER_SECOND: u32 = 200;
+
+/// The period of a watched channel's safety re-reads with `watched` channels in the process: the
+/// base period doubled until the re-reads fit `SAFETY_READS_PER_SECOND` (and `pollIntervalMs`).
+/// Only doublings, so that every channel's grid points are points of the base grid whatever the
+/// count was when it computed its period: channels opened one after another (each seeing one
+/// more) would otherwise each get a grid of their own and wake the dispatcher one at a time.
+fn safety_period(watched: usize, poll_interval: Duration) -> Duration {
+    let watched = u32::try_from(watched).unwrap_or(u32::MAX);
+    let needed = (Duration::from_secs(1) * watched / SAFETY_READS_PER_SECOND).max(poll_interval);
+    let mut period = SAFETY_READ_WHILE_WATCHING;
+    while period < needed {
+        period *= 2;
+    }
+    period
+}
 
 /// How often the peer's heartbeat and process are checked while someone follows the peer.
 const PRESENCE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
@@ -197,11 +212,7 @@ impl Channel {
         }
         static GRID_START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
         let start = *GRID_START.get_or_init(Instant::now);
-        let watched = u32::try_from(watch::watched_inboxes()).unwrap_or(u32::MAX);
-        let spread = Duration::from_secs(1) * watched / SAFETY_READS_PER_SECOND;
-        let period = SAFETY_READ_WHILE_WATCHING
-            .max(spread)
-            .max(self.options.poll_interval);
+        let period = safety_period(watch::watched_inboxes(), self.options.poll_interval);
         let periods = (now - start).as_nanos() / period.as_nanos() + 1;
         start + period * periods as u32
     }
@@ -312,6 +323,27 @@ mod tests {
     use super::*;
     use crate::protocol::channel::BACKEND_OUTBOX;
     use std::sync::Mutex;
+
+    #[test]
+    fn safety_periods_share_the_base_grid_whatever_the_channel_count() {
+        let base = SAFETY_READ_WHILE_WATCHING;
+        let poll = Duration::from_millis(100);
+        assert_eq!(safety_period(1, poll), base);
+        assert_eq!(safety_period(400, poll), base);
+        // At most SAFETY_READS_PER_SECOND re-reads a second in all.
+        assert_eq!(safety_period(1000, poll), base * 4);
+        for watched in [0, 401, 555, 799, 800, 1000, 5000] {
+            let period = safety_period(watched, poll);
+            assert_eq!(
+                period.as_nanos() % base.as_nanos(),
+                0,
+                "{watched}: {period:?}"
+            );
+            assert!((period.as_nanos() / base.as_nanos()).is_power_of_two());
+            assert!(period.as_secs_f64() * f64::from(SAFETY_READS_PER_SECOND) >= watched as f64);
+        }
+        assert_eq!(safety_period(1, Duration::from_secs(60)), base * 32);
+    }
 
     #[test]
     fn a_watcher_that_misses_changes_is_rearmed_and_reported_once() {
