@@ -42,44 +42,41 @@ npx jest --ci --json --outputFile="$report_dir/jest.json" 2>&1 | tail -n 60
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 count_jest "$report_dir/jest.json"
 
+# A jest stage that needs a machine set-up first: `setup` installs what is missing (exit 3: this
+# machine cannot, which is a failure only under CI, where every stage must run; other exits are
+# failures). With `env_var`, the setup's last output line is handed to the suites in that variable.
+run_setup_stage() {
+  local name=$1 setup=$2 config=$3 env_var=${4:-} output rc
+  # Its output goes to the log as it comes; the last line is kept.
+  output=$(bash "$setup" | tee /dev/stderr; exit "${PIPESTATUS[0]}")
+  rc=$?
+  if [ "$rc" -eq 0 ]; then
+    env ${env_var:+"$env_var=$(tail -n 1 <<<"$output")"} npx jest -c "$config" --ci --json \
+      --outputFile="$report_dir/$name.json" 2>&1 | tail -n 60
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+    count_jest "$report_dir/$name.json" "$name"
+  elif [ "$rc" -eq 3 ] && [ "${CI:-}" != "true" ]; then
+    notes="${notes:+$notes; }the $name stage did not run (the reason is printed above); it is not counted"
+  else
+    echo "$name: $setup failed (exit $rc; see its output above)" >>"$failures"
+    failed=$((failed + 1))
+    status=1
+  fi
+}
+
 echo "== blender (a real DCC host: __test__/blender, headless and under Xvfb)"
 # scripts/setup-blender.sh installs Debian's blender and xvfb with apt when missing, and prints the
 # site-packages directory (ipckit==0.1.12 and ipckit_peer) for Blender's PYTHONPATH. Exit 3: this
 # machine cannot install them (not root, no apt-get); that is a failure only under CI, where the
 # stage must always run. Each Blender gets a TMPDIR of its own (__test__/helpers/blender.js).
-blender_site=$(bash scripts/setup-blender.sh)
-blender_rc=$?
-if [ "$blender_rc" -eq 0 ]; then
-  IPCKIT_BLENDER_SITE=$(tail -n 1 <<<"$blender_site") npx jest -c jest.blender.config.js --ci --json \
-    --outputFile="$report_dir/blender.json" 2>&1 | tail -n 60
-  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-  count_jest "$report_dir/blender.json" blender
-elif [ "$blender_rc" -eq 3 ] && [ "${CI:-}" != "true" ]; then
-  notes="${notes:+$notes; }the Blender stage did not run (the reason is printed above); it is not counted"
-else
-  echo "blender: scripts/setup-blender.sh failed (exit $blender_rc; see its output above)" >>"$failures"
-  failed=$((failed + 1))
-  status=1
-fi
+run_setup_stage blender scripts/setup-blender.sh jest.blender.config.js IPCKIT_BLENDER_SITE
 
 echo "== shares (one directory through two FUSE mounts: __test__/shares)"
 # scripts/setup-shares.sh installs Debian's bindfs with apt when missing and proves that two mounts
 # of one directory work (root: FUSE, unshare -u). Exit 3: this machine cannot; a failure only under
 # CI, where the stage must always run (the script itself then exits 1). The suites mount and
 # unmount their own pairs.
-bash scripts/setup-shares.sh
-shares_rc=$?
-if [ "$shares_rc" -eq 0 ]; then
-  npx jest -c jest.shares.config.js --ci --json --outputFile="$report_dir/shares.json" 2>&1 | tail -n 60
-  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-  count_jest "$report_dir/shares.json" shares
-elif [ "$shares_rc" -eq 3 ] && [ "${CI:-}" != "true" ]; then
-  notes="${notes:+$notes; }the shares stage did not run (the reason is printed above); it is not counted"
-else
-  echo "shares: scripts/setup-shares.sh failed (exit $shares_rc; see its output above)" >>"$failures"
-  failed=$((failed + 1))
-  status=1
-fi
+run_setup_stage shares scripts/setup-shares.sh jest.shares.config.js
 
 echo "== python companion (pytest)"
 # python/ (ipckit_peer) against the reference ipckit, in the peer venv; counts come from pytest's

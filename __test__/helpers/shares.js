@@ -80,4 +80,45 @@ function startSharePeer(dir, options = {}, { hostName } = {}) {
   return spawnLines('unshare', ['-u', 'sh', '-c', script, hostName, process.execPath, ...args])
 }
 
-module.exports = { mountPair, canChangeHostName, startSharePeer, isMounted }
+/**
+ * The share suites' harness: a mount pair for the file (mounted before its tests, unmounted
+ * after), and channels and peers that each test's end closes and stops. `open(role, dir, options)`
+ * opens a channel that records its 'error' events in `channel.problems`; `track(peer)` stops a
+ * peer after the test; `channelDir()` is a fresh channel directory as the backing directory and
+ * mounts A and B see it.
+ */
+function useSharedDirectory({ needsHostName = false } = {}) {
+  const { FileChannel } = require('../../index.js')
+  let share
+  const channels = []
+  const peers = []
+  beforeAll(() => {
+    if (needsHostName && !canChangeHostName()) {
+      throw new Error('unshare -u is not permitted here: run as root (scripts/setup-shares.sh)')
+    }
+    share = mountPair()
+  })
+  afterEach(async () => {
+    for (const channel of channels.splice(0)) if (!channel.closed) channel.close()
+    await Promise.all(peers.splice(0).map((peer) => peer.stop()))
+  })
+  afterAll(async () => {
+    await share?.unmount()
+  })
+  return {
+    channelDir: () => share.channelDir(),
+    open(role, dir, options) {
+      const channel = FileChannel[role](dir, options)
+      channels.push(channel)
+      channel.problems = []
+      channel.on('error', (error) => channel.problems.push(error))
+      return channel
+    },
+    trackPeer(peer) {
+      peers.push(peer)
+      return peer
+    },
+  }
+}
+
+module.exports = { mountPair, useSharedDirectory, canChangeHostName, startSharePeer, isMounted }

@@ -8,10 +8,9 @@
 // Python peer fails this suite (helpers/python.js), as a missing bindfs does (helpers/shares.js).
 
 const path = require('node:path')
-const { FileChannel } = require('../../index.js')
 const { median, waitFor } = require('../../test-support')
 const py = require('../helpers/python')
-const { mountPair } = require('../helpers/shares.js')
+const { useSharedDirectory } = require('../helpers/shares.js')
 
 const PYTHON_DIR = path.resolve(__dirname, '..', '..', 'python')
 
@@ -38,20 +37,11 @@ thread.join()
 emit({"closed": True})
 `
 
-let share
-const channels = []
-
+const share = useSharedDirectory()
 beforeAll(() => {
   py.peerPython() // throws (failing the suite) when no Python peer is usable
-  share = mountPair()
 }, 300000)
-afterEach(async () => {
-  for (const channel of channels.splice(0)) if (!channel.closed) channel.close()
-  await py.killAll()
-})
-afterAll(async () => {
-  await share?.unmount()
-})
+afterEach(() => py.killAll())
 
 describe.each([
   ['default options', {}, 500],
@@ -61,10 +51,7 @@ describe.each([
     const dirs = share.channelDir()
     const backend = py.startPython(BACKEND, { dir: dirs.B, python_dir: PYTHON_DIR }, 'ipckit_peer backend on mount B')
     await backend.ready(20000)
-    const front = FileChannel.frontend(dirs.A, options)
-    channels.push(front)
-    const problems = []
-    front.on('error', (error) => problems.push(error))
+    const front = share.open('frontend', dirs.A, options)
     await front.ready({ timeoutMs: 20000 })
     const reports = () => backend.lines.filter((line) => line.report !== undefined)
     const times = []
@@ -82,6 +69,6 @@ describe.each([
       { report: 'WatchProblem', code: 'EWATCH', text: expect.stringMatching(/missed 3 changes in a row.*polling/) },
     ])
     expect(median(times)).toBeLessThan(p50LimitMs)
-    expect(problems.filter((p) => p.code !== 'EWATCH').map((p) => `${p.code}: ${p.message}`)).toEqual([])
+    expect(front.problems.filter((p) => p.code !== 'EWATCH').map((p) => `${p.code}: ${p.message}`)).toEqual([])
   })
 })

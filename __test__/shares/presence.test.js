@@ -6,24 +6,9 @@
 // neither with the backend on the server's own disk (its record names its process and does not
 // heartbeat) nor with both sides on mounts of a share (it heartbeats, seen through a cache).
 
-const { FileChannel } = require('../../index.js')
-const { mountPair, canChangeHostName, startSharePeer } = require('../helpers/shares.js')
+const { useSharedDirectory, startSharePeer } = require('../helpers/shares.js')
 
-let share
-const channels = []
-const peers = []
-
-beforeAll(() => {
-  if (!canChangeHostName()) throw new Error('unshare -u is not permitted here: run as root (scripts/setup-shares.sh)')
-  share = mountPair()
-})
-afterEach(async () => {
-  for (const channel of channels.splice(0)) if (!channel.closed) channel.close()
-  await Promise.all(peers.splice(0).map((peer) => peer.stop()))
-})
-afterAll(async () => {
-  await share?.unmount()
-})
+const share = useSharedDirectory({ needsHostName: true })
 
 const ACK_TIMEOUT_MS = 1500
 
@@ -38,13 +23,10 @@ describe.each([
       { ...options, ackTimeoutMs: ACK_TIMEOUT_MS },
       { hostName: 'ipckit-other-host' },
     )
-    peers.push(peer)
+    share.trackPeer(peer)
     const ready = JSON.parse(await peer.waitForLine(/"ready"/, { timeoutMs: 20000 }))
     expect(ready.host).toBe('ipckit-other-host')
-    const front = FileChannel.frontend(dirs.A, { ...options, ackTimeoutMs: ACK_TIMEOUT_MS })
-    channels.push(front)
-    const problems = []
-    front.on('error', (error) => problems.push(`${error.code}: ${error.message}`))
+    const front = share.open('frontend', dirs.A, { ...options, ackTimeoutMs: ACK_TIMEOUT_MS })
     const states = []
     front.on('peer', (info) => states.push(info.state))
     const info = await front.ready({ timeoutMs: 20000 })
@@ -52,7 +34,7 @@ describe.each([
     const answer = await front.request('slow', { ms: 3 * ACK_TIMEOUT_MS, value: 'done' }, { timeoutMs: 60000 })
     expect(answer).toBe('done')
     expect(states).not.toContain('gone')
-    expect(problems.filter((p) => !p.startsWith('EWATCH'))).toEqual([])
+    expect(front.problems.filter((p) => p.code !== 'EWATCH').map((p) => `${p.code}: ${p.message}`)).toEqual([])
     expect(peer.lines.filter((line) => line.includes('"error"') && !line.includes('EWATCH'))).toEqual([])
   })
 })

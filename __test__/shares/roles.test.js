@@ -5,31 +5,11 @@
 // happen: no EBADMSG from a cut-off read, no ELOST, only one EWATCH per side (the watcher sees
 // nothing of the other mount's changes, so polling takes over and says so once).
 
-const { FileChannel } = require('../../index.js')
 const { waitFor } = require('../../test-support')
-const { mountPair } = require('../helpers/shares.js')
+const { useSharedDirectory } = require('../helpers/shares.js')
 
-let share
-const channels = []
-
-beforeAll(() => {
-  share = mountPair()
-})
-afterEach(() => {
-  for (const channel of channels.splice(0)) if (!channel.closed) channel.close()
-})
-afterAll(async () => {
-  await share?.unmount()
-})
-
-/** Opens a channel that records its 'error' events in `problems`. */
-function open(role, dir, options) {
-  const channel = FileChannel[role](dir, options)
-  channels.push(channel)
-  channel.problems = []
-  channel.on('error', (error) => channel.problems.push(error))
-  return channel
-}
+const share = useSharedDirectory()
+const open = share.open
 
 /** The problems other than the one EWATCH a side on a share may report. */
 function alarms(channel) {

@@ -5,30 +5,12 @@
 // whole (or for an empty file) would overwrite the other writer's messages. Every message sent must
 // arrive, exactly once, and nothing may be reported that did not happen.
 
-const { FileChannel } = require('../../index.js')
 const { waitFor } = require('../../test-support')
-const { mountPair } = require('../helpers/shares.js')
+const { useSharedDirectory } = require('../helpers/shares.js')
 
-let share
-const channels = []
-
-beforeAll(() => {
-  share = mountPair()
-})
-afterEach(() => {
-  for (const channel of channels.splice(0)) if (!channel.closed) channel.close()
-})
-afterAll(async () => {
-  await share?.unmount()
-})
-
-function open(role, dir, options) {
-  const channel = FileChannel[role](dir, options)
-  channels.push(channel)
-  channel.problems = []
-  channel.on('error', (error) => channel.problems.push(`${error.code}: ${error.message}`))
-  return channel
-}
+const share = useSharedDirectory()
+const open = share.open
+const problems = (...channels) => channels.flatMap((c) => c.problems.map((p) => `${p.code}: ${p.message}`))
 
 /** A backend on the backing directory (the server's own disk) and frontends on mounts A and B. */
 function writers(options) {
@@ -65,7 +47,7 @@ test('synchronous sends, taking turns: 0 lost, each once', async () => {
   expect(refused).toEqual([])
   expect([...got.values()].every((n) => n === 1)).toBe(true)
   expect(got.size).toBe(200)
-  expect([...back.problems, ...a.problems, ...b.problems]).toEqual([])
+  expect(problems(back, a, b)).toEqual([])
 })
 
 test('promise sends from both mounts at once, 2 x 1,000 with acknowledgements: 0 lost, each once', async () => {
@@ -75,5 +57,5 @@ test('promise sends from both mounts at once, 2 x 1,000 with acknowledgements: 0
   await Promise.all([send(a, 'a'), send(b, 'b')])
   await waitFor(() => got.size >= 2000, { timeoutMs: 60000, what: '2,000 events' })
   expect([...got.values()].every((n) => n === 1)).toBe(true)
-  expect([...back.problems, ...a.problems, ...b.problems]).toEqual([])
+  expect(problems(back, a, b)).toEqual([])
 })

@@ -287,8 +287,14 @@ impl DirWatch {
     /// After a safety re-read: whether the watcher missed the change the read found (it should
     /// be re-armed), and the first time it keeps missing, why to report it.
     fn check_missed(&mut self, found: bool) -> Option<Option<String>> {
-        if self.hinted.swap(false, Ordering::Relaxed) || !found || self.watcher.is_none() {
+        if self.hinted.swap(false, Ordering::Relaxed) || self.watcher.is_none() {
             self.missed_in_a_row = 0;
+            return None;
+        }
+        // A re-read that found nothing says nothing of the watcher: only an announced change
+        // ends a streak (otherwise one quiet re-read between the peer's messages, as on a share
+        // polled faster than the peer writes, would hide a watcher that never announces any).
+        if !found {
             return None;
         }
         self.missed_in_a_row += 1;
@@ -357,8 +363,10 @@ mod tests {
         assert_eq!(watch.check_missed(false), None);
         watch.hinted.store(true, Ordering::Relaxed);
         assert_eq!(watch.check_missed(true), None);
-        // Found by the safety re-read alone: re-arm; the third time in a row, report.
+        // Found by the safety re-read alone: re-arm; the third time in a row, report. Re-reads
+        // that found nothing in between do not end the streak.
         assert_eq!(watch.check_missed(true), Some(None));
+        assert_eq!(watch.check_missed(false), None);
         assert_eq!(watch.check_missed(true), Some(None));
         let reason = watch.check_missed(true).unwrap().unwrap();
         assert!(reason.contains("missed 3 changes"), "{reason}");
