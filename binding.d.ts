@@ -94,6 +94,11 @@ export declare class NativeFileChannel {
   /** Empties both message files (each under its writer's lock). */
   clear(): void
   /**
+   * Writes what waits for the writer thread now, on this thread (one attempt per batch): what
+   * was queued before a synchronous send goes out before it.
+   */
+  writeQueued(): void
+  /**
    * Writes the sends still queued for the writer thread, now, on this thread (for the
    * process's `'exit'`); returns how many could not be written.
    */

@@ -507,7 +507,9 @@ class FileChannel extends EventEmitter {
     const wasOpen = !this.closed
     if (wasOpen) {
       this.#running.closeAll()
-      this.#announcer.shutdown() // our last message
+      // Our last message, after what was queued before it (the ready announcement among them).
+      if (this.#announcer.announced) this.#native.writeQueued()
+      this.#announcer.shutdown()
     }
     this.#native.close()
     FileChannel.#open.delete(this.#ref)

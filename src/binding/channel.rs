@@ -429,6 +429,13 @@ impl NativeFileChannel {
         self.channel.clear().map_err(to_js_error)
     }
 
+    /// Writes what waits for the writer thread now, on this thread (one attempt per batch): what
+    /// was queued before a synchronous send goes out before it.
+    #[napi]
+    pub fn write_queued(&self) {
+        self.channel.write_queued_now();
+    }
+
     /// Writes the sends still queued for the writer thread, now, on this thread (for the
     /// process's `'exit'`); returns how many could not be written.
     #[napi]

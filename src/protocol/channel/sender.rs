@@ -226,9 +226,10 @@ impl Channel {
         reactor::writer().schedule(self.key, Instant::now() + after, job);
     }
 
-    /// Writes the queued sends on this thread, batch after batch, while they get through.
-    /// JS thread (close, exit); as `flush_sends`.
-    pub(super) fn write_queued_now(&self) {
+    /// Writes the queued sends on this thread, batch after batch, while they get through (one
+    /// attempt each: a locked outbox leaves them queued). JS thread (close, exit); as
+    /// `flush_sends`.
+    pub fn write_queued_now(&self) {
         loop {
             let before = lock(&self.sends).queued.len();
             if before == 0 {
