@@ -120,6 +120,24 @@ struct WrittenFile {
     entries: VecDeque<Element>,
 }
 
+impl WrittenFile {
+    /// A file whose content is taken for no messages (missing, or replaced as unreadable).
+    fn empty(bytes: Vec<u8>) -> Self {
+        WrittenFile {
+            bytes,
+            entries: VecDeque::new(),
+        }
+    }
+
+    /// A file that parsed as a whole array.
+    fn decoded(bytes: Vec<u8>, decoded: Vec<Entry>) -> Self {
+        WrittenFile {
+            entries: elements_of(decoded),
+            bytes,
+        }
+    }
+}
+
 /// Whether the outbox still holds exactly what we wrote, checked without reading it whole: every
 /// writer appends, so any change by another writer alters the size or the tail, and the tail
 /// holds the id of the newest message.
@@ -398,25 +416,18 @@ impl Outbox {
         if self.remote {
             return self.read_remote();
         }
-        let empty = |bytes| WrittenFile {
-            bytes,
-            entries: VecDeque::new(),
-        };
         let bytes = match read_message_file(&self.path, self.settings.max_file_bytes) {
             Ok(Some((bytes, _))) => bytes,
-            Ok(None) => return Ok(empty(Vec::new())),
+            Ok(None) => return Ok(WrittenFile::empty(Vec::new())),
             // Content nobody can read is replaced rather than blocking every later send.
             Err(ChannelError::TooLarge { .. } | ChannelError::BadFile { .. }) => {
-                return Ok(empty(Vec::new()))
+                return Ok(WrittenFile::empty(Vec::new()))
             }
             Err(e) => return Err(e),
         };
-        let Ok(decoded) = decode_file(&bytes) else {
-            return Ok(empty(bytes));
-        };
-        Ok(WrittenFile {
-            entries: elements_of(decoded),
-            bytes,
+        Ok(match decode_file(&bytes) {
+            Ok(decoded) => WrittenFile::decoded(bytes, decoded),
+            Err(_) => WrittenFile::empty(bytes),
         })
     }
 
@@ -432,18 +443,9 @@ impl Outbox {
             reads += 1;
             let bytes = match read_message_file_fresh(&self.path, self.settings.max_file_bytes) {
                 Ok(Some((bytes, _))) => bytes,
-                Ok(None) => {
-                    return Ok(WrittenFile {
-                        bytes: Vec::new(),
-                        entries: VecDeque::new(),
-                    })
-                }
-                // Too large or not a regular file: replaced, as on a local file system.
-                Err(ChannelError::TooLarge { .. } | ChannelError::BadFile { .. }) => {
-                    return Ok(WrittenFile {
-                        bytes: Vec::new(),
-                        entries: VecDeque::new(),
-                    })
+                // Missing; or too large or not a regular file: replaced, as on a local file system.
+                Ok(None) | Err(ChannelError::TooLarge { .. } | ChannelError::BadFile { .. }) => {
+                    return Ok(WrittenFile::empty(Vec::new()))
                 }
                 Err(e @ ChannelError::ShortRead { .. })
                     if started.elapsed() >= REMOTE_REREAD_PATIENCE =>
@@ -457,12 +459,7 @@ impl Outbox {
                 Err(e) => return Err(e),
             };
             match decode_file(&bytes) {
-                Ok(decoded) => {
-                    return Ok(WrittenFile {
-                        entries: elements_of(decoded),
-                        bytes,
-                    })
-                }
+                Ok(decoded) => return Ok(WrittenFile::decoded(bytes, decoded)),
                 Err(reason) if started.elapsed() >= REMOTE_REREAD_PATIENCE => {
                     return Err(ChannelError::BadFile {
                         path: self.path.clone(),
@@ -483,25 +480,23 @@ impl Outbox {
 
 /// The elements of a decoded outbox, kept as the writer will write them again.
 fn elements_of(decoded: Vec<Entry>) -> VecDeque<Element> {
-    {
-        decoded
-            .into_iter()
-            .filter_map(|entry| match entry {
-                Entry::Valid(message) => Some(Element {
-                    id: Some(message.id.clone()),
-                    timestamp: message.timestamp,
-                    text: message.encode(),
-                }),
-                // Keep what the peer wrote even if it is not a message: its reader reports it.
-                // An element that is not even JSON is dropped: it would break every reader.
-                Entry::Invalid { id, value, .. } => value.as_ref().map(|v| Element {
-                    id,
-                    timestamp: v.get("timestamp").and_then(|t| t.as_u64()).unwrap_or(0),
-                    text: encode_value(v),
-                }),
-            })
-            .collect()
-    }
+    decoded
+        .into_iter()
+        .filter_map(|entry| match entry {
+            Entry::Valid(message) => Some(Element {
+                id: Some(message.id.clone()),
+                timestamp: message.timestamp,
+                text: message.encode(),
+            }),
+            // Keep what the peer wrote even if it is not a message: its reader reports it.
+            // An element that is not even JSON is dropped: it would break every reader.
+            Entry::Invalid { id, value, .. } => value.as_ref().map(|v| Element {
+                id,
+                timestamp: v.get("timestamp").and_then(|t| t.as_u64()).unwrap_or(0),
+                text: encode_value(v),
+            }),
+        })
+        .collect()
 }
 
 #[cfg(test)]
