@@ -19,7 +19,8 @@ const POLL_INTERVAL_S = 0.005
 const h = py.usePythonHarness()
 
 // A Peer.backend with a few handlers, serving on a thread until a "close" line on stdin.
-const BACKEND = `
+const BACKEND =
+  `
 import os, threading
 sys.path.insert(0, ARGS["python_dir"])
 from ipckit_peer import Peer
@@ -60,13 +61,7 @@ def log(payload, message):
 thread = threading.Thread(target=peer.serve, kwargs={"poll_interval": ARGS["poll_interval"]})
 thread.start()
 emit({"ready": True, "pid": os.getpid(), "ack": peer.ack_path})
-for line in sys.stdin:
-    if line.strip() == "close":
-        break
-peer.close()
-thread.join()
-emit({"closed": True})
-`
+` + py.SERVE_UNTIL_CLOSE
 
 function startBackend(dir) {
   return py.startPython(BACKEND, { dir, python_dir: PYTHON_DIR, poll_interval: POLL_INTERVAL_S }, 'ipckit_peer backend')

@@ -221,7 +221,19 @@ function usePythonHarness() {
   return harness
 }
 
+// The end of a backend script that runs `peer.serve` on `thread`: it serves until "close"
+// comes on stdin, then closes the peer and says {"closed": true}.
+const SERVE_UNTIL_CLOSE = `
+for line in sys.stdin:
+    if line.strip() == "close":
+        break
+peer.close()
+thread.join()
+emit({"closed": True})
+`
+
 module.exports = {
+  SERVE_UNTIL_CLOSE,
   PyProcess,
   PEER_SCRIPT,
   PEER_VERSION,

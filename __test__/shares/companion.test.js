@@ -15,7 +15,8 @@ const { useSharedDirectory } = require('../helpers/shares.js')
 const PYTHON_DIR = path.resolve(__dirname, '..', '..', 'python')
 
 // Peer.backend with the defaults; every on_error report as a JSON line; "close" on stdin ends it.
-const BACKEND = `
+const BACKEND =
+  `
 import os, threading
 sys.path.insert(0, ARGS["python_dir"])
 from ipckit_peer import Peer
@@ -29,13 +30,7 @@ peer.handle("mode", lambda params, ctx: peer.wake_mode)
 thread = threading.Thread(target=peer.serve)
 thread.start()
 emit({"ready": True, "mode": peer.wake_mode})
-for line in sys.stdin:
-    if line.strip() == "close":
-        break
-peer.close()
-thread.join()
-emit({"closed": True})
-`
+` + py.SERVE_UNTIL_CLOSE
 
 const share = useSharedDirectory()
 beforeAll(() => {
