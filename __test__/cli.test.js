@@ -5,28 +5,20 @@
 
 const fs = require('node:fs')
 const { useHarness, readMessages, FRONTEND_OUTBOX } = require('./helpers/channels.js')
-const { waitFor, sleep, spawnLines } = require('../test-support')
+const { waitFor, sleep, spawnLines, runProcess } = require('../test-support')
 const path = require('node:path')
-const { execFile } = require('node:child_process')
 const { FileChannel } = require('..')
 
 const BIN = path.join(__dirname, '..', 'bin', 'ipckit.js')
 const VERSION = require('../package.json').version
 
 /** Runs `ipckit ...args`; resolves with { code, stdout, stderr } whatever the exit code. */
-function ipckit(args, { env = {}, input } = {}) {
-  return new Promise((resolve) => {
-    const child = execFile(
-      process.execPath,
-      [BIN, ...args],
-      { env: { ...process.env, NO_COLOR: '', FORCE_COLOR: '', ...env }, timeout: 20000 },
-      (error, stdout, stderr) => {
-        resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr })
-      },
-    )
-    if (input !== undefined) child.stdin.end(input)
-    else child.stdin.end()
+async function ipckit(args, { env = {}, input } = {}) {
+  const { code, stdout, stderr } = await runProcess(process.execPath, [BIN, ...args], {
+    env: { NO_COLOR: '', FORCE_COLOR: '', ...env },
+    input,
   })
+  return { code, stdout, stderr }
 }
 
 /** Starts `ipckit monitor --json ...`: a LineProcess (test-support) of its JSON lines. */

@@ -7,7 +7,8 @@
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { spawn, execFile } = require('node:child_process')
+const { spawn } = require('node:child_process')
+const { runProcess } = require('../test-support')
 
 const ROOT = path.join(__dirname, '..')
 
@@ -42,11 +43,7 @@ test('the quick start runs verbatim as ES modules: the frontend prints 42 from t
   let backendErr = ''
   backend.stderr.on('data', (chunk) => (backendErr += chunk))
   // The frontend may start first: its request waits (up to 5 s) for the backend to answer.
-  const run = await new Promise((resolve) => {
-    execFile(process.execPath, ['frontend.mjs'], { cwd: project, timeout: 20000 }, (error, stdout, stderr) =>
-      resolve({ code: error ? error.code : 0, stdout, stderr }),
-    )
-  })
+  const run = await runProcess(process.execPath, ['frontend.mjs'], { cwd: project })
   expect(backendErr).toBe('')
   expect(run).toEqual({ code: 0, stdout: '42\n', stderr: '' })
 })
@@ -59,13 +56,9 @@ test("the README's jest example passes in a project of its own", async () => {
   fs.writeFileSync(path.join(project, 'frontend.test.js'), code)
   fs.writeFileSync(path.join(project, 'package.json'), '{"name": "readme-example", "private": true}')
   const jest = path.join(ROOT, 'node_modules', 'jest', 'bin', 'jest.js')
-  const run = await new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [jest, '--rootDir', project, '--ci', '--json', '--watchman=false'],
-      { cwd: project, timeout: 60000 },
-      (error, stdout, stderr) => resolve({ code: error ? error.code : 0, stdout, stderr }),
-    )
+  const run = await runProcess(process.execPath, [jest, '--rootDir', project, '--ci', '--json', '--watchman=false'], {
+    cwd: project,
+    timeoutMs: 60000,
   })
   const report = JSON.parse(run.stdout)
   expect({ passed: report.numPassedTests, failed: report.numFailedTests, code: run.code }).toEqual({

@@ -1,7 +1,7 @@
 'use strict'
 
 // What the jest suites (__test__/) and the benchmarks (bench/) share: a child process whose
-// stdout is read as lines, waiting for a condition, quiet periods, percentiles, and sleep.
+// stdout is read as lines, a child run to its end, waiting for a condition, quiet periods, percentiles, and sleep.
 //
 // Not part of the package (package.json `files` leaves it out) and not a test (jest's testMatch is
 // __test__/**/*.test.js). Every timer here comes from node:timers / node:timers/promises and every
@@ -11,7 +11,7 @@
 // Tests must hold on a loaded two-core machine: wait for a condition (waitFor, waitForLine), never
 // for a fixed time; a fixed time is only right for "nothing more happens for N ms" (quietFor).
 
-const { spawn } = require('node:child_process')
+const { spawn, execFile } = require('node:child_process')
 const { setTimeout: sleep } = require('node:timers/promises')
 const { setTimeout, clearTimeout } = require('node:timers')
 const { performance } = require('node:perf_hooks')
@@ -121,12 +121,6 @@ class LineProcess {
     this.cursor = 0
     this.waiters = new Set()
     const started = now()
-    this.child = spawn(command, args, {
-      cwd,
-      env: { ...process.env, ...env },
-      stdio: [stdin, 'pipe', 'pipe'],
-      detached: group,
-    })
     const add = (text) => {
       if (!keepBlankLines && text.trim() === '') return
       let line = text
@@ -140,39 +134,54 @@ class LineProcess {
       this.texts.push(text)
       this.lines.push(line)
     }
-    let partial = ''
-    this.child.stdout.setEncoding('utf8')
-    this.child.stdout.on('data', (chunk) => {
-      partial += chunk
-      let newline
-      while ((newline = partial.indexOf('\n')) >= 0) {
-        add(partial.slice(0, newline).replace(/\r$/, ''))
-        partial = partial.slice(newline + 1)
-      }
-      this.check()
-    })
-    this.child.stderr.setEncoding('utf8')
-    this.child.stderr.on('data', (chunk) => {
-      this.stderr += chunk
-      if (this.stderr.length > stderrLimit) this.stderr = this.stderr.slice(-stderrLimit)
-    })
-    let exitMs
-    this.child.on('exit', () => (exitMs = now() - started))
     this.exited = new Promise((resolve) => {
-      const finish = () => {
+      const finish = (exitMs) => {
         this.closed = true
         resolve({ ...this.result(), ms: exitMs ?? now() - started })
         this.check()
       }
-      this.child.on('error', (error) => {
-        this.spawnError = error
-        finish()
-      })
-      this.child.on('close', () => {
-        if (partial) add(partial)
-        partial = ''
-        finish()
-      })
+      // Process creation is retried like runProcess() does: only when no child came to exist.
+      const start = (attempt) => {
+        const child = spawn(command, args, {
+          cwd,
+          env: { ...process.env, ...env },
+          stdio: [stdin, 'pipe', 'pipe'],
+          detached: group,
+        })
+        this.child = child
+        let partial = ''
+        child.stdout.setEncoding('utf8')
+        child.stdout.on('data', (chunk) => {
+          partial += chunk
+          let newline
+          while ((newline = partial.indexOf('\n')) >= 0) {
+            add(partial.slice(0, newline).replace(/\r$/, ''))
+            partial = partial.slice(newline + 1)
+          }
+          this.check()
+        })
+        child.stderr.setEncoding('utf8')
+        child.stderr.on('data', (chunk) => {
+          this.stderr += chunk
+          if (this.stderr.length > stderrLimit) this.stderr = this.stderr.slice(-stderrLimit)
+        })
+        let exitMs
+        child.on('exit', () => (exitMs = now() - started))
+        child.on('error', (error) => {
+          if (neverStarted(child, error) && attempt < START_ATTEMPTS) {
+            setTimeout(() => start(attempt + 1), 100 * attempt)
+            return
+          }
+          this.spawnError = error
+          finish(exitMs)
+        })
+        child.on('close', () => {
+          if (partial) add(partial)
+          partial = ''
+          finish(exitMs)
+        })
+      }
+      start(1)
     })
   }
 
@@ -326,4 +335,59 @@ function spawnLines(command, args, options) {
   return new LineProcess(command, args, options)
 }
 
-module.exports = { sleep, now, waitFor, quietFor, median, percentile, summary, spawnLines, LineProcess }
+/** How often a process whose creation failed is tried (see runProcess). */
+const START_ATTEMPTS = 3
+
+/** Whether `error` says the process was never created (it ran none of its code). */
+function neverStarted(child, error) {
+  return child.pid === undefined && typeof error?.syscall === 'string' && error.syscall.startsWith('spawn')
+}
+
+/**
+ * Runs `command args` to its end and resolves with { code, stdout, stderr } whatever the exit code
+ * (`code` -1 when killed or never started, with the reason in `error`). Options: `env` (added to
+ * process.env), `cwd`, `input` (written to its stdin, which is then closed), `timeoutMs`.
+ *
+ * Process creation is retried (up to `startAttempts` times) when it failed before the child existed:
+ * under Wine, CreateProcess fails now and then with `spawn UNKNOWN` on a loaded machine. A child
+ * that started is never run again, so what it printed and its exit code are always its first run's.
+ */
+async function runProcess(
+  command,
+  args = [],
+  { env, cwd, input, timeoutMs = 20000, startAttempts = START_ATTEMPTS } = {},
+) {
+  for (let attempt = 1; ; attempt++) {
+    const outcome = await new Promise((resolve) => {
+      const child = execFile(
+        command,
+        args,
+        { cwd, env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
+        (error, stdout, stderr) => {
+          const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0
+          resolve({
+            result: { code, stdout, stderr, ...(code === -1 && { error }) },
+            retry: neverStarted(child, error),
+          })
+        },
+      )
+      child.stdin?.on('error', () => {}) // a child that exits without reading its stdin
+      child.stdin?.end(input)
+    })
+    if (!outcome.retry || attempt >= startAttempts) return outcome.result
+    await sleep(100 * attempt)
+  }
+}
+
+module.exports = {
+  sleep,
+  now,
+  waitFor,
+  quietFor,
+  median,
+  percentile,
+  summary,
+  spawnLines,
+  LineProcess,
+  runProcess,
+}
