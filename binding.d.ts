@@ -63,6 +63,13 @@ export declare class NativeFileChannel {
    */
   sendQueued(kind: string, target: string, payloadJson?: string | undefined | null, timeoutMs?: unknown | undefined | null, errorCode?: string | undefined | null, errorDataJson?: string | undefined | null): Promise<string>
   /**
+   * A request handler's answer (`kind` `'response'` or `'error'`, as `sendQueued`), queued
+   * for the writer thread with no promise: nothing comes back once it is written, so the
+   * JavaScript thread is not woken for it; a failure to write it within `timeoutMs` comes
+   * back as a problem (`'error'` listeners). Throws at once for a message that cannot be sent.
+   */
+  sendReplyQueued(kind: string, requestId: string, payloadJson?: string | undefined | null, timeoutMs?: unknown | undefined | null, errorCode?: string | undefined | null, errorDataJson?: string | undefined | null): void
+  /**
    * Queues one event `name` per payload of `payloadsJson` (a JSON array) for the writer
    * thread, in order, with one promise: it resolves with the last id once all are written,
    * or rejects with the first failure (as `sendQueued`).

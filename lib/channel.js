@@ -668,8 +668,22 @@ class FileChannel extends EventEmitter {
     if (!this.closed) this.#presence.update(peers)
   }
 
+  // A handler's answers: queued for the writer thread like promises.sendResponse/sendError, but
+  // with no promise, so that writing them does not wake this thread again; one that cannot be
+  // written in time comes back as a problem. Bad input still throws here, synchronously.
+  #replies = {
+    sendResponse: (requestId, result) =>
+      this.#native.sendReplyQueued('response', requestId, toJsonText(result, 'result')),
+    sendError: (requestId, message, details) => {
+      const { text, code, data } = this.#errorFields(message, details)
+      const dataJson = data === null || data === undefined ? undefined : toJsonText(data, 'details.data')
+      this.#native.sendReplyQueued('error', requestId, JSON.stringify(text), undefined, code, dataJson)
+    },
+  }
+
   #answer(request) {
     answer(this, this.#handlers, request, {
+      sends: this.#replies,
       start: (request) => this.#running.start(request),
       unknown: () =>
         this.#handlers.size > 0 &&

@@ -49,8 +49,10 @@ class Handlers {
  * whether a request without a handler should get an error response (nobody else takes it).
  * `fail(error)` reports a send that failed. `start(request)` gives the handler's second
  * argument, `{ context, done }` (lib/handler-context.js); without it the handler gets the message.
+ * `sends` has `sendResponse` and `sendError` (as `channel.promises`; they may also return at once
+ * and report a failed write as a problem of the channel).
  */
-async function answer(channel, handlers, request, { unknown, fail, start }) {
+async function answer(channel, handlers, request, { unknown, fail, start, sends = channel.promises }) {
   const handler = handlers.get(request.method)
   // Replies go through the writer thread, retried while the outbox is locked, held open or
   // full: a busy outbox never kills the process or blocks the JavaScript thread.
@@ -62,7 +64,6 @@ async function answer(channel, handlers, request, { unknown, fail, start }) {
       if (!channel.closed) fail(error)
     }
   }
-  const sends = channel.promises
   if (!handler) {
     if (unknown()) await reply(() => sends.sendError(request.id, `unknown method: ${request.method}`))
     return

@@ -303,34 +303,45 @@ impl NativeFileChannel {
         error_data_json: Option<String>,
     ) -> Result<Unknown<'_>, Code> {
         let timeout = parse_timeout(timeout_ms, "timeoutMs")?;
-        let message = match kind.as_str() {
-            "request" => Message::request(&target, parse_payload(payload_json, "params")?),
-            "response" => Message::response(&target, parse_payload(payload_json, "result")?),
-            "event" => Message::event(&target, parse_payload(payload_json, "payload")?),
-            "error" => {
-                let text: String = match parse_payload(payload_json, "message")? {
-                    serde_json::Value::String(text) => text,
-                    other => other.to_string(),
-                };
-                let mut response = Message::error_response(&target, &text);
-                response.error_code = error_code;
-                response.error_data = error_data_json
-                    .map(|text| parse_payload(Some(text), "data"))
-                    .transpose()?;
-                response
-            }
-            other => {
-                return Err(invalid(format!(
-                    "kind must be 'request', 'response', 'error' or 'event', not '{other}'"
-                )))
-            }
-        };
+        let message = queued_message(&kind, &target, payload_json, error_code, error_data_json)?;
         self.start_wait(&env, |channel| {
             channel
                 .enqueue_send(message, timeout)
                 .map(|token| ((), token))
         })
         .map(|(promise, ())| promise)
+    }
+
+    /// A request handler's answer (`kind` `'response'` or `'error'`, as `sendQueued`), queued
+    /// for the writer thread with no promise: nothing comes back once it is written, so the
+    /// JavaScript thread is not woken for it; a failure to write it within `timeoutMs` comes
+    /// back as a problem (`'error'` listeners). Throws at once for a message that cannot be sent.
+    #[napi]
+    pub fn send_reply_queued(
+        &self,
+        kind: String,
+        request_id: String,
+        payload_json: Option<String>,
+        timeout_ms: Option<Unknown<'_>>,
+        error_code: Option<String>,
+        error_data_json: Option<String>,
+    ) -> Result<(), Code> {
+        if kind != "response" && kind != "error" {
+            return Err(invalid(format!(
+                "kind must be 'response' or 'error', not '{kind}'"
+            )));
+        }
+        let timeout = parse_timeout(timeout_ms, "timeoutMs")?;
+        let message = queued_message(
+            &kind,
+            &request_id,
+            payload_json,
+            error_code,
+            error_data_json,
+        )?;
+        self.channel
+            .enqueue_reported(message, timeout)
+            .map_err(to_js_error)
     }
 
     /// Queues one event `name` per payload of `payloadsJson` (a JSON array) for the writer
@@ -495,4 +506,37 @@ fn pending_object<'a>(
     object.set("token", token as f64).map_err(convert)?;
     object.set("response", response).map_err(convert)?;
     Ok(object)
+}
+
+/// The message of a queued send: `kind` ('request', 'response', 'error' or 'event') to
+/// `target` (a method, request id or event name), its payload as JSON text.
+fn queued_message(
+    kind: &str,
+    target: &str,
+    payload_json: Option<String>,
+    error_code: Option<String>,
+    error_data_json: Option<String>,
+) -> Result<Message, Code> {
+    Ok(match kind {
+        "request" => Message::request(target, parse_payload(payload_json, "params")?),
+        "response" => Message::response(target, parse_payload(payload_json, "result")?),
+        "event" => Message::event(target, parse_payload(payload_json, "payload")?),
+        "error" => {
+            let text: String = match parse_payload(payload_json, "message")? {
+                serde_json::Value::String(text) => text,
+                other => other.to_string(),
+            };
+            let mut response = Message::error_response(target, &text);
+            response.error_code = error_code;
+            response.error_data = error_data_json
+                .map(|text| parse_payload(Some(text), "data"))
+                .transpose()?;
+            response
+        }
+        other => {
+            return Err(invalid(format!(
+                "kind must be 'request', 'response', 'error' or 'event', not '{other}'"
+            )))
+        }
+    })
 }

@@ -54,6 +54,9 @@ struct Round {
     found: bool,
     /// Whether someone follows the peer's presence.
     follows_peer: bool,
+    /// Whether answered requests are due to leave the outbox now; else when they are.
+    prune_now: bool,
+    next_prune: Option<Instant>,
 }
 
 /// What the dispatcher keeps for a channel between its rounds.
@@ -87,11 +90,14 @@ impl Channel {
         let round = self.read_and_deliver(true, |router, deliveries, found| {
             let now = Instant::now();
             let next_deadline = router.expire(now, deliveries);
+            let (prune_now, next_prune) = router.take_prune_due(now);
             Round {
                 needed: router.keep_dispatching(now),
                 next_deadline,
                 found,
                 follows_peer: router.follows_peer(),
+                prune_now,
+                next_prune,
             }
         });
         // Closed: the dispatcher is not needed any more.
@@ -108,6 +114,22 @@ impl Channel {
         drop(router);
         if start {
             self.wake_dispatcher();
+        }
+    }
+
+    /// Has the dispatcher's rounds leave answered requests out of the outbox at `at` (the
+    /// rounds of a request in flight are due sooner anyway: this wakes no thread then). Any
+    /// thread; takes the state lock.
+    pub(super) fn plan_prune(&self, at: Instant) {
+        let Ok(mut router) = self.lock_open() else {
+            return;
+        };
+        let start = router.start_dispatcher();
+        drop(router);
+        if start {
+            self.wake_dispatcher();
+        } else {
+            self.schedule_dispatcher(at);
         }
     }
 
@@ -155,7 +177,12 @@ impl Channel {
             next_deadline,
             found,
             follows_peer,
+            prune_now,
+            next_prune,
         } = self.tick();
+        if prune_now {
+            self.schedule_prune(Duration::ZERO);
+        }
         if !needed {
             // Idle (or closed): the watch goes; a later need starts a new one.
             *dispatch = DispatchState::default();
@@ -195,7 +222,7 @@ impl Channel {
             }
         };
         let safety = dispatch.next_safety.unwrap_or(now);
-        let due = [next_deadline, dispatch.next_presence_check]
+        let due = [next_deadline, dispatch.next_presence_check, next_prune]
             .into_iter()
             .flatten();
         Some(due.fold(safety, Instant::min))

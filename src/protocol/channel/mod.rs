@@ -414,15 +414,20 @@ impl Channel {
         let mut router = self.lock_open()?;
         let found = !outcome.messages.is_empty();
         let mut deliveries = Vec::new();
-        if router.route(outcome, &mut deliveries) {
-            // Answered: the outbox leaves those requests out soon, even without a send.
-            self.schedule_prune(PRUNE_DELAY);
-        }
+        // Answered: the outbox leaves those requests out soon, even without a send.
+        let prune_at = if router.route(outcome, &mut deliveries) {
+            router.note_answered(Instant::now(), PRUNE_DELAY)
+        } else {
+            None
+        };
         let result = then(&mut router, &mut deliveries, found);
         drop(router);
         self.note_peer_changes(&deliveries);
         self.deliver(deliveries);
         drop(reader);
+        if let Some(at) = prune_at {
+            self.plan_prune(at);
+        }
         Ok(result)
     }
 

@@ -101,6 +101,10 @@ pub(super) struct Router {
     replies: Replies,
     /// Our settled requests, which the outbox's next write leaves out.
     withdrawals: Arc<Withdrawals>,
+    /// When the outbox should leave answered requests out even if nothing is sent by then: a
+    /// deadline of the dispatcher's rounds (which run anyway while requests are in flight), so
+    /// that an answer does not wake the writer thread just to set a timer.
+    prune_due: Option<Instant>,
     presence: Presence,
     /// Reads whose messages JavaScript has not all taken yet (handed to listeners, or queued
     /// for `recv()`), oldest first: each read's last id and how many of its messages are left.
@@ -142,6 +146,7 @@ impl Router {
             problems: VecDeque::new(),
             dispatcher_running: false,
             dispatcher_idle_since: None,
+            prune_due: None,
             replies: Replies::with_earlier_session(earlier),
             withdrawals,
             presence: Presence::new(role),
@@ -422,7 +427,31 @@ impl Router {
     // ---- the dispatcher's lifecycle ----
 
     fn needs_dispatcher(&self) -> bool {
-        !self.waiters.is_empty() || self.listening.any_messages() || self.listening.errors
+        !self.waiters.is_empty()
+            || self.listening.any_messages()
+            || self.listening.errors
+            || self.prune_due.is_some()
+    }
+
+    /// Notes that requests of ours were answered: the outbox leaves them out by `now + after`
+    /// (or at the next send). Returns the deadline when it is a new one.
+    pub(super) fn note_answered(&mut self, now: Instant, after: Duration) -> Option<Instant> {
+        if self.prune_due.is_some() {
+            return None;
+        }
+        self.prune_due = Some(now + after);
+        self.prune_due
+    }
+
+    /// The pruning deadline, taken (cleared) when it has come: `(due now, still ahead)`.
+    pub(super) fn take_prune_due(&mut self, now: Instant) -> (bool, Option<Instant>) {
+        match self.prune_due {
+            Some(at) if at <= now => {
+                self.prune_due = None;
+                (true, None)
+            }
+            ahead => (false, ahead),
+        }
     }
 
     /// Whether a dispatcher must be started now (needed and not running); if so it counts as
@@ -853,5 +882,29 @@ mod tests {
         assert!(router.keep_dispatching(now), "lingers");
         assert!(!router.keep_dispatching(now + DISPATCHER_LINGER));
         assert!(!router.dispatcher_running());
+    }
+
+    #[test]
+    fn an_answer_sets_one_pruning_deadline_that_keeps_the_dispatcher_until_it_is_taken() {
+        let mut router = router();
+        let now = Instant::now();
+        let after = Duration::from_secs(1);
+        assert_eq!(router.note_answered(now, after), Some(now + after));
+        // Later answers keep the first deadline (and schedule nothing new).
+        assert_eq!(router.note_answered(now + after / 2, after), None);
+        assert!(router.start_dispatcher(), "a deadline needs the dispatcher");
+        assert_eq!(router.take_prune_due(now), (false, Some(now + after)));
+        assert!(
+            router.keep_dispatching(now + DISPATCHER_LINGER),
+            "kept for the deadline"
+        );
+        assert_eq!(router.take_prune_due(now + after), (true, None));
+        assert_eq!(router.take_prune_due(now + after * 2), (false, None));
+        let later = now + after + DISPATCHER_LINGER;
+        assert!(
+            router.keep_dispatching(later),
+            "lingers once the deadline is taken"
+        );
+        assert!(!router.keep_dispatching(later + DISPATCHER_LINGER));
     }
 }

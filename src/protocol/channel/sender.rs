@@ -25,6 +25,9 @@ pub(super) struct QueuedSend {
     settles: bool,
     /// The response wait of a request, failed with the send.
     wait: Option<u64>,
+    /// With neither a promise nor a wait (a handler's reply): whether a failure is reported as a
+    /// problem. Writing it delivers nothing, so JavaScript is not woken for a success.
+    reports_failure: bool,
     deadline: Instant,
 }
 
@@ -131,6 +134,13 @@ impl Channel {
         Ok(token)
     }
 
+    /// `enqueue_send` with no promise: a handler's reply. It is written like any queued send;
+    /// a failure to write it in `timeout` is reported as a problem (`'error'`), and a success
+    /// costs JavaScript nothing. JS thread; sends.
+    pub fn enqueue_reported(self: &Arc<Self>, message: Message, timeout: Duration) -> Result<()> {
+        self.enqueue(vec![message], None, None, timeout)
+    }
+
     /// `begin_request` through the writer thread: a send that fails fails the wait. JS thread;
     /// state, then sends.
     pub fn begin_request_queued(
@@ -184,6 +194,7 @@ impl Channel {
                 token,
                 settles: index == last,
                 wait,
+                reports_failure: token.is_none() && wait.is_none(),
                 deadline,
             });
         }
@@ -210,6 +221,9 @@ impl Channel {
                 if self.cancel_token(wait) {
                     deliveries.push(Delivery::Expired { token: wait, error });
                 }
+            }
+            (Err(error), None, None) if send.reports_failure => {
+                deliveries.push(Delivery::Problems(vec![error]));
             }
             (Ok(()), None, _) | (Err(_), None, None) => {}
         }

@@ -619,3 +619,48 @@ fn a_group_of_queued_sends_is_written_in_order_and_settles_its_one_token_once() 
     assert_eq!(results.len(), 1, "{results:?}");
     assert_eq!(results[0].as_ref().unwrap(), ids.last().unwrap());
 }
+
+#[test]
+fn a_reply_delivers_nothing_when_written_and_a_problem_naming_the_lock_when_it_cannot_be() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Arc::new(Collect::default());
+    let back = open_to(dir.path(), Role::Backend, sink.clone());
+    let written = Message::response("a-request", json!(1));
+    let written_id = written.id.clone();
+    back.enqueue_reported(written, Duration::from_secs(10))
+        .unwrap();
+    wait_until("the reply to be written", || {
+        ids_in(&dir.path().join(BACKEND_OUTBOX)) == vec![written_id.clone()]
+    });
+    // A live holder (this process) keeps the outbox locked past the reply's timeout.
+    let lock_path = dir.path().join("backend_to_frontend.lock");
+    std::fs::write(&lock_path, format!("{}\n", std::process::id())).unwrap();
+    back.enqueue_reported(
+        Message::response("b-request", json!(2)),
+        Duration::from_millis(50),
+    )
+    .unwrap();
+    let problems = || -> Vec<String> {
+        let deliveries = sink.0.lock().unwrap();
+        deliveries
+            .iter()
+            .filter_map(|d| match d {
+                Delivery::Problems(problems) => {
+                    Some(problems.iter().map(|p| format!("{} {p}", p.code())))
+                }
+                Delivery::Sent { .. } => panic!("a reply settles no promise"),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    };
+    wait_until("the failed reply to be reported", || !problems().is_empty());
+    let reported = problems();
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert!(reported[0].starts_with("ELOCKED "), "{reported:?}");
+    assert!(
+        reported[0].contains("backend_to_frontend.lock"),
+        "{reported:?}"
+    );
+    assert_eq!(ids_in(&dir.path().join(BACKEND_OUTBOX)), vec![written_id]);
+}
