@@ -105,30 +105,24 @@ impl Channel {
     }
 
     /// Starts the dispatcher's rounds for this channel if something needs them and they are not
-    /// running. Any thread; takes the state lock.
-    pub(super) fn ensure_dispatcher(self: &Arc<Self>) {
+    /// running; returns whether it did. Any thread; takes the state lock.
+    pub(super) fn ensure_dispatcher(&self) -> bool {
         let Ok(mut router) = self.lock_open() else {
-            return;
+            return false;
         };
         let start = router.start_dispatcher();
         drop(router);
         if start {
             self.wake_dispatcher();
         }
+        start
     }
 
     /// Has the dispatcher's rounds leave answered requests out of the outbox at `at` (the
     /// rounds of a request in flight are due sooner anyway: this wakes no thread then). Any
     /// thread; takes the state lock.
     pub(super) fn plan_prune(&self, at: Instant) {
-        let Ok(mut router) = self.lock_open() else {
-            return;
-        };
-        let start = router.start_dispatcher();
-        drop(router);
-        if start {
-            self.wake_dispatcher();
-        } else {
+        if !self.ensure_dispatcher() {
             self.schedule_dispatcher(at);
         }
     }
