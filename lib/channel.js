@@ -222,15 +222,11 @@ class FileChannel extends EventEmitter {
    */
   sendError(requestId, message, details) {
     requireString(requestId, 'requestId')
-    const { text, code, data } = this.#errorFields(message, details)
-    this.#native.sendError(
-      requestId,
-      text,
-      code,
-      data === null || data === undefined ? undefined : toJsonText(data, 'details.data'),
-    )
+    const { text, code, dataJson } = this.#errorFields(message, details)
+    this.#native.sendError(requestId, text, code, dataJson)
   }
 
+  /** An error response's text, `error_code` and `error_data` (as JSON text, or undefined). */
   #errorFields(message, details) {
     let [text, { code, data }] = errorDetails(message)
     if (details !== undefined && details !== null) {
@@ -244,7 +240,8 @@ class FileChannel extends EventEmitter {
       if (details.data !== undefined) data = details.data
     }
     requireWellFormed(text, 'the error message')
-    return { text, code, data }
+    const dataJson = data === null || data === undefined ? undefined : toJsonText(data, 'details.data')
+    return { text, code, dataJson }
   }
 
   sendEvent(name, payload) {
@@ -370,8 +367,7 @@ class FileChannel extends EventEmitter {
         return call(
           () => {
             requireString(requestId, 'requestId')
-            const { text, code, data } = channel.#errorFields(message, details)
-            const dataJson = data === null || data === undefined ? undefined : toJsonText(data, 'details.data')
+            const { text, code, dataJson } = channel.#errorFields(message, details)
             return channel.#queued('error', requestId, JSON.stringify(text), { ...(options ?? {}), code, dataJson })
           },
           null,
@@ -675,8 +671,7 @@ class FileChannel extends EventEmitter {
     sendResponse: (requestId, result) =>
       this.#native.sendReplyQueued('response', requestId, toJsonText(result, 'result')),
     sendError: (requestId, message, details) => {
-      const { text, code, data } = this.#errorFields(message, details)
-      const dataJson = data === null || data === undefined ? undefined : toJsonText(data, 'details.data')
+      const { text, code, dataJson } = this.#errorFields(message, details)
       this.#native.sendReplyQueued('error', requestId, JSON.stringify(text), undefined, code, dataJson)
     },
   }

@@ -1,7 +1,8 @@
 'use strict'
 
 // What the jest suites (__test__/) and the benchmarks (bench/) share: a child process whose
-// stdout is read as lines, a child run to its end, waiting for a condition, quiet periods, percentiles, and sleep.
+// stdout is read as lines, a child run to its end, waiting for a condition, quiet periods,
+// percentiles, and sleep.
 //
 // Not part of the package (package.json `files` leaves it out) and not a test (jest's testMatch is
 // __test__/**/*.test.js). Every timer here comes from node:timers / node:timers/promises and every

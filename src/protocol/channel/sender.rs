@@ -23,11 +23,9 @@ pub(super) struct QueuedSend {
     /// Whether writing it settles `token`: the last of a group sent with one promise (the
     /// first failure in the group settles it too).
     settles: bool,
-    /// The response wait of a request, failed with the send.
+    /// The response wait of a request, failed with the send. With neither a token nor a wait
+    /// (a handler's reply), writing it delivers nothing and a failure is reported as a problem.
     wait: Option<u64>,
-    /// With neither a promise nor a wait (a handler's reply): whether a failure is reported as a
-    /// problem. Writing it delivers nothing, so JavaScript is not woken for a success.
-    reports_failure: bool,
     deadline: Instant,
 }
 
@@ -194,7 +192,6 @@ impl Channel {
                 token,
                 settles: index == last,
                 wait,
-                reports_failure: token.is_none() && wait.is_none(),
                 deadline,
             });
         }
@@ -222,10 +219,8 @@ impl Channel {
                     deliveries.push(Delivery::Expired { token: wait, error });
                 }
             }
-            (Err(error), None, None) if send.reports_failure => {
-                deliveries.push(Delivery::Problems(vec![error]));
-            }
-            (Ok(()), None, _) | (Err(_), None, None) => {}
+            (Err(error), None, None) => deliveries.push(Delivery::Problems(vec![error])),
+            (Ok(()), None, _) => {}
         }
     }
 
