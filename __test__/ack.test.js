@@ -26,13 +26,14 @@ function outboxLength(name) {
 }
 
 /** Sends synchronously, waiting `pauseMs` after each ENOBUFS (full backlog); returns the refusals. */
-async function sendWhenRoom(send, pauseMs) {
+async function sendWhenRoom(send, pauseMs, onRefused = () => {}) {
   for (let refused = 0; ; refused++) {
     try {
       send()
       return refused
     } catch (error) {
       if (error.code !== 'ENOBUFS') throw error
+      onRefused()
       await sleep(pauseMs)
     }
   }
@@ -159,9 +160,11 @@ test('a closed reader stops holding messages back, and so does one whose acknowl
 
 test('a reader whose JavaScript thread is busy acknowledges only what it took: the writer waits (ENOBUFS), nothing is lost', async () => {
   const TOTAL = 1000
-  const busyMs = process.platform === 'win32' ? 4000 : 1500
-  // The reader's listener blocks its JavaScript thread once, early; its native side keeps reading.
+  // The reader's listener blocks its JavaScript thread once, early, until the writer has been
+  // refused (or has sent everything, which fails the test below); its native side keeps reading.
+  const release = path.join(h.tmpDir('ipckit-release-'), 'release')
   const script = `
+    const fs = require('node:fs')
     const { FileChannel } = require(${JSON.stringify(path.join(__dirname, '..', 'index.js'))})
     const channel = FileChannel.backend(${JSON.stringify(dir)})
     const got = []
@@ -169,8 +172,8 @@ test('a reader whose JavaScript thread is busy acknowledges only what it took: t
       got.push(message.payload)
       if (got.length === 1) {
         process.stdout.write('blocking\\n')
-        const until = Date.now() + ${busyMs}
-        while (Date.now() < until) {}
+        const until = Date.now() + 60000
+        while (!fs.existsSync(${JSON.stringify(release)}) && Date.now() < until) {}
       }
       if (got.length === ${TOTAL}) {
         const inOrder = got.every((value, index) => value === index)
@@ -185,15 +188,20 @@ test('a reader whose JavaScript thread is busy acknowledges only what it took: t
   expect(await next()).toBe('ready')
   const writer = open('frontend', { maxBacklog: 200 })
   let refused = 0
+  const refusedNow = () => {
+    refused++
+    if (!fs.existsSync(release)) fs.writeFileSync(release, '')
+  }
   for (let i = 0; i < TOTAL; i++) {
-    refused += await sendWhenRoom(() => writer.sendEvent('e', i), 5)
+    await sendWhenRoom(() => writer.sendEvent('e', i), 5, refusedNow)
     if (i === 0) expect(await next()).toBe('blocking')
   }
+  fs.writeFileSync(release, '')
   expect(JSON.parse(await next())).toEqual({ received: TOTAL, inOrder: true })
   // Its native side read on while JavaScript was blocked, but did not acknowledge it: the writer
   // had to wait for room instead of the reader buffering everything.
   expect(refused).toBeGreaterThan(0)
-}, 60000)
+}, 120000)
 
 test('a channel used only for request() does not hold its peer back with events it never pulls: they wait for a later recv()', async () => {
   const ROUNDS = process.platform === 'win32' ? 120 : 300

@@ -668,6 +668,35 @@ describe('watching and polling', () => {
     expect(got).toEqual([0, 1, 2])
   })
 
+  test('a peer that renames, then writes in place, is watched for in-place writes from the first one a read finds', async () => {
+    const dir = h.channelDir()
+    // A safety re-read a minute away: after the read below, only the watcher brings message 3.
+    const front = h.frontend(dir, { pollIntervalMs: 60000 })
+    const back = h.backend(dir)
+    const got = []
+    front.on('event', (m) => got.push(m.payload))
+    // A renaming writer first: once a read has seen its file replaced, the files that replace
+    // it are not watched for in-place writes (the one armed before that read still is).
+    expect(front.recv()).toEqual([])
+    for (const payload of [0, 1]) {
+      back.sendEvent('e', payload)
+      await waitFor(() => got.length === payload + 1, { what: `renamed message ${payload}` })
+    }
+    const inbox = path.join(dir, BACKEND_OUTBOX)
+    const writeInPlace = (payload) => {
+      const messages = JSON.parse(fs.readFileSync(inbox, 'utf8'))
+      messages.push(diskMessage({ payload }))
+      fs.writeFileSync(inbox, JSON.stringify(messages))
+    }
+    writeInPlace(2)
+    // Nothing announces it: a read (recv() reads, and routes to the listener) finds it.
+    expect(front.recv()).toEqual([])
+    await waitFor(() => got.length === 3, { what: 'the in-place write the read found' })
+    writeInPlace(3)
+    await waitFor(() => got.length === 4, { what: 'the second in-place write', timeoutMs: 20000 })
+    expect(got).toEqual([0, 1, 2, 3])
+  })
+
   test('watch: false polls: listeners and waits still get every message', async () => {
     const dir = h.channelDir()
     const front = h.frontend(dir, { watch: false, pollIntervalMs: 20 })

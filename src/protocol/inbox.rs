@@ -55,6 +55,9 @@ pub struct InboxReader {
     /// On such a file system, the bytes of a read that did not parse: reported as broken only
     /// when the next read finds the very same bytes (a cut-off copy is whole next time).
     suspect: Option<Vec<u8>>,
+    /// Whether the writer may write the file in place rather than replace it by rename: until
+    /// new messages came in a replaced file, and again once they come in the same file.
+    written_in_place: bool,
 }
 
 #[derive(Debug, Default)]
@@ -83,7 +86,14 @@ impl InboxReader {
             last_stat: None,
             remote: false,
             suspect: None,
+            written_in_place: true,
         }
+    }
+
+    /// Whether the inbox's writer may write it in place (an in-place write raises no rename):
+    /// no new messages yet, or the last came in the same file as the ones before.
+    pub fn expects_in_place_writes(&self) -> bool {
+        self.written_in_place
     }
 
     /// The inbox is on a file system that caches attributes (see `remote`).
@@ -308,6 +318,11 @@ impl InboxReader {
         }
         if let Some(problem) = self.judge_loss(&keys, fresh_from) {
             outcome.problems.push(problem);
+        }
+        if fresh_from.is_some() {
+            if let Some(previous) = &self.seen.identity {
+                self.written_in_place = previous.same_file(&identity);
+            }
         }
         self.lapsed = false;
         self.baseline = None;
@@ -539,6 +554,39 @@ mod tests {
             ..Message::event("e", json!(n))
         }
         .encode()
+    }
+
+    #[test]
+    fn a_writer_is_taken_for_an_in_place_writer_until_new_messages_come_in_a_replaced_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.json");
+        write_elements(&path, &[]);
+        let mut reader = InboxReader::new(path.clone(), 1 << 20, 100);
+        reader.read_new();
+        assert!(reader.expects_in_place_writes(), "nothing known yet");
+        // Replaced by rename (what every writer of the protocol does).
+        let replace = |elements: &[String]| {
+            let tmp = dir.path().join("in.tmp");
+            write_elements(&tmp, elements);
+            std::fs::rename(&tmp, &path).unwrap();
+        };
+        let mut elements = vec![event_text("a", 1)];
+        replace(&elements);
+        assert_eq!(payloads(&reader.read_new()), [1]);
+        assert!(!reader.expects_in_place_writes());
+        // Replaced with nothing new (a prune): still a renaming writer.
+        replace(&elements);
+        assert!(reader.read_new().messages.is_empty());
+        assert!(!reader.expects_in_place_writes());
+        // Written in place, as fs.writeFileSync does: new messages in the same file.
+        elements.push(event_text("b", 2));
+        write_elements(&path, &elements);
+        assert_eq!(payloads(&reader.read_new()), [2]);
+        assert!(reader.expects_in_place_writes());
+        elements.push(event_text("c", 3));
+        replace(&elements);
+        assert_eq!(payloads(&reader.read_new()), [3]);
+        assert!(!reader.expects_in_place_writes());
     }
 
     #[test]

@@ -108,7 +108,7 @@ pub struct Channel {
     /// The directory was found replaced by one that is not private: its inbox is not read.
     dir_refused: AtomicBool,
     /// The dispatcher watches the directory: each read first watches the inbox file for
-    /// writes in place (see `watch::watch_file`).
+    /// writes in place, while its writer may write so (see `watch::watch_file`).
     watching: AtomicBool,
     /// Sends waiting for the writer thread (the promise API).
     sends: Mutex<SendQueue>,
@@ -434,6 +434,14 @@ impl Channel {
     /// Reads what is new in the inbox, if JavaScript has room for it. The caller holds the
     /// reader lock; the state lock is taken only briefly, not while the file is read.
     fn read_inbox(&self, reader: &mut InboxReader) -> Result<ReadOutcome> {
+        // Armed even when nothing is read now: the next change must be announced. Only for a
+        // writer that may write in place: the watch of a file that is then replaced costs the
+        // kernel a teardown of the watch (a worker thread's wake-up) on every rename.
+        let watching = self.watching.load(Ordering::Relaxed);
+        let armed = watching && reader.expects_in_place_writes();
+        if armed {
+            super::watch::watch_file(&self.inbox_path);
+        }
         let room = self.lock_open()?.has_room();
         if !room {
             return Ok(ReadOutcome::default());
@@ -453,10 +461,14 @@ impl Channel {
         if lapsed {
             reader.note_lapsed();
         }
-        if self.watching.load(Ordering::Relaxed) {
+        let outcome = reader.read_new();
+        if watching && !armed && reader.expects_in_place_writes() {
+            // The writer turned out to write in place: its file is watched from now on, and
+            // read once more for what it wrote before the watch.
             super::watch::watch_file(&self.inbox_path);
+            self.wake_dispatcher();
         }
-        Ok(reader.read_new())
+        Ok(outcome)
     }
 
     /// Reports a problem to the `'error'` listeners, or keeps it for `recv()`. Any thread;

@@ -316,8 +316,11 @@ impl Channel {
         let result = self
             .write_outbox(&mut outbox, &messages, Duration::ZERO)
             .map(|_| ());
-        drop(outbox);
+        // The queue is taken before the outbox is let go: a batch that did not get through goes
+        // back to the front before another thread (`flush_before_exit`) can write what was
+        // queued after it.
         let mut sends = lock(&self.sends);
+        drop(outbox);
         sends.in_flight -= batch.len();
         let retry_at = match result {
             Ok(()) => {

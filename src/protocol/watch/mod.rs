@@ -125,8 +125,8 @@ impl Drop for Registration {
 }
 
 /// Watches the file now at `inbox` (of a registered directory) for changes made in place, by a
-/// writer that does not replace it by rename. Call it before each read of the inbox: a change
-/// after it is announced, one before it is found by the read.
+/// writer that does not replace it by rename. Call it before each read of such an inbox: a
+/// change after it is announced, one before it is found by the read.
 ///
 /// It runs on the watcher's own thread too (a change read from there), so it never waits for the
 /// watcher's lock: a thread holding it may be waiting for that very thread (notify's backends
