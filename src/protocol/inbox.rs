@@ -3,16 +3,19 @@
 //! The writer appends and trims from the front, so a message still in the file was also in every
 //! snapshot since we first saw it: remembering the ids of the last snapshot is enough to tell new
 //! messages from old ones, whatever their timestamps (the reference compares timestamps and
-//! repeats messages that share a millisecond).
+//! repeats messages that share a millisecond). For the same reason a new version usually begins
+//! with the last version's tail byte for byte: those elements are not scanned or parsed again.
 
 use super::error::ChannelError;
 use super::files::{
     now_ns, read_message_file, read_message_file_fresh, read_oversized_message_file, stat,
 };
 use super::message::{
-    decode_entry, oversized_size, peek_id, split_file, Entry, Message, RawElement,
+    decode_entry, first_element_at, oversized_size, peek_id, split_file, split_rest, Entry,
+    Message, RawElement,
 };
 use super::platform::FileIdentity;
+use serde_json::value::RawValue;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -68,6 +71,36 @@ struct Snapshot {
     settled: bool,
     bytes: Vec<u8>,
     keys: HashSet<String>,
+    /// Where each element lies in `bytes`, with its id and key (empty when one did not parse).
+    spans: Vec<Span>,
+}
+
+/// An element of a version of the inbox: its bytes' place, its id and its key.
+#[derive(Debug, Clone)]
+struct Span {
+    start: usize,
+    end: usize,
+    id: Option<String>,
+    key: String,
+}
+
+impl Span {
+    /// `raw`, which lies in `bytes`.
+    fn of(bytes: &[u8], raw: &RawValue, id: Option<String>, key: String) -> Span {
+        let start = raw.get().as_ptr() as usize - bytes.as_ptr() as usize;
+        Span {
+            start,
+            end: start + raw.get().len(),
+            id,
+            key,
+        }
+    }
+}
+
+/// An element of the version being read: known from the last version, or to be looked at.
+enum Item<'a> {
+    Known(Span),
+    Raw(RawElement<'a>),
 }
 
 impl InboxReader {
@@ -119,6 +152,29 @@ impl InboxReader {
                 self.baseline = Some(keys);
             }
         }
+    }
+
+    /// The elements `bytes` begins with that the last version ended with, byte for byte (as a
+    /// writer leaves them when it appends and trims from the front), placed in `bytes`, and where
+    /// the last of them ends. `None` when the last version's tail is not where `bytes` begins.
+    fn known_prefix(&self, bytes: &[u8]) -> Option<(Vec<Span>, usize)> {
+        let (old, spans) = (&self.seen.bytes, &self.seen.spans);
+        let old_end = spans.last()?.end;
+        let begin = first_element_at(bytes)?;
+        let first = spans.iter().position(|span| {
+            let tail = &old[span.start..old_end];
+            bytes.get(begin..begin + tail.len()) == Some(tail)
+        })?;
+        let shift = |at: usize| at - spans[first].start + begin;
+        let known = spans[first..]
+            .iter()
+            .map(|span| Span {
+                start: shift(span.start),
+                end: shift(span.end),
+                ..span.clone()
+            })
+            .collect();
+        Some((known, shift(old_end)))
     }
 
     /// Whether messages were trimmed away before we read them, judged from the version we saw
@@ -232,7 +288,15 @@ impl InboxReader {
             self.seen.settled = settled;
             return Ok(());
         }
-        let elements = match split_file(&bytes) {
+        // What the last version held byte for byte (a writer appends and trims from the front)
+        // is known already: only the rest is scanned and checked.
+        let known = self.known_prefix(&bytes);
+        let rest = known.as_ref().and_then(|(_, end)| split_rest(&bytes, *end));
+        let (known, elements) = match rest {
+            Some(rest) => (known.map_or_else(Vec::new, |(known, _)| known), Ok(rest)),
+            None => (Vec::new(), split_file(&bytes)),
+        };
+        let elements = match elements {
             Ok(elements) => elements,
             // Perhaps only cut off: broken if the next read finds the same bytes.
             Err(_) if self.remote && self.suspect.as_ref() != Some(&bytes) => {
@@ -252,19 +316,39 @@ impl InboxReader {
         self.suspect = None;
 
         // Only elements with an id we have not seen are decoded in full.
-        let mut keys = HashSet::with_capacity(elements.len());
+        let mut keys = HashSet::with_capacity(known.len() + elements.len());
+        let mut spans = Vec::with_capacity(known.len() + elements.len());
+        let mut spans_whole = true;
         let mut fresh_from = None;
         let mut last_id = None;
-        for (index, element) in elements.into_iter().enumerate() {
-            let (id, key) = match &element {
-                Ok(raw) => {
-                    let id = peek_id(raw);
-                    let key = id
-                        .clone()
-                        .unwrap_or_else(|| anonymous_key(raw.get().as_bytes()));
-                    (id, key)
+        let items = known
+            .into_iter()
+            .map(Item::Known)
+            .chain(elements.into_iter().map(Item::Raw));
+        for (index, item) in items.enumerate() {
+            let (id, key, element) = match item {
+                Item::Known(span) => {
+                    let (id, key) = (span.id.clone(), span.key.clone());
+                    spans.push(span);
+                    (id, key, None)
                 }
-                Err(broken) => (None, anonymous_key(&broken.bytes)),
+                Item::Raw(element) => {
+                    let (id, key) = match &element {
+                        Ok(raw) => {
+                            let id = peek_id(raw);
+                            let key = id
+                                .clone()
+                                .unwrap_or_else(|| anonymous_key(raw.get().as_bytes()));
+                            (id, key)
+                        }
+                        Err(broken) => (None, anonymous_key(&broken.bytes)),
+                    };
+                    match &element {
+                        Ok(raw) => spans.push(Span::of(&bytes, raw, id.clone(), key.clone())),
+                        Err(_) => spans_whole = false,
+                    }
+                    (id, key, Some(element))
+                }
             };
             last_id = id.clone().or(last_id);
             let already_seen = self.seen.keys.contains(&key);
@@ -282,9 +366,10 @@ impl InboxReader {
                 }
                 continue;
             }
-            if already_seen {
+            // A known element was in the last version: it is always seen already.
+            let (false, Some(element)) = (already_seen, element) else {
                 continue;
-            }
+            };
             fresh_from.get_or_insert(index);
             if let Some(size) = element.as_ref().ok().and_then(|raw| oversized_size(raw)) {
                 outcome.problems.push(ChannelError::MessageTooLarge {
@@ -333,6 +418,7 @@ impl InboxReader {
             settled,
             bytes,
             keys,
+            spans: if spans_whole { spans } else { Vec::new() },
         };
         Ok(())
     }
@@ -554,6 +640,71 @@ mod tests {
             ..Message::event("e", json!(n))
         }
         .encode()
+    }
+
+    #[test]
+    fn reading_only_what_follows_the_last_version_finds_what_reading_everything_finds() {
+        // Versions a writer (or a hostile one) may leave: appends, trims, prunes from the middle,
+        // rewrites, reformatting, broken elements, reused ids, elements with no id, blanks. Each
+        // is read by a reader that knows the last version's elements and by one that does not.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.json");
+        write_elements(&path, &[]);
+        let mut fast = InboxReader::new(path.clone(), 1 << 20, 20);
+        let mut slow = InboxReader::new(path.clone(), 1 << 20, 20);
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut random = |below: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % below
+        };
+        let mut elements: Vec<String> = Vec::new();
+        let mut next = 0;
+        let mut fast_reads = 0;
+        for _ in 0..600 {
+            for _ in 0..random(3) + u64::from(elements.len() > 25) {
+                if !elements.is_empty() {
+                    elements.remove(0);
+                }
+            }
+            for _ in 0..random(4) {
+                next += 1;
+                elements.push(match random(60) {
+                    0 => "{\"id\": \"broken\", ".into(),
+                    1 => "{\"timestamp\": 1, \"type\": \"event\", \"payload\": 1}".into(),
+                    2 if !elements.is_empty() => elements[random(elements.len() as u64) as usize].clone(),
+                    3 => format!("{{\"id\":\"c{next}\",\"timestamp\":1,\"type\":\"event\",\"method\":\"e\",\"payload\":{next}}}"),
+                    _ => event_text(&format!("m{next}"), next),
+                });
+            }
+            if random(10) == 0 && elements.len() > 2 {
+                let middle = random(elements.len() as u64) as usize;
+                elements.remove(middle);
+            }
+            let mut bytes =
+                crate::protocol::message::encode_file(elements.iter().map(String::as_str));
+            match random(10) {
+                0 => bytes.extend_from_slice(b"\n  "),
+                1 => bytes.insert(0, b' '),
+                2 => bytes.truncate(bytes.len().saturating_sub(1 + random(3) as usize)),
+                _ => {}
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            fast_reads += usize::from(fast.known_prefix(&bytes).is_some());
+            slow.seen.spans.clear();
+            let (a, b) = (fast.read_new(), slow.read_new());
+            assert_eq!(
+                format!("{a:?}"),
+                format!("{b:?}"),
+                "{}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+        assert!(
+            fast_reads > 200,
+            "the known prefix served {fast_reads} reads"
+        );
     }
 
     #[test]

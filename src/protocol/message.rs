@@ -278,6 +278,43 @@ fn array_elements(bytes: &[u8]) -> Option<Vec<&[u8]>> {
     if trim(body).is_empty() {
         return Some(Vec::new());
     }
+    body_elements(body)
+}
+
+/// Where the first element of a message file starts (after `[` and blanks), if it is an array.
+pub fn first_element_at(bytes: &[u8]) -> Option<usize> {
+    let blanks = |from: usize| {
+        bytes[from..]
+            .iter()
+            .take_while(|byte| byte.is_ascii_whitespace())
+            .count()
+    };
+    let open = blanks(0);
+    (bytes.get(open) == Some(&b'[')).then(|| open + 1 + blanks(open + 1))
+}
+
+/// The elements of a message file after byte `from`, where an element ends: the rest must be
+/// `]`, or `,`, more elements and `]`. Each element is checked on its own, as `split_file` does
+/// for a file that is not valid as a whole. `None` when the rest is shaped otherwise.
+pub fn split_rest(bytes: &[u8], from: usize) -> Option<Vec<RawElement<'_>>> {
+    let rest = trim(bytes.get(from..)?);
+    if rest == b"]" {
+        return Some(Vec::new());
+    }
+    let body = rest.strip_prefix(b",")?.strip_suffix(b"]")?;
+    if trim(body).is_empty() {
+        return None;
+    }
+    Some(
+        body_elements(body)?
+            .into_iter()
+            .map(parse_element)
+            .collect(),
+    )
+}
+
+/// The comma-separated top-level elements of an array's body (blanks trimmed).
+fn body_elements(body: &[u8]) -> Option<Vec<&[u8]>> {
     let (mut elements, mut start, mut brackets) = (Vec::new(), 0, Brackets::default());
     for (index, &byte) in body.iter().enumerate() {
         match brackets.step(byte) {
