@@ -164,6 +164,43 @@ test('handlers written as (params, message) keep working: the context carries th
   expect(typeof seen.progress).toBe('function')
 })
 
+test("a handler's signal, asked for only after the cancel or the close, is already aborted with its reason", () => {
+  const { RunningHandlers } = require('../lib/handler-context.js')
+  const running = new RunningHandlers({ sendProgress: () => {} })
+  const request = { id: 'r1', timestamp: 1, type: 'request', method: 'bake', payload: null }
+  const first = running.start(request).context
+  const second = running.start({ ...request, id: 'r2' }).context
+  expect(running.cancel({ payload: { requestId: 'r1', reason: 'user pressed Esc' } })).toBe(true)
+  expect(first.signal.aborted).toBe(true)
+  expect(first.signal.reason).toMatchObject({ code: 'ECANCELED', name: 'AbortError', reason: 'user pressed Esc' })
+  // Progress after the cancel is dropped, not sent.
+  first.progress(0.5)
+  running.closeAll()
+  expect(second.signal.aborted).toBe(true)
+  expect(second.signal.reason).toMatchObject({ code: 'ECLOSED' })
+  // Asked for first, then aborted: the same signal, its listeners told.
+  const third = running.start({ ...request, id: 'r3' }).context
+  const heard = []
+  third.signal.addEventListener('abort', () => heard.push(third.signal.reason.code))
+  running.cancel({ payload: { requestId: 'r3' } })
+  running.closeAll()
+  expect(heard).toEqual(['ECANCELED'])
+})
+
+test('a hand-made request with fields named like the context accessors keeps the accessors', () => {
+  const { RunningHandlers } = require('../lib/handler-context.js')
+  const sent = []
+  const running = new RunningHandlers({ sendProgress: (payloads) => sent.push(...payloads) })
+  const request = { id: 'r1', type: 'request', method: 'm', payload: 1, signal: 'x', progress: 2, message: 3 }
+  const { context, done } = running.start(request)
+  expect(context.signal).toBeInstanceOf(AbortSignal)
+  expect(context.message).toBe(request)
+  expect(Object.keys(context).sort()).toEqual(['id', 'method', 'payload', 'type'])
+  context.progress(1)
+  done()
+  expect(sent).toEqual([{ progressToken: 'r1', progress: 1 }])
+})
+
 test('a duplicate response resolves nothing else, never reaches recv(), and is counted', async () => {
   const dir = h.channelDir()
   const front = h.frontend(dir)

@@ -28,9 +28,17 @@ class RunningHandlers {
 
   /** The context for `request`, and `done()` to call once the handler has settled. */
   start(request) {
-    const controller = new AbortController()
-    const entry = { controller, answered: false }
+    // The AbortController is made when the handler first asks for `signal` (most never do):
+    // until then an abort is only noted.
+    const entry = { controller: undefined, aborted: false, reason: undefined, answered: false }
     this.#running.set(request.id, entry)
+    const signal = () => {
+      if (entry.controller === undefined) {
+        entry.controller = new AbortController()
+        if (entry.aborted) entry.controller.abort(entry.reason)
+      }
+      return entry.controller.signal
+    }
     const progress = (value, options = {}) => {
       if (typeof value !== 'number' || !Number.isFinite(value)) {
         throw codedError('EINVAL', `progress must be a finite number, got ${describe(value)}`, TypeError)
@@ -43,19 +51,14 @@ class RunningHandlers {
         throw codedError('EINVAL', `message must be a string, got ${describe(message)}`, TypeError)
       }
       // After the answer, progress means nothing to the requester.
-      if (entry.answered || controller.signal.aborted) return
+      if (entry.answered || entry.aborted) return
       const payload = { progressToken: request.id, progress: value }
       if (total !== undefined) payload.total = total
       if (message !== undefined) payload.message = message
       this.#progress.push(payload)
       if (this.#progress.length === 1) afterThisJob(() => this.flushProgress())
     }
-    const context = { ...request }
-    Object.defineProperties(context, {
-      message: { value: request },
-      signal: { value: controller.signal },
-      progress: { value: progress },
-    })
+    const context = new HandlerContext(request, signal, progress)
     const done = () => {
       // Its progress goes before its answer.
       this.flushProgress()
@@ -77,7 +80,7 @@ class RunningHandlers {
     )
     error.name = 'AbortError'
     error.reason = text
-    entry.controller.abort(error)
+    abort(entry, error)
     return true
   }
 
@@ -92,11 +95,54 @@ class RunningHandlers {
   /** The channel closes: every running handler's signal aborts. */
   closeAll() {
     this.flushProgress()
-    for (const entry of this.#running.values()) {
-      entry.controller.abort(codedError('ECLOSED', 'the channel is closed'))
-    }
+    for (const entry of this.#running.values()) abort(entry, codedError('ECLOSED', 'the channel is closed'))
     this.#running.clear()
   }
+}
+
+const RESERVED = ['message', 'signal', 'progress']
+
+/**
+ * A handler's second argument: the request's own fields, and (not enumerable, on the prototype)
+ * `message`, `signal` and `progress`.
+ */
+class HandlerContext {
+  #message
+  #signal
+  #progress
+
+  constructor(request, signal, progress) {
+    // Its fields, but never over the accessors below (a request from the addon has none of
+    // these names; one made by hand could).
+    if (RESERVED.some((key) => Object.hasOwn(request, key))) {
+      for (const [key, value] of Object.entries(request)) if (!RESERVED.includes(key)) this[key] = value
+    } else {
+      Object.assign(this, request)
+    }
+    this.#message = request
+    this.#signal = signal
+    this.#progress = progress
+  }
+
+  get message() {
+    return this.#message
+  }
+
+  get signal() {
+    return this.#signal()
+  }
+
+  get progress() {
+    return this.#progress
+  }
+}
+
+/** Aborts a running handler's signal, or notes the abort for when it is asked for. */
+function abort(entry, reason) {
+  if (entry.aborted) return
+  entry.aborted = true
+  entry.reason = reason
+  entry.controller?.abort(reason)
 }
 
 module.exports = { RunningHandlers }

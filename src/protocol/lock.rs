@@ -74,10 +74,10 @@ impl LockGuard {
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => None,
             Err(e) => return Err(ChannelError::io("opening lock", path, e)),
         };
-        let content = format!("{}\n", std::process::id());
+        let content = pid_line();
         let mut refusals_without_lock = 0;
         loop {
-            match create_new_with(path, content.as_bytes(), mode) {
+            match create_new_with(path, content, mode) {
                 Ok(file) => {
                     let identity = platform::identity_of(&file).ok();
                     return Ok(LockGuard {
@@ -106,6 +106,14 @@ impl LockGuard {
             wait(started.elapsed())?;
         }
     }
+}
+
+/// What the lock file holds: our PID and a newline (asked of the OS once: a system call per send
+/// otherwise).
+fn pid_line() -> &'static [u8] {
+    static LINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LINE.get_or_init(|| format!("{}\n", std::process::id()))
+        .as_bytes()
 }
 
 /// Waits for our writers' OS lock in the kernel's line, not by polling it: a poller that sleeps
