@@ -293,17 +293,23 @@ ${observations(run) || '(none)'}
   the temp directory and on tmpfs) and by the bare floor's (target 1.5x on the temp directory,
   ext4 on the machine the issue was measured on, and 2.5x on tmpfs), all from the same run. A
   target not met is reported, not an error; a case that fell back to a slower mode fails.
-  Where the rest goes (\`perf sched\` on this VM, 1,000 round trips): each side's JavaScript
-  thread hands its send to the writer thread and gets the peer's message from the watcher thread,
-  so a round trip has 4 wake-ups between threads that the floor, one thread per process, does not
-  have, plus a wake-up of our own watcher by our own rename (a directory watch cannot tell names
-  apart). Writing on the JavaScript thread would remove two of them, but the promise calls promise
-  never to do file I/O there. Removed already: a wake-up of the backend's JavaScript thread after
-  each handler reply was written (replies now settle no promise; a failed write is reported as
-  an \`'error'\`), and a wake-up of the writer thread after each response (the outbox pruning is a
-  deadline of the dispatcher's rounds). CPU time per round trip and side on ext4: writer and
-  watcher threads together 230-295 µs, a floor process (the same write and read) 210 µs, and our
-  JavaScript thread about 100 µs more.
+  Where the rest goes (\`perf sched\`, \`perf record\` and \`--cpu-prof\` on this VM): each side's
+  JavaScript thread hands its send to the writer thread and gets the peer's message from the
+  watcher thread, so a round trip has 4 wake-ups between threads that the floor, one thread per
+  process, does not have, plus a wake-up of our own watcher by our own rename (a directory watch
+  cannot tell names apart; watching the inbox file instead costs more, below). Writing on the
+  JavaScript thread would remove two of them, but the promise calls promise never to do file I/O
+  there. Removed already: a wake-up of the backend's JavaScript thread after each handler reply
+  was written (replies settle no promise; a failed write is reported as an \`'error'\`); a wake-up
+  of the writer thread after each response (the outbox pruning is a deadline of the dispatcher's
+  rounds); the watch of the inbox file itself while its writer renames (the kernel tore it down
+  through a worker thread on every message: 40-85 µs of a round trip; it is kept only for a writer
+  seen writing in place); re-scanning and re-parsing what the last version of the inbox held (a
+  24 KB inbox with one new message: 60 to 23 µs a read); and most of a handler's context (4.5 to
+  0.3 µs: its \`signal\` is made when asked for). Per round trip and side, the writer thread spends
+  about 65 µs (the protocol's lock, read, write, rename and unlock, and waking the watchers), the
+  watcher 35-70 µs, and the JavaScript thread 60-70 µs (the native call that queues the send and
+  wakes the writer, about 17 µs of it; the caller's stack, 9 µs); a floor process spends 135 µs.
 - **The Python companion** (issue 18, \`bench/cases/companion.js\`): one Node frontend process
   calls \`request('echo', {…})\` on four backend processes, each in its own directory: an ipckit Node
   backend (\`handle()\`), an \`ipckit_peer\` backend (\`Peer.backend\` + \`serve()\`, from
