@@ -644,9 +644,10 @@ mod tests {
 
     #[test]
     fn reading_only_what_follows_the_last_version_finds_what_reading_everything_finds() {
-        // Versions a writer (or a hostile one) may leave: appends, trims, prunes from the middle,
-        // rewrites, reformatting, broken elements, reused ids, elements with no id, blanks. Each
-        // is read by a reader that knows the last version's elements and by one that does not.
+        // Versions a writer (or a hostile one) may leave: appends, trims, removals from the
+        // middle (prunes), compact and pretty elements, broken elements, reused ids, elements
+        // with no id, blanks, cut-off files. Each is read by a reader that knows the last
+        // version's elements and by one that does not.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.json");
         write_elements(&path, &[]);
