@@ -280,7 +280,7 @@ impl Channel {
     /// JS thread; state.
     pub fn note_taken(&self, count: usize) {
         if count > 0 {
-            lock(&self.state).note_taken(count);
+            lock(&self.state).note_handed_over(count);
         }
     }
 

@@ -36,6 +36,18 @@ impl Listening {
         }
     }
 
+    /// Listens to what either listens to.
+    fn with(self, other: Listening) -> Listening {
+        Listening {
+            requests: self.requests || other.requests,
+            responses: self.responses || other.responses,
+            events: self.events || other.events,
+            errors: self.errors || other.errors,
+            presence: self.presence || other.presence,
+            cancels: self.cancels || other.cancels,
+        }
+    }
+
     fn any_messages(&self) -> bool {
         self.requests || self.responses || self.events || self.presence
     }
@@ -91,6 +103,12 @@ pub(super) struct Router {
     max_queued: usize,
     waiters: HashMap<String, Vec<Waiter>>,
     listening: Listening,
+    /// Messages handed to JavaScript's listeners in batches it has not run yet.
+    handed_out: usize,
+    /// What the listeners took before their last change, while batches handed to them are still
+    /// on their way: messages of those kinds follow them (JavaScript keeps what nobody takes for
+    /// `recv()`), so that none queued here overtakes them.
+    lingering: Listening,
     /// Problems found while nobody listens for them; `recv()` throws them one at a time.
     problems: VecDeque<ChannelError>,
     dispatcher_running: bool,
@@ -143,6 +161,8 @@ impl Router {
             max_queued,
             waiters: HashMap::new(),
             listening: Listening::default(),
+            handed_out: 0,
+            lingering: Listening::default(),
             problems: VecDeque::new(),
             dispatcher_running: false,
             dispatcher_idle_since: None,
@@ -256,6 +276,16 @@ impl Router {
             _ => self.untaken_reads.push_back((last_id, left)),
         }
         self.settle_taken();
+    }
+
+    /// JavaScript ran a batch of `count` messages handed to its listeners (what nobody took
+    /// there it keeps for `recv()`): once all have run, the lingering kinds are queued here again.
+    pub(super) fn note_handed_over(&mut self, count: usize) {
+        self.handed_out = self.handed_out.saturating_sub(count);
+        if self.handed_out == 0 {
+            self.lingering = Listening::default();
+        }
+        self.note_taken(count);
     }
 
     /// JavaScript took `count` more messages (a listener batch, a `recv()`).
@@ -401,9 +431,13 @@ impl Router {
     /// New listeners: queued messages they want, and pending problems if they take errors,
     /// are handed to them.
     pub(super) fn set_listening(&mut self, listening: Listening, deliveries: &mut Vec<Delivery>) {
+        if self.handed_out > 0 {
+            self.lingering = self.lingering.with(self.listening);
+        }
         self.listening = listening;
         let wanted = self.take_queued_for(listening);
         if !wanted.is_empty() {
+            self.handed_out += wanted.len();
             deliveries.push(Delivery::Messages(wanted.into()));
         }
         if listening.errors && !self.problems.is_empty() {
@@ -552,7 +586,7 @@ impl Router {
                     continue;
                 }
             }
-            if self.listening.wants(message.kind) {
+            if self.listening.wants(message.kind) || self.lingering.wants(message.kind) {
                 for_listeners.push(message);
             } else {
                 if self.queue_for_recv(message) {
@@ -568,6 +602,7 @@ impl Router {
         // Dropped from the queue: never to be taken.
         self.note_taken(dropped_counted);
         if !for_listeners.is_empty() {
+            self.handed_out += for_listeners.len();
             deliveries.push(Delivery::Messages(for_listeners));
         }
         deliveries.extend(controls);
@@ -767,6 +802,32 @@ mod tests {
             deliveries.as_slice(),
             [Delivery::Messages(messages)] if messages[0].id == late.id
         ));
+    }
+
+    #[test]
+    fn messages_follow_batches_still_on_their_way_to_listeners_that_left() {
+        let mut router = router();
+        listen(&mut router, &["events"]);
+        let event = |name: &str| Message::event(name, json!(null));
+        let mut deliveries = Vec::new();
+        router.route(read(vec![event("1"), event("2")]), &mut deliveries);
+        // The listeners leave before JavaScript ran that batch: what comes meanwhile follows it
+        // (JavaScript keeps for recv() what nobody takes), never queued ahead of it.
+        assert!(listen(&mut router, &[]).is_empty());
+        let mut deliveries = Vec::new();
+        router.route(read(vec![event("3")]), &mut deliveries);
+        assert!(matches!(
+            deliveries.as_slice(),
+            [Delivery::Messages(messages)] if messages[0].method.as_deref() == Some("3")
+        ));
+        assert!(router.take_for_recv(10).unwrap().is_empty());
+        // Both batches ran: later messages are queued here again.
+        router.note_handed_over(3);
+        let mut deliveries = Vec::new();
+        router.route(read(vec![event("4")]), &mut deliveries);
+        assert!(deliveries.is_empty(), "{deliveries:?}");
+        let queued = router.take_for_recv(10).unwrap();
+        assert_eq!(queued[0].method.as_deref(), Some("4"));
     }
 
     #[test]
