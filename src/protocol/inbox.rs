@@ -290,10 +290,11 @@ impl InboxReader {
         }
         // What the last version held byte for byte (a writer appends and trims from the front)
         // is known already: only the rest is scanned and checked.
-        let known = self.known_prefix(&bytes);
-        let rest = known.as_ref().and_then(|(_, end)| split_rest(&bytes, *end));
-        let (known, elements) = match rest {
-            Some(rest) => (known.map_or_else(Vec::new, |(known, _)| known), Ok(rest)),
+        let known_and_rest = self
+            .known_prefix(&bytes)
+            .and_then(|(known, end)| Some((known, split_rest(&bytes, end)?)));
+        let (known, elements) = match known_and_rest {
+            Some((known, rest)) => (known, Ok(rest)),
             None => (Vec::new(), split_file(&bytes)),
         };
         let elements = match elements {
@@ -339,14 +340,14 @@ impl InboxReader {
                             let key = id
                                 .clone()
                                 .unwrap_or_else(|| anonymous_key(raw.get().as_bytes()));
+                            spans.push(Span::of(&bytes, raw, id.clone(), key.clone()));
                             (id, key)
                         }
-                        Err(broken) => (None, anonymous_key(&broken.bytes)),
+                        Err(broken) => {
+                            spans_whole = false;
+                            (None, anonymous_key(&broken.bytes))
+                        }
                     };
-                    match &element {
-                        Ok(raw) => spans.push(Span::of(&bytes, raw, id.clone(), key.clone())),
-                        Err(_) => spans_whole = false,
-                    }
                     (id, key, Some(element))
                 }
             };
