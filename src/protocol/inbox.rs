@@ -282,6 +282,12 @@ impl InboxReader {
             }
             Err(e) => return Err(BrokenVersion::boxed(identity, e)),
         };
+        if bytes.trim_ascii().is_empty() {
+            // No version of the protocol (an empty inbox is `[]`): a writer that rewrites the file
+            // in place (fs.writeFileSync, the reference's clear()) between truncating and writing.
+            // Nothing is new, nothing left; the next read looks again.
+            return Ok(());
+        }
         let settled = identity.is_settled(read_at);
         if bytes == self.seen.bytes {
             self.seen.identity = Some(identity);
@@ -740,6 +746,33 @@ mod tests {
         replace(&elements);
         assert_eq!(payloads(&reader.read_new()), [3]);
         assert!(!reader.expects_in_place_writes());
+    }
+
+    #[test]
+    fn an_inbox_caught_between_truncate_and_write_delivers_nothing_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.json");
+        let mut elements = vec![event_text("a", 1), event_text("b", 2)];
+        write_elements(&path, &elements);
+        let mut reader = InboxReader::new(path.clone(), 1 << 20, 100);
+        assert_eq!(payloads(&reader.read_new()), [1, 2]);
+        // An in-place writer has truncated the file and not written yet (empty, or blank).
+        for blank in ["", "\n  \r\n"] {
+            std::fs::write(&path, blank).unwrap();
+            let outcome = reader.read_new();
+            assert!(outcome.messages.is_empty() && outcome.problems.is_empty());
+            assert_eq!(outcome.last_id.as_deref(), Some("b"));
+        }
+        elements.push(event_text("c", 3));
+        write_elements(&path, &elements);
+        let outcome = reader.read_new();
+        assert_eq!(payloads(&outcome), [3], "a and b were delivered already");
+        assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
+        // An empty inbox of the protocol (`[]`) is a version: what follows it is new.
+        write_elements(&path, &[]);
+        assert!(reader.read_new().messages.is_empty());
+        write_elements(&path, &elements[2..]);
+        assert_eq!(payloads(&reader.read_new()), [3]);
     }
 
     #[test]
