@@ -65,12 +65,35 @@ impl AckRecord {
     /// Whether a writer honours this acknowledgement at `now_ms`. On this host: while its process
     /// runs, and (records without a start stamp) while fresh. From another host: while fresh.
     pub fn is_live(&self, now_ms: u64, ack_timeout: Duration) -> bool {
-        let fresh = now_ms.saturating_sub(self.updated) <= ack_timeout.as_millis() as u64;
-        if self.host != host_name() {
-            return fresh;
-        }
-        self.process_runs() && (fresh || self.started.is_some())
+        self.judge(now_ms, ack_timeout) == Judged::Live
     }
+
+    /// `is_orphan` and `is_live` at once, asking the OS about the reader's process once.
+    fn judge(&self, now_ms: u64, ack_timeout: Duration) -> Judged {
+        let fresh = now_ms.saturating_sub(self.updated) <= ack_timeout.as_millis() as u64;
+        let live = if self.host != host_name() {
+            fresh
+        } else if !self.process_runs() {
+            return Judged::Orphan;
+        } else {
+            fresh || self.started.is_some()
+        };
+        if live {
+            Judged::Live
+        } else {
+            Judged::Lapsed
+        }
+    }
+}
+
+/// What a writer makes of an acknowledgement.
+#[derive(Debug, PartialEq, Eq)]
+enum Judged {
+    Live,
+    /// Honoured no more, but its reader may come back (another host's, or a silent one).
+    Lapsed,
+    /// Its reader was a process of this host that no longer runs.
+    Orphan,
 }
 
 /// This process's start stamp, when the OS tells it.
@@ -265,12 +288,15 @@ pub fn live_positions(outbox: &Path, ack_timeout: Duration) -> Vec<Option<String
         .filter_map(|entry| {
             let path = entry.path();
             let record = AckRecord::read(&path).ok()?;
-            if record.is_orphan() {
-                // Its reader was killed: nobody will remove it, and every scan would read it.
-                remove_orphan(&path);
-                return None;
+            match record.judge(now, ack_timeout) {
+                Judged::Live => Some(record.last_id),
+                Judged::Lapsed => None,
+                Judged::Orphan => {
+                    // Its reader was killed: nobody will remove it, and every scan would read it.
+                    remove_orphan(&path);
+                    None
+                }
             }
-            record.is_live(now, ack_timeout).then_some(record.last_id)
         })
         .collect()
 }

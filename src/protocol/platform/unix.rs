@@ -2,7 +2,7 @@
 
 use super::FileIdentity;
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -151,7 +151,12 @@ pub fn process_started(pid: u32) -> Option<u64> {
     // Field 22 of /proc/<pid>/stat, counted after the command name (which may hold spaces). A
     // thread id that reuses `pid` has a /proc entry too, but not the same start.
     let pid = libc::pid_t::try_from(pid).ok().filter(|&pid| pid > 0)?;
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // One read: /proc gives its files no size, so `read_to_string` would probe from 32 bytes.
+    let mut stat = Vec::with_capacity(1024);
+    File::open(format!("/proc/{pid}/stat"))
+        .and_then(|mut file| file.read_to_end(&mut stat))
+        .ok()?;
+    let stat = std::str::from_utf8(&stat).ok()?;
     let after_name = &stat[stat.rfind(')')? + 1..];
     let mut fields = after_name.split_whitespace();
     // Field 3, the state: a zombie (killed, not yet reaped by its parent) no longer runs.
