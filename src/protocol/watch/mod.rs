@@ -128,16 +128,15 @@ impl Drop for Registration {
 /// writer that does not replace it by rename. Call it before each read of such an inbox: a
 /// change after it is announced, one before it is found by the read.
 ///
-/// It runs on the watcher's own thread too (a change read from there), so it never waits for the
-/// watcher's lock: a thread holding it may be waiting for that very thread (notify's backends
-/// end a watch that way). Busy: this read goes unarmed, and the safety re-read finds what an
-/// in-place write brought meanwhile. Only Linux needs it: notify's watches report such writes.
+/// Only Linux needs it (notify's watches report such writes), and there it may wait for the
+/// watcher's lock even on the watcher's own thread (a change read from there): the inotify
+/// backend never waits for its thread while the lock is held, and a thread holding the lock
+/// takes no channel's lock. Skipping the watch when the lock was busy left an in-place writer's
+/// next writes to the safety re-read.
 pub fn watch_file(inbox: &Path) {
     #[cfg(target_os = "linux")]
-    if let Ok(mut watcher) = watcher().try_lock() {
-        if let Some(watching) = watcher.as_mut() {
-            watching.watch_file(inbox);
-        }
+    if let Some(watching) = lock(watcher()).as_mut() {
+        watching.watch_file(inbox);
     }
     #[cfg(not(target_os = "linux"))]
     let _ = inbox;
@@ -256,5 +255,27 @@ mod tests {
             "other changes woke it"
         );
         assert_eq!(other.load(Ordering::SeqCst), 1, "its own inbox, once");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_inbox_watched_while_the_watcher_is_busy_still_announces_in_place_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("in.json");
+        std::fs::write(&inbox, "[]").unwrap();
+        let (count, on_change) = counting();
+        let _registration = register(dir.path(), &inbox, on_change).unwrap();
+        // Another thread holds the watcher's lock (a channel opening or closing) meanwhile.
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let _busy = lock(watcher());
+            held_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        });
+        held_rx.recv().unwrap();
+        watch_file(&inbox);
+        holder.join().unwrap();
+        std::fs::write(&inbox, "[1]").unwrap();
+        wait_for(&count, 1);
     }
 }
