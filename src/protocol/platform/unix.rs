@@ -2,7 +2,7 @@
 
 use super::FileIdentity;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -152,6 +152,7 @@ pub fn process_started(pid: u32) -> Option<u64> {
     // thread id that reuses `pid` has a /proc entry too, but not the same start.
     let pid = libc::pid_t::try_from(pid).ok().filter(|&pid| pid > 0)?;
     // One read: /proc gives its files no size, so `read_to_string` would probe from 32 bytes.
+    use std::io::Read;
     let mut stat = Vec::with_capacity(1024);
     File::open(format!("/proc/{pid}/stat"))
         .and_then(|mut file| file.read_to_end(&mut stat))
