@@ -300,10 +300,13 @@ ${observations(run) || '(none)'}
   cannot tell names apart; watching the inbox file instead costs more, below). What such a
   wasted wake-up costs, measured by adding to each protocol-floor process a thread that only reads
   its own inotify watch of the directory (two wasted wake-ups per side and round trip): 20-65 µs a
-  round trip on tmpfs, 13-70 µs on ext4. One I/O thread doing our writes and reading the watch
-  would save about half of that: worth doing, but not the distance to the bare floor. Writing on
-  the JavaScript thread would remove two hand-offs, but the promise calls promise never to do file
-  I/O there. Removed already: a wake-up of the backend's JavaScript thread after each handler reply
+  round trip on tmpfs, 13-70 µs on ext4. Tried in the package: one I/O thread per process that
+  writes and reads the watch (\`ppoll\` on an eventfd and the inotify descriptor) took our
+  threads' wake-ups from about 3.2 to 2.05 per round trip and side (\`perf sched\`), yet the round
+  trip did not move (4 alternating A/B pairs on tmpfs: p50 0.421 ms both ways): those wake-ups ran
+  on the idle core, off the critical path. Not kept: reads would have waited behind writes.
+  Writing on the JavaScript thread would remove two hand-offs, but the promise calls promise never
+  to do file I/O there. Removed already: a wake-up of the backend's JavaScript thread after each handler reply
   was written (replies settle no promise; a failed write is reported as an \`'error'\`); a wake-up
   of the writer thread after each response (the outbox pruning is a deadline of the dispatcher's
   rounds); the watch of the inbox file itself while its writer renames (the kernel tore it down
