@@ -148,11 +148,11 @@ pub fn process_alive(pid: u32) -> bool {
 /// later would not share; `None` when it is not running or this OS cannot tell.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn process_started(pid: u32) -> Option<u64> {
+    use std::io::Read;
     // Field 22 of /proc/<pid>/stat, counted after the command name (which may hold spaces). A
     // thread id that reuses `pid` has a /proc entry too, but not the same start.
     let pid = libc::pid_t::try_from(pid).ok().filter(|&pid| pid > 0)?;
     // One read: /proc gives its files no size, so `read_to_string` would probe from 32 bytes.
-    use std::io::Read;
     let mut stat = Vec::with_capacity(1024);
     File::open(format!("/proc/{pid}/stat"))
         .and_then(|mut file| file.read_to_end(&mut stat))
