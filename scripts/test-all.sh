@@ -47,8 +47,12 @@ count_jest "$report_dir/jest.json"
 # failures). With `env_var`, the setup's last output line is handed to the suites in that variable.
 run_setup_stage() {
   local name=$1 setup=$2 config=$3 env_var=${4:-} output rc
-  # Its output goes to the log as it comes; the last line is kept.
-  output=$(bash "$setup" | tee /dev/stderr; exit "${PIPESTATUS[0]}")
+  # Its output goes to the log as it comes (through the inherited stderr: `tee /dev/stderr`
+  # would reopen the log and truncate it, losing every stage before); the last line is kept.
+  output=$(bash "$setup" | while IFS= read -r line; do
+    printf '%s\n' "$line" >&2
+    printf '%s\n' "$line"
+  done; exit "${PIPESTATUS[0]}")
   rc=$?
   if [ "$rc" -eq 0 ]; then
     env ${env_var:+"$env_var=$(tail -n 1 <<<"$output")"} npx jest -c "$config" --ci --json \
