@@ -70,6 +70,23 @@ test('a channel directory longer than 260 characters works both ways', async () 
   expect(events).toEqual(['long'])
 })
 
+test('close() lets go of the directory: removed at once after a round trip, every time', async () => {
+  // Callers remove the directory right after close(). A directory a watch or a read still holds
+  // open is only marked for deletion on Windows: removing it fails or leaves it behind.
+  for (let round = 0; round < 25; round++) {
+    const root = path.join(h.tmpDir(), `round-${round}`)
+    const dir = path.join(root, 'chan')
+    const back = h.backend(dir)
+    back.serve({ twice: (n) => n * 2 })
+    const front = h.frontend(dir)
+    expect(await front.request('twice', round, { timeoutMs: 20000 })).toBe(round * 2)
+    front.close()
+    back.close()
+    fs.rmSync(root, { recursive: true })
+    expect([round, fs.existsSync(root)]).toEqual([round, false])
+  }
+})
+
 test('a third process holding the inbox open while the writer replaces it: nothing lost or repeated, all exit', async () => {
   const dir = h.channelDir()
   const count = 300

@@ -155,6 +155,12 @@ impl Channel {
     /// still needs one. Dispatcher thread; dispatch → reader → state.
     pub(super) fn dispatch_round(&self) -> Option<Instant> {
         let mut dispatch = lock(&self.dispatch);
+        // The round that close() asks for (and any planned before) touches the directory no
+        // more: a watch started now would hold it open while its owner removes it (Windows).
+        if self.is_closed() {
+            *dispatch = DispatchState::default();
+            return None;
+        }
         let now = Instant::now();
         if !dispatch.started {
             dispatch.started = true;

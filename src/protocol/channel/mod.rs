@@ -341,7 +341,7 @@ impl Channel {
 
     /// Closes the channel: returns the tokens of the waits still pending, which the owner rejects.
     /// JS thread, or the writer thread for a sink that refused; outbox → sends, then state,
-    /// then ack, then dispatch, one at a time.
+    /// then reader, outbox, ack and dispatch, one at a time.
     pub fn close(&self) -> Vec<u64> {
         if self.is_closed() {
             return Vec::new();
@@ -355,6 +355,11 @@ impl Channel {
         }
         let tokens = router.close();
         drop(router);
+        // A read or write already under way ends before close() returns (later ones find the
+        // channel closed): callers remove the directory right after, and on Windows a file or
+        // directory still open keeps it there.
+        drop(lock(&self.reader));
+        drop(lock(&self.outbox));
         if let Some(ack) = lock(&self.ack).take() {
             ack.remove();
         }

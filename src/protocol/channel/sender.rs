@@ -274,7 +274,7 @@ impl Channel {
     /// One write of the queued sends (the writer thread calls it): as many as one write may
     /// carry, under one lock. Returns when to try again, if anything is left. Writer thread;
     /// outbox → sends (the sends lock is let go while the file is written).
-    fn flush_sends(&self) -> Option<Instant> {
+    pub(super) fn flush_sends(&self) -> Option<Instant> {
         let mut deliveries = Vec::new();
         // The batch size may need a scan of the readers' acknowledgements: done before taking
         // the queue, which the JavaScript thread takes to enqueue and must find free.
@@ -306,6 +306,14 @@ impl Channel {
             } else {
                 index += 1;
             }
+        }
+        // Closed: what was queued failed above, and the directory is touched no more (its owner
+        // may be removing it).
+        if closed {
+            drop(sends);
+            drop(outbox);
+            self.deliver(deliveries);
+            return None;
         }
         let take = limit.min(sends.queued.len());
         let batch: Vec<QueuedSend> = sends.queued.drain(..take).collect();

@@ -286,6 +286,32 @@ fn without_a_send_the_writer_prunes_settled_requests_on_its_own() {
     });
 }
 
+/// Callers remove the directory right after close() (the testing kit does): a round or a
+/// write planned before it must not watch, read or write there afterwards (on Windows, a handle
+/// still open keeps the directory there).
+#[test]
+fn a_closed_channel_neither_watches_nor_writes_its_directory_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let front = open_to(dir.path(), Role::Frontend, Arc::new(Collect::default()));
+    let answered = front.send_request("add_cube", json!(null)).unwrap();
+    let back = open(dir.path(), Role::Backend);
+    back.recv(10).unwrap();
+    back.send_response(&answered, json!(1)).unwrap();
+    front.recv(10).unwrap();
+    front.close();
+    // (close() waits for a round under way, which may have watched the directory meanwhile.)
+    let watched = crate::protocol::watch::registrations_of(&front.real_dir);
+    // The dispatcher's round that close() asks for, and the writer's prune of the answered
+    // request, both due after it.
+    assert_eq!(front.dispatch_round(), None);
+    assert_eq!(front.flush_sends(), None);
+    assert_eq!(
+        crate::protocol::watch::registrations_of(&front.real_dir),
+        watched
+    );
+    assert!(ids_in(&dir.path().join(FRONTEND_OUTBOX)).contains(&answered));
+}
+
 #[test]
 fn a_restarted_backend_skips_what_it_answered_and_what_was_cancelled_with_it() {
     let dir = tempfile::tempdir().unwrap();

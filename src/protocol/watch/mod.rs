@@ -1,8 +1,8 @@
 //! One directory watcher for the whole process (one inotify instance on Linux, however many
 //! channels are open: the per-user limit is 128, shared with the user's other programs). Each
-//! channel registers its directory and inbox; the OS backend (`inotify` on Linux, `notify`
-//! elsewhere) reports paths that may have changed, and these hints go to the channels whose inbox
-//! they may concern, which then re-read it.
+//! channel registers its directory and inbox; the OS backend (`inotify` on Linux, notify's
+//! ReadDirectoryChangesW on Windows, `notify` elsewhere) reports paths that may have changed, and
+//! these hints go to the channels whose inbox they may concern, which then re-read it.
 
 #[cfg(target_os = "linux")]
 mod inotify;
@@ -10,9 +10,17 @@ mod inotify;
 use self::inotify as backend;
 
 #[cfg(not(target_os = "linux"))]
+mod notify_hints;
+
+#[cfg(all(not(target_os = "linux"), not(windows)))]
 mod notify;
-#[cfg(not(target_os = "linux"))]
+#[cfg(all(not(target_os = "linux"), not(windows)))]
 use self::notify as backend;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use self::windows as backend;
 
 use crate::protocol::sync::lock;
 use std::collections::{HashMap, HashSet};
@@ -85,6 +93,8 @@ pub fn register(dir: &Path, inbox: &Path, on_change: OnChange) -> Result<Registr
             on_change,
         });
     WATCHED.fetch_add(1, Ordering::Relaxed);
+    #[cfg(test)]
+    lock(&REGISTERED).push(dir.to_path_buf());
     Ok(Registration {
         id,
         dir: dir.to_path_buf(),
@@ -148,6 +158,16 @@ pub fn watched_inboxes() -> usize {
 }
 
 static WATCHED: AtomicUsize = AtomicUsize::new(0);
+
+/// Every directory registered in this process so far (tests: who watched what, when).
+#[cfg(test)]
+static REGISTERED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// How many times `dir` was registered in this process.
+#[cfg(test)]
+pub fn registrations_of(dir: &Path) -> usize {
+    lock(&REGISTERED).iter().filter(|d| *d == dir).count()
+}
 
 /// Hands a batch of hints to the channels they may concern, each once (outside the registry's
 /// lock: they read their inbox, and may register or drop registrations meanwhile).
@@ -277,5 +297,26 @@ mod tests {
         holder.join().unwrap();
         std::fs::write(&inbox, "[1]").unwrap();
         wait_for(&count, 1);
+    }
+
+    /// notify closes a directory's handle on its own thread after `unwatch`; until it has, the
+    /// directory cannot be removed (a caller's `close()` then `rm -r` left it behind). A handle
+    /// still open anywhere in the process makes an open that shares nothing fail.
+    #[cfg(windows)]
+    #[test]
+    fn a_directory_no_longer_watched_is_let_go_at_once() {
+        use std::os::windows::fs::OpenOptionsExt;
+        const FILE_FLAG_BACKUP_SEMANTICS: u32 = 0x0200_0000;
+        let dir = tempfile::tempdir().unwrap();
+        for _ in 0..20 {
+            let (_, on_change) = counting();
+            drop(register(dir.path(), &dir.path().join("in.json"), on_change).unwrap());
+            let alone = std::fs::OpenOptions::new()
+                .read(true)
+                .share_mode(0)
+                .custom_flags(FILE_FLAG_BACKUP_SEMANTICS)
+                .open(dir.path());
+            assert!(alone.is_ok(), "still held: {alone:?}");
+        }
     }
 }
