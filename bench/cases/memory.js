@@ -4,9 +4,11 @@
 // through one channel, in one process. Run with --expose-gc.
 //
 // mode = recv  `messages` events arrive in our (ipckit frontend) inbox, written 50 per file
-//              replacement by a minimal protocol writer in this process (lock, tmp, rename, the
-//              newest 100 kept); recv() drains them after every write. Exercises the read path
-//              (stat, read, parse, exactly-once bookkeeping, conversion to JS, acknowledgements).
+//              replacement by a minimal protocol writer in a child process, as a peer is (lock,
+//              tmp, rename, the newest 100 kept); recv() drains them after every write. Exercises
+//              the read path (stat, read, parse, exactly-once bookkeeping, conversion to JS,
+//              acknowledgements); the writer's own garbage (it serializes the whole file each time)
+//              stays out of the measured heap.
 // mode = send  the frontend sends events with sendEvent() and the backend end of the same
 //              directory drains them with recv() every 50 sends: the write path and the read path.
 //              A send costs a file replacement, so this mode stops after `budgetMs` and reports
@@ -16,6 +18,8 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const crypto = require('node:crypto')
+const readline = require('node:readline')
+const { spawn } = require('node:child_process')
 const u = require('../lib/util')
 const { BACKEND_OUTBOX } = require('../baseline/pure-js-channel')
 
@@ -57,10 +61,41 @@ function batchWriter(dir) {
   }
 }
 
+/** The writer's process: writes `count` events for every line `count` on stdin, then says "ok". */
+function serveWrites(dir) {
+  const write = batchWriter(dir)
+  const lines = readline.createInterface({ input: process.stdin })
+  lines.on('line', (line) => {
+    write(Number(line))
+    process.stdout.write('ok\n')
+  })
+}
+
+/** Starts the writer's process for `dir`; returns write(count), which resolves once written. */
+function startWriter(dir) {
+  const child = spawn(process.execPath, [__filename, JSON.stringify({ mode: 'writer', dir })], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
+  const replies = readline.createInterface({ input: child.stdout })
+  const waiting = []
+  replies.on('line', () => waiting.shift()?.resolve())
+  child.on('exit', (code) => {
+    for (const w of waiting.splice(0)) w.reject(new Error(`the writer's process exited (${code})`))
+  })
+  const write = (count) =>
+    new Promise((resolve, reject) => {
+      waiting.push({ resolve, reject })
+      child.stdin.write(`${count}\n`)
+    })
+  write.stop = () => child.stdin.end()
+  return write
+}
+
 async function main() {
   const base = mode === 'send' && !process.env.IPCKIT_BENCH_TMPDIR && fs.existsSync('/dev/shm') ? '/dev/shm' : undefined
   if (base) process.env.IPCKIT_BENCH_TMPDIR = base
   const dir = u.tmpDir(`mem-${mode}`)
+  let writer
   try {
     const FileChannel =
       impl === 'purejs' ? require('../baseline/pure-js-channel').PureJsChannel : require(u.ROOT).FileChannel
@@ -77,9 +112,9 @@ async function main() {
     }
     if (mode === 'recv') {
       receiver = FileChannel.frontend(dir)
-      const write = batchWriter(dir)
-      step = () => {
-        write(batch)
+      writer = startWriter(dir)
+      step = async () => {
+        await writer(batch)
         expected += batch
         drain()
       }
@@ -91,7 +126,12 @@ async function main() {
         drain()
       }
     }
-    while (expected < warmup) step()
+    // (recv's steps wait for the writer's process; send's are synchronous)
+    const run = async () => {
+      const stepping = step()
+      if (stepping) await stepping
+    }
+    while (expected < warmup) await run()
     await u.sleep(100)
     const before = snapshot()
     const start = expected
@@ -104,7 +144,7 @@ async function main() {
     let nextTrail = start + trailEvery
     while (expected - start < messages) {
       const sliceEnd = Math.min(start + messages, expected + 5000)
-      while (expected < sliceEnd) step()
+      while (expected < sliceEnd) await run()
       await new Promise(setImmediate)
       if (expected >= nextTrail) {
         nextTrail += trailEvery
@@ -144,11 +184,14 @@ async function main() {
       heapTotalTrailMB: heapTrail,
     })
   } finally {
+    writer?.stop()
     u.rmDir(dir)
   }
 }
 
-main().catch((error) => {
-  console.error(error)
-  process.exit(1)
-})
+if (mode === 'writer') serveWrites(opts.dir)
+else
+  main().catch((error) => {
+    console.error(error)
+    process.exit(1)
+  })
