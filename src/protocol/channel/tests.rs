@@ -270,16 +270,23 @@ fn settled_requests_leave_the_outbox_so_a_restarted_backend_never_runs_them() {
     assert_eq!(methods, ["query", "tick"]);
 }
 
-#[test]
-fn without_a_send_the_writer_prunes_settled_requests_on_its_own() {
-    let dir = tempfile::tempdir().unwrap();
-    let front = open_to(dir.path(), Role::Frontend, Arc::new(Collect::default()));
+/// A frontend whose request the backend (then closed) answered, and that has read the answer;
+/// returns it and the request's id.
+fn frontend_with_an_answered_request(dir: &Path) -> (Arc<Channel>, String) {
+    let front = open_to(dir, Role::Frontend, Arc::new(Collect::default()));
     let answered = front.send_request("add_cube", json!(null)).unwrap();
-    let back = open(dir.path(), Role::Backend);
+    let back = open(dir, Role::Backend);
     back.recv(10).unwrap();
     back.send_response(&answered, json!(1)).unwrap();
     back.close();
     front.recv(10).unwrap();
+    (front, answered)
+}
+
+#[test]
+fn without_a_send_the_writer_prunes_settled_requests_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_front, answered) = frontend_with_an_answered_request(dir.path());
     let outbox = dir.path().join(FRONTEND_OUTBOX);
     wait_until("the answered request to leave the outbox", || {
         !ids_in(&outbox).contains(&answered)
@@ -292,12 +299,7 @@ fn without_a_send_the_writer_prunes_settled_requests_on_its_own() {
 #[test]
 fn a_closed_channel_neither_watches_nor_writes_its_directory_again() {
     let dir = tempfile::tempdir().unwrap();
-    let front = open_to(dir.path(), Role::Frontend, Arc::new(Collect::default()));
-    let answered = front.send_request("add_cube", json!(null)).unwrap();
-    let back = open(dir.path(), Role::Backend);
-    back.recv(10).unwrap();
-    back.send_response(&answered, json!(1)).unwrap();
-    front.recv(10).unwrap();
+    let (front, answered) = frontend_with_an_answered_request(dir.path());
     front.close();
     // (close() waits for a round under way, which may have watched the directory meanwhile.)
     let watched = crate::protocol::watch::registrations_of(&front.real_dir);
