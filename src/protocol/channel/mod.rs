@@ -355,11 +355,13 @@ impl Channel {
         }
         let tokens = router.close();
         drop(router);
-        // A read or write already under way ends before close() returns (later ones find the
-        // channel closed): callers remove the directory right after, and on Windows a file or
-        // directory still open keeps it there.
-        drop(lock(&self.reader));
-        drop(lock(&self.outbox));
+        // Where an open file keeps its directory (Windows), a read or write already under way
+        // ends before close() returns (later ones find the channel closed): callers remove the
+        // directory right after. Elsewhere close() does not wait for a large one.
+        if platform::OPEN_FILES_PIN_THEIR_DIRECTORY {
+            drop(lock(&self.reader));
+            drop(lock(&self.outbox));
+        }
         if let Some(ack) = lock(&self.ack).take() {
             ack.remove();
         }

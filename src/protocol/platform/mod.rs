@@ -21,6 +21,7 @@ pub use os::{
     foreign_link_on_the_way, fresh_len, give_way_to_javascript, host_name, identity_at,
     identity_of, is_local_file_system, is_sharing_conflict, not_a_directory, open_for_reading,
     open_or_create, process_alive, process_start_ms, process_started, resolve_links,
+    OPEN_FILES_PIN_THEIR_DIRECTORY,
 };
 
 #[cfg(target_os = "linux")]

@@ -252,6 +252,10 @@ pub fn give_way_to_javascript() {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub fn give_way_to_javascript() {}
 
+/// Whether a file open in this process keeps its directory from being removed: not here (an
+/// unlinked file lives on without a name).
+pub const OPEN_FILES_PIN_THEIR_DIRECTORY: bool = false;
+
 /// Linux signals thread ids like process ids: a dead process's id reused for a thread must not
 /// make the process look alive.
 #[cfg(any(target_os = "linux", target_os = "android"))]

@@ -212,6 +212,10 @@ pub fn process_start_ms(pid: u32) -> Option<u64> {
 /// Nothing: Windows boosts the thread that a wait satisfies, not at the waker's expense.
 pub fn give_way_to_javascript() {}
 
+/// Whether a file open in this process keeps its directory from being removed: yes (deleting an
+/// open file only marks it, and its directory is not empty until the last handle closes).
+pub const OPEN_FILES_PIN_THEIR_DIRECTORY: bool = true;
+
 /// This host's DNS name (as Python's `socket.gethostname()` gives it), read once.
 pub fn host_name() -> &'static str {
     static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
