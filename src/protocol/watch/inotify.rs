@@ -110,6 +110,12 @@ impl Watcher {
         Ok(())
     }
 
+    /// Watches `dir` afresh (it was re-created, or the OS ended the watch).
+    pub fn rewatch(&mut self, dir: &Path) -> Result<(), String> {
+        self.unwatch(dir);
+        self.watch(dir)
+    }
+
     pub fn unwatch(&mut self, dir: &Path) {
         // The inbox files of the directory go with it.
         let files: Vec<PathBuf> = self

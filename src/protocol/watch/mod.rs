@@ -108,8 +108,7 @@ impl Registration {
         let Some(watching) = watcher.as_mut() else {
             return Err("no watcher".into());
         };
-        watching.unwatch(&self.dir);
-        watching.watch(&self.dir)
+        watching.rewatch(&self.dir)
     }
 }
 

@@ -21,6 +21,12 @@ impl Watcher {
             .map_err(|e| e.to_string())
     }
 
+    /// Watches `dir` afresh (it was re-created, or the OS ended the watch).
+    pub fn rewatch(&mut self, dir: &Path) -> Result<(), String> {
+        self.unwatch(dir);
+        self.watch(dir)
+    }
+
     pub fn unwatch(&mut self, dir: &Path) {
         let _ = self.0.unwatch(dir);
     }

@@ -5,16 +5,18 @@
 
 use super::notify_hints::hints;
 use super::Hint;
+use crate::protocol::files::stat;
+use crate::protocol::platform::FileIdentity;
 use notify::windows::MetaEvent;
 use notify::{ReadDirectoryChangesWatcher, RecursiveMode, Watcher as _};
 use std::cell::Cell;
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The longest `unwatch` waits for notify's thread (it stops a watch in well under a millisecond;
-/// a stop that notify made on its own, for a deleted directory, may leave nothing to wait for).
+/// The longest `unwatch` waits for notify's thread (it stops a watch in well under a millisecond).
 const UNWATCH_WAIT: Duration = Duration::from_secs(1);
 
 thread_local! {
@@ -27,6 +29,9 @@ pub struct Watcher {
     watcher: ReadDirectoryChangesWatcher,
     /// notify's reports of its thread's work: a stopped watch (its handle closed), a wake-up.
     reports: Receiver<MetaEvent>,
+    /// The directory each watch was started on. notify ends the watch of a directory deleted
+    /// meanwhile itself, so only a watch of the same directory still there is waited for.
+    started_on: HashMap<PathBuf, Option<FileIdentity>>,
 }
 
 impl Watcher {
@@ -38,24 +43,38 @@ impl Watcher {
         };
         let watcher = ReadDirectoryChangesWatcher::create(Arc::new(Mutex::new(handler)), report)
             .map_err(|e| e.to_string())?;
-        Ok(Watcher { watcher, reports })
+        Ok(Watcher {
+            watcher,
+            reports,
+            started_on: HashMap::new(),
+        })
     }
 
     pub fn watch(&mut self, dir: &Path) -> Result<(), String> {
         self.watcher
             .watch(dir, RecursiveMode::NonRecursive)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        self.started_on.insert(dir.to_path_buf(), directory_at(dir));
+        Ok(())
+    }
+
+    /// Watches `dir` afresh (it was re-created, or the OS ended the watch). The old watch ends
+    /// first: notify's thread takes the two in order and acknowledges the new one.
+    pub fn rewatch(&mut self, dir: &Path) -> Result<(), String> {
+        self.started_on.remove(dir);
+        let _ = self.watcher.unwatch(dir);
+        self.watch(dir)
     }
 
     /// Stops watching `dir` and returns once its handle is closed (bounded by `UNWATCH_WAIT`).
     pub fn unwatch(&mut self, dir: &Path) {
         // Earlier reports (wake-ups, stops notify made itself) say nothing about this stop.
         while self.reports.try_recv().is_ok() {}
+        let started_on = self.started_on.remove(dir).flatten();
         if self.watcher.unwatch(dir).is_err() || ON_WATCHER_THREAD.with(Cell::get) {
             return;
         }
-        // A deleted directory's watch is stopped by notify itself, maybe before this call.
-        if !dir.is_dir() {
+        if started_on.is_none() || directory_at(dir) != started_on {
             return;
         }
         let deadline = Instant::now() + UNWATCH_WAIT;
@@ -66,4 +85,9 @@ impl Watcher {
             }
         }
     }
+}
+
+/// What identifies the directory at `dir` now, if one is there.
+fn directory_at(dir: &Path) -> Option<FileIdentity> {
+    stat(dir).ok().flatten().map(FileIdentity::without_times)
 }
