@@ -506,7 +506,7 @@ export declare class FileChannel<Api extends object = UntypedApi> {
 
   /** Empties both message files (each under its writer's lock, by rename). */
   clear(): void
-  /** Rejects pending waits with `ECLOSED`, ends iterators, releases the watcher and every native callback, then emits `'close'`. Later calls throw `ECLOSED`. Idempotent. */
+  /** Rejects pending waits with `ECLOSED`, ends iterators, releases the watcher and every native callback, then emits `'close'`. Later calls throw `ECLOSED`. Idempotent. When it returns, this process has let go of the directory (also on Windows), so it can be removed right away. */
   close(): void
   /** `close()`, for `using`. */
   [Symbol.dispose](): void
