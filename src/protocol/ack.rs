@@ -106,6 +106,9 @@ fn own_start() -> Option<u64> {
 /// publication comes soon anyway.
 const ACK_REPLACE_PATIENCE: Duration = Duration::from_millis(50);
 
+/// The least time between two writes of a reader's position.
+pub const ACK_INTERVAL: Duration = Duration::from_millis(20);
+
 /// The reader's side: publishes its position, at most every `interval`, and, unless the record
 /// names its process, at least every `heartbeat` while it is alive.
 #[derive(Debug)]
@@ -150,7 +153,7 @@ impl AckPublisher {
             published: None,
             consumed: None,
             last_write: None,
-            interval: Duration::from_millis(20),
+            interval: ACK_INTERVAL,
             heartbeat: ack_timeout / 3,
             local,
             active: false,
@@ -202,6 +205,16 @@ impl AckPublisher {
             self.write(now)?;
         }
         Ok(())
+    }
+
+    /// When a position that moved, and waits for the interval since the last write, is due: an
+    /// active reader's is written then (by its dispatcher) even if nothing more arrives, so that
+    /// writers judge by where it is, not where it was a burst ago.
+    pub fn held_back_until(&self) -> Option<Instant> {
+        if !self.active || self.consumed == self.published {
+            return None;
+        }
+        self.last_write.map(|written| written + self.interval)
     }
 
     /// Writes the position now if it moved.
@@ -368,6 +381,38 @@ mod tests {
         assert!(live_positions(&other, Duration::from_secs(10)).is_empty());
         publisher.remove();
         assert!(live_positions(&inbox, Duration::from_secs(10)).is_empty());
+    }
+
+    #[test]
+    fn a_position_held_back_by_the_interval_is_due_at_its_end_for_an_active_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("backend_to_frontend.json");
+        let mut publisher = AckPublisher::new(&inbox, "r1", Duration::from_secs(10), 0o600, true);
+        publisher.set_active(true);
+        let start = Instant::now();
+        publisher.note_consumed(Some("m1".into()));
+        publisher.flush_if_due(start).unwrap();
+        assert_eq!(
+            publisher.held_back_until(),
+            None,
+            "written, nothing held back"
+        );
+        publisher.note_consumed(Some("m2".into()));
+        publisher
+            .flush_if_due(start + Duration::from_millis(1))
+            .unwrap();
+        let due = start + publisher.interval;
+        assert_eq!(publisher.held_back_until(), Some(due));
+        // A reader that reads only when asked publishes when it is asked next.
+        publisher.set_active(false);
+        assert_eq!(publisher.held_back_until(), None);
+        publisher.set_active(true);
+        publisher.flush_if_due(due).unwrap();
+        assert_eq!(publisher.held_back_until(), None);
+        assert_eq!(
+            live_positions(&inbox, Duration::from_secs(10)),
+            vec![Some("m2".to_string())]
+        );
     }
 
     #[test]

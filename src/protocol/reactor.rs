@@ -65,8 +65,12 @@ impl Scheduler {
         if !schedule.insert(key, at, job) {
             return;
         }
+        // The thread sleeps until its earliest deadline: only a new earliest one needs it awake.
+        let earliest = schedule.due.keys().next() == Some(&(at, key));
         drop(schedule);
-        self.wake.notify_one();
+        if earliest {
+            self.wake.notify_one();
+        }
     }
 
     fn run(&self) {

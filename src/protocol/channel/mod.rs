@@ -32,7 +32,7 @@ use self::dispatch::DispatchState;
 use self::layout::{messages_in, DirGuard, Layout};
 use self::router::{Router, WaitStart};
 use self::sender::{SendQueue, PRUNE_DELAY};
-use super::ack::AckPublisher;
+use super::ack::{AckPublisher, ACK_INTERVAL};
 use super::error::{ChannelError, Result};
 use super::inbox::{InboxReader, ReadOutcome};
 use super::message::{Message, REFERENCE_CAP};
@@ -279,8 +279,17 @@ impl Channel {
     /// JavaScript took `count` messages handed to its listeners (the delivery callback ran).
     /// JS thread; state.
     pub fn note_taken(&self, count: usize) {
-        if count > 0 {
-            lock(&self.state).note_handed_over(count);
+        if count == 0 {
+            return;
+        }
+        let mut router = lock(&self.state);
+        router.note_handed_over(count);
+        let active = router.dispatcher_running();
+        drop(router);
+        // The new position is published by a round of the dispatcher soon, not by the next read
+        // (which may not come for a while): writers keep and anchor by where the reader is.
+        if active && self.options.acknowledge {
+            self.schedule_dispatcher(Instant::now() + ACK_INTERVAL);
         }
     }
 
@@ -525,8 +534,13 @@ impl Channel {
         publisher.set_active(router.dispatcher_running());
         publisher.note_consumed(router.taken_upto());
         drop(router);
-        if let Err(problem) = publisher.flush_if_due(Instant::now()) {
-            drop(ack);
+        let flushed = publisher.flush_if_due(Instant::now());
+        let held_back_until = publisher.held_back_until();
+        drop(ack);
+        if let Some(due) = held_back_until {
+            self.schedule_dispatcher(due);
+        }
+        if let Err(problem) = flushed {
             self.report(problem);
         }
     }

@@ -314,6 +314,49 @@ fn a_closed_channel_neither_watches_nor_writes_its_directory_again() {
     assert!(ids_in(&dir.path().join(FRONTEND_OUTBOX)).contains(&answered));
 }
 
+/// What a listener took is published soon by the dispatcher, not by the next read (which may
+/// not come for a while): the writer keeps and anchors by where the reader is, not where it was.
+#[test]
+fn what_an_active_reader_took_is_published_even_when_nothing_more_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    // Safety re-reads far apart: only the publication's own round can write it.
+    let options = ChannelOptions {
+        poll_interval: Duration::from_secs(60),
+        ..ChannelOptions::default()
+    };
+    let sink = Arc::new(Collect::default());
+    let back = Channel::open_with_sink(dir.path(), Role::Backend, options, sink.clone()).unwrap();
+    back.set_listening(Listening {
+        events: true,
+        ..Listening::default()
+    })
+    .unwrap();
+    let front = open(dir.path(), Role::Frontend);
+    let outbox = dir.path().join(FRONTEND_OUTBOX);
+    let position = || crate::protocol::ack::live_positions(&outbox, Duration::from_secs(10));
+    let delivered = || {
+        sink.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|d| match d {
+                Delivery::Messages(batch) => batch.len(),
+                _ => 0,
+            })
+            .sum::<usize>()
+    };
+    for (sent, name) in ["first", "second", "third"].into_iter().enumerate() {
+        front.send_event(name, json!(sent)).unwrap();
+        wait_until("the delivery", || delivered() > sent);
+        // The listener ran (JavaScript took the batch).
+        back.note_taken(delivered() - sent);
+        let last = ids_in(&outbox).pop();
+        wait_until("the position of what was taken", || {
+            position() == vec![last.clone()]
+        });
+    }
+}
+
 #[test]
 fn a_restarted_backend_skips_what_it_answered_and_what_was_cancelled_with_it() {
     let dir = tempfile::tempdir().unwrap();
