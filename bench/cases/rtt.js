@@ -2,6 +2,9 @@
 
 // Round trip of one small request and its response between two processes.
 //   impl = ipckit     Node frontend (ipckit request()) -> Node backend (ipckit handle())
+//          ipckit-sync  the same two ends with the synchronous sends (sendRequest + waitResponse;
+//                     a 'request' listener answering with sendResponse): the JavaScript thread
+//                     writes, no hand-off to the writer thread (what those hand-offs cost)
 //          ipckit-py  Node frontend (ipckit request()) -> Python reference backend, 1 ms recv() loop
 //          python     Python reference frontend (send_request + wait_response) -> same Python backend
 //          purejs     pure-JS baseline frontend -> pure-JS baseline backend (handle())
@@ -39,7 +42,7 @@ async function main() {
   let peer
   try {
     let samples
-    if (impl === 'ipckit' || impl === 'purejs') {
+    if (impl === 'ipckit' || impl === 'ipckit-sync' || impl === 'purejs') {
       const backendArgs = [path.join(__dirname, 'rtt-backend.js'), impl, dir]
       if (channelOptions) backendArgs.push(JSON.stringify(channelOptions))
       peer = await u.spawnPeer(process.execPath, backendArgs, {
@@ -49,6 +52,12 @@ async function main() {
         const channel = require(u.ROOT).FileChannel.frontend(dir, channelOptions)
         u.failOnPolling(channel, 'rtt frontend')
         samples = await nodeFrontend(channel, (p) => channel.request('echo', p, { timeoutMs: 10000 }))
+        channel.close()
+      } else if (impl === 'ipckit-sync') {
+        const channel = require(u.ROOT).FileChannel.frontend(dir, channelOptions)
+        u.failOnPolling(channel, 'rtt frontend')
+        const ask = async (p) => (await channel.waitResponse(channel.sendRequest('echo', p), 10000)).payload
+        samples = await nodeFrontend(channel, ask)
         channel.close()
       } else {
         const { PureJsChannel } = require('../baseline/pure-js-channel')

@@ -124,6 +124,24 @@ function observations(run) {
         `of the run (MB, no gc): ${last.rssTrailMB.join(', ')} / ${(last.heapTotalTrailMB || []).join(', ')}.`,
     )
   }
+  const p50 = (id) => run.summary[id]?.fields?.p50?.median
+  const handOffs = [
+    ['the temp directory', 'rtt.ipckit', 'rtt.ipckit-sync', 'rtt.protocol-floor'],
+    ['tmpfs', 'rttfs.ipckit', 'rttfs.ipckit-sync', 'rttfs.protocol-floor'],
+  ].filter(([, promised, sync]) => p50(promised) !== undefined && p50(sync) !== undefined)
+  if (handOffs.length) {
+    const parts = handOffs.map(
+      ([where, promised, sync, floor]) =>
+        `on ${where} ${fmt(p50(sync))} ms against \`request()\`'s ${fmt(p50(promised))} ms` +
+        (p50(floor) === undefined ? '' : ` (${fmt(p50(sync) / p50(floor))}x the protocol floor)`),
+    )
+    notes.push(
+      `- What the hand-offs to the writer thread cost: with the synchronous sends (\`sendRequest\` + ` +
+        `\`waitResponse\`, and \`sendResponse\` from a \`'request'\` listener), which write on the JavaScript ` +
+        `thread, the round trip p50 is ${parts.join('; ')}. The promise calls keep their I/O off the ` +
+        `JavaScript thread and pay this difference.`,
+    )
+  }
   const semi = run.summary['mem.recv.semi1']?.fields?.growthMB?.median
   const full = run.summary['mem.recv']?.fields?.growthMB?.median
   if (semi !== undefined && full !== undefined) {
@@ -292,6 +310,9 @@ ${observations(run) || '(none)'}
   and off on both ends.
 - **Load time**: \`require()\` of the package in a fresh \`node\` process (median of 7).
 - **Round trip on tmpfs**: the same round trip with the channel directory in \`/dev/shm\`.
+- **Synchronous sends** (\`ipckit-sync\`): the same two processes, the frontend calling
+  \`sendRequest\` then \`waitResponse\`, the backend answering from a \`'request'\` listener with
+  \`sendResponse\`: both write on the JavaScript thread, with no hand-off to the writer thread.
 - **Issue 21 ratios**: ipckit's round-trip p50 divided by the protocol floor's (target 1.3x, on
   the temp directory and on tmpfs) and by the bare floor's (target 1.5x on the temp directory,
   ext4 on the machine the issue was measured on, and 2.5x on tmpfs), all from the same run. A

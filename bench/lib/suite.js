@@ -27,6 +27,9 @@ const SIZES = [
  * Each metric: { title, repeats, cases: [{ id, label, cmd(smoke) -> [command, args], env?, timeoutMs,
  * fields: [[key, label, unit, better]] }] }. `better` is 'lower' or 'higher'.
  */
+/** The round trip whose sends are written on the JavaScript thread (no writer-thread hand-off). */
+const SYNC_RTT_LABEL = 'ipckit, synchronous sends (sendRequest + waitResponse; sendResponse)'
+
 function metrics(smoke) {
   const rtt = (impl, label, count, warmup) => ({
     id: `rtt.${impl}`,
@@ -192,6 +195,7 @@ function metrics(smoke) {
       repeats: 5,
       cases: [
         rtt('ipckit', 'ipckit Node → ipckit Node (handle)', 1000, 50),
+        rtt('ipckit-sync', SYNC_RTT_LABEL, 1000, 50),
         rtt('ipckit-py', 'ipckit Node → Python ref (1 ms recv loop)', 1000, 50),
         { ...rtt('python', 'Python ref → Python ref (wait_response)', 100, 5), repeats: 3 },
         rtt('purejs', 'pure-JS → pure-JS', 1000, 50),
@@ -443,6 +447,7 @@ function metrics(smoke) {
       repeats: 5,
       cases: [
         onTmpfs(rtt('ipckit', 'ipckit Node → ipckit Node (handle)', 1000, 50)),
+        onTmpfs(rtt('ipckit-sync', SYNC_RTT_LABEL, 1000, 50)),
         onTmpfs(rtt('floor', 'floor (tmp + rename + fs.watch, no protocol)', 1000, 50)),
         onTmpfs(rtt('protocol-floor', PROTOCOL_FLOOR_LABEL, 1000, 50)),
       ],
