@@ -113,8 +113,11 @@ async function main() {
 
     const exit = await u.stopPeer(contender)
     const contention = contender.lines.find((l) => l.startsWith(u.RESULT_PREFIX))
+    const said = contender.stderr.trim().split('\n').slice(-5).join('\n')
     contender = null
-    if (exit && (exit.code || exit.signal)) throw new Error(`python ${mode} exited with ${exit.signal || exit.code}`)
+    if (exit && (exit.code || exit.signal)) {
+      throw new Error(`python ${mode} exited with ${exit.signal || exit.code}${said ? `: ${said}` : ''}`)
+    }
     await Promise.all(pending)
     if (backendEnd) await u.sleep(300) // the last replies
     const callStats = u.percentiles(callTimes.length ? callTimes : [NaN])
