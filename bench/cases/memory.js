@@ -126,12 +126,15 @@ async function main() {
         drain()
       }
     }
-    // (recv's steps wait for the writer's process; send's are synchronous)
-    const run = async () => {
-      const stepping = step()
-      if (stepping) await stepping
+    // recv's steps wait for the writer's process; send's are synchronous and stay so (a promise per
+    // step would be garbage of this harness in the measured heap).
+    const runTo = async (end) => {
+      while (expected < end) {
+        const stepping = step()
+        if (stepping) await stepping
+      }
     }
-    while (expected < warmup) await run()
+    await runTo(warmup)
     await u.sleep(100)
     const before = snapshot()
     const start = expected
@@ -144,7 +147,7 @@ async function main() {
     let nextTrail = start + trailEvery
     while (expected - start < messages) {
       const sliceEnd = Math.min(start + messages, expected + 5000)
-      while (expected < sliceEnd) await run()
+      await runTo(sliceEnd)
       await new Promise(setImmediate)
       if (expected >= nextTrail) {
         nextTrail += trailEvery
