@@ -307,12 +307,9 @@ impl Channel {
                 index += 1;
             }
         }
-        // Closed: what was queued failed above, and the directory is touched no more (its owner
-        // may be removing it).
+        // Closed: what was queued failed above (and goes nowhere: a closed channel delivers
+        // nothing), and the directory is touched no more (its owner may be removing it).
         if closed {
-            drop(sends);
-            drop(outbox);
-            self.deliver(deliveries);
             return None;
         }
         let take = limit.min(sends.queued.len());
