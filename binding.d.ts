@@ -101,10 +101,10 @@ export declare class NativeFileChannel {
   /** Empties both message files (each under its writer's lock). */
   clear(): void
   /**
-   * Writes what waits for the writer thread now, on this thread (one attempt per batch): what
-   * was queued before a synchronous send goes out before it.
+   * Before close(): writes what was sent and not written yet, on this thread, waiting for a
+   * locked outbox as a synchronous send does; throws `ELOST` for what could not be written.
    */
-  writeQueued(): void
+  writeSentBeforeClose(): void
   /**
    * Writes the sends still queued for the writer thread, now, on this thread (for the
    * process's `'exit'`); returns how many could not be written.

@@ -506,7 +506,7 @@ export declare class FileChannel<Api extends object = UntypedApi> {
 
   /** Empties both message files (each under its writer's lock, by rename). */
   clear(): void
-  /** Rejects pending waits with `ECLOSED`, ends iterators, releases the watcher and every native callback, then emits `'close'`. Later calls throw `ECLOSED`. Idempotent. When it returns, this process has let go of the directory (also on Windows), so it can be removed right away. */
+  /** Writes what was sent before it (a handler's last answers among them, waiting for a locked outbox up to `lockTimeoutMs`, as a synchronous send does) and then the shutdown announcement; rejects pending waits with `ECLOSED`, ends iterators, releases the watcher and every native callback, then emits `'close'`. What could not be written is reported (`ELOST`, naming the outbox and why) and its promises reject with `ECLOSED`. Later calls throw `ECLOSED`. Idempotent. When it returns, this process has let go of the directory (also on Windows), so it can be removed right away. */
   close(): void
   /** `close()`, for `using`. */
   [Symbol.dispose](): void

@@ -257,6 +257,58 @@ describe('locks', () => {
     expect(fs.existsSync(lock)).toBe(false)
   })
 
+  test("close() writes a handler's answer held back by a locked outbox, then its shutdown announcement", async () => {
+    const dir = h.channelDir()
+    const lock = path.join(dir, 'backend_to_frontend.lock')
+    const back = h.backend(dir, { lockTimeoutMs: 10000 })
+    let handled = false
+    back.handle('answer', () => {
+      handled = true
+      return 'the answer'
+    })
+    const front = h.frontend(dir)
+    await front.ready({ timeoutMs: 10000 })
+    fs.writeFileSync(lock, `${process.pid}\n`)
+    const request = front.sendRequest('answer', null)
+    // The answer waits for the writer thread, which finds the outbox locked.
+    await waitFor(() => handled, { timeoutMs: 10000, what: 'the handler' })
+    const releaser = require('node:child_process').spawn(process.execPath, [
+      '-e',
+      `setTimeout(() => require('fs').unlinkSync(${JSON.stringify(lock)}), 150)`,
+    ])
+    const released = new Promise((resolve) => releaser.on('exit', resolve))
+    const problems = []
+    back.on('error', (error) => problems.push(error))
+    back.close() // waits for the lock, as a synchronous send does
+    await released
+    expect(problems).toEqual([])
+    const written = readMessages(dir, BACKEND_OUTBOX)
+    const answer = written.findIndex((m) => m.reply_to === request)
+    const shutdown = written.findIndex((m) => m.method === 'backend_shutdown')
+    expect(answer).toBeGreaterThanOrEqual(0)
+    expect(written[answer].payload).toBe('the answer')
+    expect(shutdown).toBeGreaterThan(answer)
+    expect(await front.waitResponse(request, 10000)).toMatchObject({ payload: 'the answer' })
+  })
+
+  test('what close() cannot write in lockTimeoutMs is reported as ELOST naming the outbox and the lock', async () => {
+    const dir = h.channelDir()
+    const lock = path.join(dir, 'backend_to_frontend.lock')
+    const back = h.backend(dir, { lockTimeoutMs: 200 })
+    fs.writeFileSync(lock, `${process.pid}\n`)
+    const sent = back.promises.sendEvent('never', 1, { timeoutMs: 60000 })
+    const problems = []
+    back.on('error', (error) => problems.push(error))
+    back.close()
+    await expect(sent).rejects.toMatchObject({ code: 'ECLOSED' })
+    expect(problems).toHaveLength(1)
+    expect(problems[0]).toMatchObject({ code: 'ELOST' })
+    expect(problems[0].message).toContain(path.join(dir, BACKEND_OUTBOX))
+    expect(problems[0].message).toContain('1 message sent before close() could not be written')
+    expect(problems[0].message).toContain(lock)
+    expect(readText(dir, BACKEND_OUTBOX)).toBe('[]')
+  })
+
   test('a lock left by a process that is gone (same host) is taken over at once, not after staleLockMs', () => {
     const dir = h.channelDir()
     const lock = path.join(dir, 'frontend_to_backend.lock')

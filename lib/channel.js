@@ -501,11 +501,19 @@ class FileChannel extends EventEmitter {
    */
   close() {
     const wasOpen = !this.closed
+    let unsent = null
     if (wasOpen) {
       this.#running.closeAll()
-      // Our last message, after what was queued before it (the ready announcement among them).
-      if (this.#announcer.announced) this.#native.writeQueued()
-      this.#announcer.shutdown()
+      // What was sent before close() (a handler's last answer among them) is written now, and
+      // our shutdown announcement after it: the peer never sees us go before our answers.
+      try {
+        this.#native.writeSentBeforeClose()
+        this.#announcer.shutdown()
+      } catch (error) {
+        // The outbox was refused for lockTimeoutMs: the announcement would wait as long again
+        // (the peer sees our heartbeat end instead).
+        unsent = error
+      }
     }
     this.#native.close()
     FileChannel.#open.delete(this.#ref)
@@ -513,6 +521,7 @@ class FileChannel extends EventEmitter {
     this.#presence.close()
     for (const sink of [...this.#iterators]) sink.end()
     this.#iterators.clear()
+    if (unsent) this.#problem(unsent)
     if (wasOpen) this.emit('close')
   }
 

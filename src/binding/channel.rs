@@ -440,11 +440,11 @@ impl NativeFileChannel {
         self.channel.clear().map_err(to_js_error)
     }
 
-    /// Writes what waits for the writer thread now, on this thread (one attempt per batch): what
-    /// was queued before a synchronous send goes out before it.
+    /// Before close(): writes what was sent and not written yet, on this thread, waiting for a
+    /// locked outbox as a synchronous send does; throws `ELOST` for what could not be written.
     #[napi]
-    pub fn write_queued(&self) {
-        self.channel.write_queued_now();
+    pub fn write_sent_before_close(&self) -> Result<(), Code> {
+        self.channel.write_sent_before_close().map_err(to_js_error)
     }
 
     /// Writes the sends still queued for the writer thread, now, on this thread (for the

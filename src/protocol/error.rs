@@ -99,6 +99,13 @@ pub enum ChannelError {
         certain: bool,
     },
 
+    #[error("{}: {} sent before close() could not be written ({reason})", path.display(), messages(*count))]
+    Unsent {
+        path: PathBuf,
+        count: usize,
+        reason: String,
+    },
+
     #[error("cannot watch {} for changes ({reason}); polling every {poll_ms} ms instead", dir.display())]
     Watch {
         dir: PathBuf,
@@ -154,6 +161,13 @@ fn id_text(id: &Option<String>) -> String {
     }
 }
 
+fn messages(count: usize) -> String {
+    match count {
+        1 => "1 message".to_string(),
+        n => format!("{n} messages"),
+    }
+}
+
 fn lost_text(count: Option<u64>, certain: bool) -> String {
     match (count, certain) {
         (Some(1), _) => "1 message was dropped by the writer's cap before it was read".to_string(),
@@ -190,7 +204,9 @@ impl ChannelError {
             | ChannelError::SendTooLarge { .. }
             | ChannelError::MessageTooLarge { .. } => "EFBIG",
             ChannelError::Lost { certain: false, .. } => "EMAYBELOST",
-            ChannelError::Lost { .. } | ChannelError::QueueOverflow { .. } => "ELOST",
+            ChannelError::Lost { .. }
+            | ChannelError::QueueOverflow { .. }
+            | ChannelError::Unsent { .. } => "ELOST",
             ChannelError::Watch { .. } => "EWATCH",
             ChannelError::Closed => "ECLOSED",
             ChannelError::Insecure { .. } => "EPERM",

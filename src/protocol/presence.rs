@@ -41,6 +41,13 @@ pub struct PeerInfo {
     pub methods: Option<Vec<String>>,
 }
 
+/// The announced process as seen before a read (`Presence::look_at_process`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessSeen {
+    /// The pid of the peer's process, if it had ended (or its id was taken by another).
+    ended: Option<u32>,
+}
+
 #[derive(Debug)]
 pub struct Presence {
     /// `backend_ready`, `backend_shutdown` (or the frontend's): the peer's announcements.
@@ -237,9 +244,22 @@ impl Presence {
         Some(self.info.clone())
     }
 
-    /// Takes the acknowledging readers of our outbox into account (a listing of now); returns
-    /// the new picture when it changed.
-    pub fn check(&mut self, readers: &[ReaderState]) -> Option<PeerInfo> {
+    /// Looks at the announced process, before the inbox is read for the same check: whatever
+    /// it wrote before it ended is in the file by then, so the read after sees it, and its
+    /// answers are not lost to a judgement made after the read.
+    pub fn look_at_process(&self) -> ProcessSeen {
+        let pid = match (self.info.state, self.info.pid, &self.info.host) {
+            (PeerState::Ready, Some(pid), Some(host)) if host == host_name() => pid,
+            _ => return ProcessSeen::default(),
+        };
+        ProcessSeen {
+            ended: Some(pid).filter(|&pid| !process_alive(pid) || self.pid_reused(pid)),
+        }
+    }
+
+    /// Takes into account the acknowledging readers of our outbox and the announced process,
+    /// both as seen before the inbox was read; returns the new picture when it changed.
+    pub fn check(&mut self, readers: &[ReaderState], process: ProcessSeen) -> Option<PeerInfo> {
         let before = self.info.clone();
         if self.spend_pending {
             self.spend_pending = false;
@@ -259,12 +279,9 @@ impl Presence {
                         _ => None,
                     };
                 }
-                let process_died = match (self.info.pid, &self.info.host) {
-                    (Some(pid), Some(host)) if host == host_name() => {
-                        !process_alive(pid) || self.pid_reused(pid)
-                    }
-                    _ => false,
-                };
+                // Seen ended before the read, and still the one we know (the read may have
+                // brought another's announcement).
+                let process_died = process.ended.is_some() && process.ended == self.info.pid;
                 // Gone from the listing, or stale; one that could not be read this time (being
                 // replaced) proves nothing.
                 let heartbeat_lapsed = self.heartbeat.as_ref().is_some_and(|id| {
@@ -401,23 +418,33 @@ mod tests {
         assert_eq!(info.state, PeerState::Ready);
         assert_eq!(info.pid, None);
         // Nothing to check it against: it stays up.
-        assert!(presence.check(&[]).is_none());
+        assert!(presence.check(&[], ProcessSeen::default()).is_none());
     }
 
     #[test]
     fn a_heartbeat_brings_the_peer_up_and_its_lapse_takes_it_down() {
         let mut presence = Presence::new("backend");
         let me = std::process::id();
-        let up = presence.check(&[reader("a", me, true)]).expect("up");
+        let up = presence
+            .check(&[reader("a", me, true)], ProcessSeen::default())
+            .expect("up");
         assert_eq!(up.state, PeerState::Ready);
         assert_eq!(up.pid, Some(me));
-        assert!(presence.check(&[reader("a", me, true)]).is_none());
-        let down = presence.check(&[reader("a", me, false)]).expect("down");
+        assert!(presence
+            .check(&[reader("a", me, true)], ProcessSeen::default())
+            .is_none());
+        let down = presence
+            .check(&[reader("a", me, false)], ProcessSeen::default())
+            .expect("down");
         assert_eq!(down.state, PeerState::Gone);
         // The same (stale, then refreshed) acknowledgement does not bring it back...
-        assert!(presence.check(&[reader("a", me, true)]).is_none());
+        assert!(presence
+            .check(&[reader("a", me, true)], ProcessSeen::default())
+            .is_none());
         // ...a new reader does.
-        let back = presence.check(&[reader("b", me, true)]).expect("back");
+        let back = presence
+            .check(&[reader("b", me, true)], ProcessSeen::default())
+            .expect("back");
         assert_eq!(back.state, PeerState::Ready);
     }
 
@@ -431,12 +458,18 @@ mod tests {
         };
         // Left by a session before we opened: the peer to come is not judged by it.
         assert!(presence
-            .check(&[dead("old", presence.opened_ms - 1)])
+            .check(
+                &[dead("old", presence.opened_ms - 1)],
+                ProcessSeen::default()
+            )
             .is_none());
         assert_eq!(presence.info().state, PeerState::Unknown);
         // Written since we opened, by a process that has ended.
         let gone = presence
-            .check(&[dead("old", 1), dead("new", presence.opened_ms)])
+            .check(
+                &[dead("old", 1), dead("new", presence.opened_ms)],
+                ProcessSeen::default(),
+            )
             .expect("gone");
         assert_eq!((gone.state, gone.pid), (PeerState::Gone, Some(4_000_000)));
     }
@@ -449,9 +482,13 @@ mod tests {
             "backend_ready",
             json!({"available_methods": [], "pid": me, "host": host_name()}),
         ));
-        assert!(presence.check(&[reader("a", me, true)]).is_none());
+        assert!(presence
+            .check(&[reader("a", me, true)], ProcessSeen::default())
+            .is_none());
         presence.observe_now(&event("backend_shutdown", json!({"pid": me})));
-        assert!(presence.check(&[reader("a", me, true)]).is_none());
+        assert!(presence
+            .check(&[reader("a", me, true)], ProcessSeen::default())
+            .is_none());
         assert_eq!(presence.info().state, PeerState::Gone);
     }
 
@@ -509,15 +546,61 @@ mod tests {
         // Announced now by this very process: up.
         let mut presence = Presence::new("frontend");
         presence.observe_now(&ready());
-        assert!(presence.check(&[]).is_none());
+        let seen = presence.look_at_process();
+        assert!(presence.check(&[], seen).is_none());
         assert_eq!(presence.info().state, PeerState::Ready);
         // Announced long before this process started: whoever announced it is gone.
         let mut presence = Presence::new("frontend");
         let mut old = ready();
         old.timestamp = 1_000_000_000_000; // 2001
         presence.observe_now(&old);
-        let gone = presence.check(&[]).expect("gone");
+        let seen = presence.look_at_process();
+        let gone = presence.check(&[], seen).expect("gone");
         assert_eq!(gone.state, PeerState::Gone);
+    }
+
+    #[test]
+    fn a_process_is_judged_by_how_it_was_seen_before_the_read_not_after() {
+        const AS_CHILD: &str = "IPCKIT_TEST_STAY_UNTIL_KILLED";
+        if std::env::var_os(AS_CHILD).is_some() {
+            // This test run again as the peer's process: it stays until killed.
+            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
+            return;
+        }
+        let ready = |pid: u32| {
+            event(
+                "backend_ready",
+                json!({"available_methods": [], "pid": pid, "host": host_name()}),
+            )
+        };
+        let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", "protocol::presence::tests::a_process_is_judged_by_how_it_was_seen_before_the_read_not_after"])
+            .env(AS_CHILD, "1")
+            .stdout(std::process::Stdio::null())
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("a child process");
+        let pid = child.id();
+        let mut presence = Presence::new("frontend");
+        presence.observe_now(&ready(pid));
+        let before_read = presence.look_at_process();
+        child.kill().expect("kill");
+        child.wait().expect("reaped");
+        // It ended after it was looked at, perhaps after writing what the read did not see yet:
+        // this check keeps it up, the next one (which reads again) takes it down.
+        assert!(presence.check(&[], before_read).is_none());
+        assert_eq!(presence.info().state, PeerState::Ready);
+        let ended = presence.look_at_process();
+        let gone = presence.check(&[], ended).expect("gone");
+        assert_eq!((gone.state, gone.pid), (PeerState::Gone, Some(pid)));
+        // Seen ended, then the read brought a new process's announcement: that one is up.
+        let me = std::process::id();
+        let mut presence = Presence::new("frontend");
+        presence.observe_now(&ready(me));
+        let stale = ProcessSeen { ended: Some(pid) };
+        presence.observe_now(&ready(me + 1_000_000));
+        assert!(presence.check(&[], stale).is_none());
+        assert_eq!(presence.info().state, PeerState::Ready);
     }
 
     #[test]

@@ -314,13 +314,17 @@ impl Channel {
     /// heartbeats of our outbox's readers. A change is also delivered (`Delivery::Peer`).
     /// JS thread; reader → state.
     pub fn check_peer(&self) -> Result<PeerInfo> {
+        // The peer's heartbeat and process are looked at before the read: what it wrote before
+        // it stopped or ended is in the inbox by then, and reaches its owners before the news.
+        let process = lock(&self.state).presence().look_at_process();
+        let looked = Instant::now();
         let outbox = self.real_dir.join(self.role.outbox_and_inbox().0);
         let mut readers = super::inspect::readers(&outbox, self.options.ack_timeout, None);
         let ack_timeout = self.options.ack_timeout;
         self.read_and_deliver(true, |router, deliveries, _| {
             let presence = router.presence();
-            presence.judge_other_hosts(&mut readers, ack_timeout, Instant::now());
-            if let Some(info) = presence.check(&readers) {
+            presence.judge_other_hosts(&mut readers, ack_timeout, looked);
+            if let Some(info) = presence.check(&readers, process) {
                 deliveries.push(Delivery::Peer(info));
             }
             router.presence().info().clone()
@@ -348,28 +352,34 @@ impl Channel {
         self.read_and_deliver(true, |_, _, _| ())
     }
 
-    /// Closes the channel: returns the tokens of the waits still pending, which the owner rejects.
+    /// Closes the channel: returns the tokens of the waits and queued sends still pending, which
+    /// the owner rejects. Call `write_sent_before_close` first to wait for a locked outbox.
     /// JS thread, or the writer thread for a sink that refused; outbox → sends, then state,
     /// then reader, outbox, ack and dispatch, one at a time.
     pub fn close(&self) -> Vec<u64> {
         if self.is_closed() {
             return Vec::new();
         }
-        // What was handed to the writer before close() is written now (one attempt per batch:
-        // a send that finds the outbox locked fails with ECLOSED instead of being retried).
-        self.write_queued_now();
+        // What was sent before close() gets one more attempt (the binding has waited for the
+        // outbox with `write_sent_before_close`; this may be the shared writer thread, for a
+        // sink that is gone); what still cannot be written fails with ECLOSED.
+        self.write_sent_once();
         let mut router = lock(&self.state);
         if self.closed.swap(true, Ordering::AcqRel) {
             return Vec::new();
         }
-        let tokens = router.close();
+        let mut tokens = router.close();
         drop(router);
-        // Where an open file keeps its directory (Windows), a read or write already under way
-        // ends before close() returns (later ones find the channel closed): callers remove the
-        // directory right after. Elsewhere close() does not wait for a large one.
+        // A write the writer thread has under way (what was sent before close()) ends before
+        // our acknowledgement goes: the peer, seeing it go, reads what we wrote up to then.
+        drop(lock(&self.outbox));
+        // What could not be written in time is not written later: its promises fail now.
+        tokens.extend(self.take_unsent());
+        // Where an open file keeps its directory (Windows), a read already under way ends too
+        // (later ones find the channel closed): callers remove the directory right after.
+        // Elsewhere close() does not wait for a large one.
         if platform::OPEN_FILES_PIN_THEIR_DIRECTORY {
             drop(lock(&self.reader));
-            drop(lock(&self.outbox));
         }
         if let Some(ack) = lock(&self.ack).take() {
             ack.remove();

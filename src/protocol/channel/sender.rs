@@ -238,7 +238,7 @@ impl Channel {
     /// Writes the queued sends on this thread, batch after batch, while they get through (one
     /// attempt each: a locked outbox leaves them queued). JS thread (close, exit); as
     /// `flush_sends`.
-    pub fn write_queued_now(&self) {
+    fn write_queued_now(&self) {
         loop {
             let before = lock(&self.sends).queued.len();
             if before == 0 {
@@ -251,20 +251,63 @@ impl Channel {
         }
     }
 
+    /// Before close(): writes on this thread what was sent and is not written yet (queued, or
+    /// taken by the writer thread), waiting for a locked or held-open outbox as a synchronous
+    /// send does (`lockTimeoutMs`), not for room in a full one. What is left unwritten fails
+    /// (`ELOST`, saying why). JS thread; outbox → sends.
+    pub fn write_sent_before_close(&self) -> Result<()> {
+        let left = self.write_sent_until(Instant::now() + self.options.lock_timeout, false);
+        if left == 0 {
+            return Ok(());
+        }
+        let reason = lock(&self.sends).last_refusal.as_ref().map_or_else(
+            || "the writer thread did not finish in time".into(),
+            |e| e.to_string(),
+        );
+        Err(ChannelError::Unsent {
+            path: self.real_dir.join(self.role.outbox_and_inbox().0),
+            count: left,
+            reason,
+        })
+    }
+
     /// The process is exiting: writes what the writer thread has not written yet, on the calling
     /// thread (the writer thread dies with the process), trying again for up to `lockTimeoutMs`
     /// (at least 2 s) while the outbox is locked, held open (Windows) or full. Returns how many
     /// sends are left unwritten. JS thread at exit; outbox → sends.
     pub fn flush_before_exit(&self) -> usize {
-        let deadline = Instant::now() + self.options.lock_timeout.max(Duration::from_secs(2));
+        let patience = self.options.lock_timeout.max(Duration::from_secs(2));
+        self.write_sent_until(Instant::now() + patience, true)
+    }
+
+    /// close(): one attempt at what is queued. JS or writer thread; outbox → sends.
+    pub(super) fn write_sent_once(&self) {
+        self.write_sent_until(Instant::now(), false);
+    }
+
+    /// close(): the sends still queued will not be written; returns the tokens of their promises
+    /// (to reject with ECLOSED), each once. JS thread; sends.
+    pub(super) fn take_unsent(&self) -> Vec<u64> {
+        let mut tokens: Vec<u64> = lock(&self.sends)
+            .queued
+            .drain(..)
+            .filter_map(|send| send.token)
+            .collect();
+        tokens.dedup();
+        tokens
+    }
+
+    fn write_sent_until(&self, deadline: Instant, wait_for_room: bool) -> usize {
         loop {
             self.write_queued_now();
-            // Also those the writer thread has taken and not written yet: it dies with us.
-            let left = {
+            // Also those the writer thread has taken and not written yet (refused, they come
+            // back to the queue).
+            let (left, no_room) = {
                 let sends = lock(&self.sends);
-                sends.queued.len() + sends.in_flight
+                let no_room = matches!(sends.last_refusal, Some(ChannelError::Backlog { .. }));
+                (sends.queued.len() + sends.in_flight, no_room)
             };
-            if left == 0 || Instant::now() >= deadline {
+            if left == 0 || Instant::now() >= deadline || (no_room && !wait_for_room) {
                 return left;
             }
             std::thread::sleep(Duration::from_millis(2));

@@ -314,6 +314,30 @@ fn a_closed_channel_neither_watches_nor_writes_its_directory_again() {
     assert!(ids_in(&dir.path().join(FRONTEND_OUTBOX)).contains(&answered));
 }
 
+/// A reply handed to the writer thread just before close() (a handler's answer, then the
+/// backend closes) is in the file when close() returns: the peer, seeing our acknowledgement
+/// go or our process end, reads what we wrote and loses no answer.
+#[test]
+fn what_was_sent_before_close_is_written_when_close_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join(BACKEND_OUTBOX);
+    for round in 0..300 {
+        let back = open(dir.path(), Role::Backend);
+        let reply = Message::event("reply", json!(round));
+        let id = reply.id.clone();
+        back.enqueue_reported(reply, Duration::from_secs(10))
+            .unwrap();
+        // Give the writer thread 0-500 µs to take it: in some rounds its write is under way
+        // when close() is called.
+        let spin = Instant::now() + Duration::from_micros(round % 50 * 10);
+        while Instant::now() < spin {
+            std::hint::spin_loop();
+        }
+        back.close();
+        assert!(ids_in(&outbox).contains(&id), "round {round}: not written");
+    }
+}
+
 /// What a listener took is published soon by the dispatcher, not by the next read (which may
 /// not come for a while): the writer keeps and anchors by where the reader is, not where it was.
 #[test]
