@@ -122,6 +122,15 @@ test('sendAsync gives up with ETIMEDOUT, and aborts with AbortError', async () =
   const aborted = writer.sendAsync('event', 'e', 1, { signal: controller.signal })
   setTimeout(() => controller.abort(), 20)
   await expect(aborted).rejects.toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' })
+  // Aborting gave up on the promise, not the message: still waiting for room at close(), whose
+  // lost message is reported (the outbox stayed full: close() does not wait for room).
+  const problems = []
+  writer.on('error', (error) => problems.push(error))
+  writer.close()
+  expect(problems).toHaveLength(1)
+  expect(problems[0]).toMatchObject({ code: 'ELOST' })
+  expect(problems[0].message).toContain('1 message sent before close() could not be written')
+  expect(problems[0].message).toContain('maxBacklog')
 })
 
 test('a reader that never acknowledges (acknowledge: false) gets the reference cap of 100, and is told of the possible loss', () => {

@@ -300,13 +300,13 @@ impl Channel {
     fn write_sent_until(&self, deadline: Instant, wait_for_room: bool) -> usize {
         loop {
             self.write_queued_now();
-            // Also those the writer thread has taken and not written yet (refused, they come
-            // back to the queue).
-            let (left, no_room) = {
-                let sends = lock(&self.sends);
-                let no_room = matches!(sends.last_refusal, Some(ChannelError::Backlog { .. }));
-                (sends.queued.len() + sends.in_flight, no_room)
-            };
+            // Holding the outbox, no write is under way: one the writer thread had taken has
+            // ended (whatever the deadline: it ends by itself), written or back in the queue.
+            let outbox = lock(&self.outbox);
+            let sends = lock(&self.sends);
+            let left = sends.queued.len();
+            let no_room = matches!(sends.last_refusal, Some(ChannelError::Backlog { .. }));
+            drop((sends, outbox));
             if left == 0 || Instant::now() >= deadline || (no_room && !wait_for_room) {
                 return left;
             }
