@@ -175,7 +175,10 @@ export interface ChannelMessage {
 export interface ChannelOptions {
   /** Messages kept in our outbox; older ones are dropped when it is full. Default 100. */
   maxMessages?: number
-  /** How long a send waits for the outbox lock before failing with `ELOCKED`. Default 500. */
+  /**
+   * How long a synchronous send (and `close()`, for what was sent before it) waits for the
+   * outbox lock before failing with `ELOCKED`. Default 500.
+   */
   lockTimeoutMs?: number
   /** A lock file older than this is left by a dead writer and is taken over. Default 5000. */
   staleLockMs?: number

@@ -22,7 +22,8 @@ use std::sync::Arc;
 pub struct ChannelOptions {
     /// Messages kept in our outbox; older ones are dropped when it is full. Default 100.
     pub max_messages: Option<u32>,
-    /// How long a send waits for the outbox lock before failing with `ELOCKED`. Default 500.
+    /// How long a synchronous send (and `close()`, for what was sent before it) waits for the
+    /// outbox lock before failing with `ELOCKED`. Default 500.
     pub lock_timeout_ms: Option<u32>,
     /// A lock file older than this is left by a dead writer and is taken over. Default 5000.
     pub stale_lock_ms: Option<u32>,
