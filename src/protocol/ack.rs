@@ -119,6 +119,11 @@ pub struct AckPublisher {
     published: Option<String>,
     consumed: Option<String>,
     last_write: Option<Instant>,
+    /// The last write tried, written or not: the next waits `interval` after it (a directory
+    /// that is gone is not written to in a loop).
+    last_attempt: Option<Instant>,
+    /// The last write failed (and was reported): further failures are not, until one succeeds.
+    failing: bool,
     interval: Duration,
     heartbeat: Duration,
     /// The directory is on a file system of this host only.
@@ -153,6 +158,8 @@ impl AckPublisher {
             published: None,
             consumed: None,
             last_write: None,
+            last_attempt: None,
+            failing: false,
             interval: ACK_INTERVAL,
             heartbeat: ack_timeout / 3,
             local,
@@ -191,7 +198,7 @@ impl AckPublisher {
 
     /// Writes the position if it moved and `interval` has passed, or if the heartbeat is due.
     pub fn flush_if_due(&mut self, now: Instant) -> Result<()> {
-        let since = self.last_write.map(|t| now.duration_since(t));
+        let since = self.last_attempt.map(|t| now.duration_since(t));
         let moved = self.consumed != self.published;
         let by_process = self.by_process();
         let due = match since {
@@ -214,7 +221,7 @@ impl AckPublisher {
         if !self.active || self.consumed == self.published {
             return None;
         }
-        self.last_write.map(|written| written + self.interval)
+        self.last_attempt.map(|tried| tried + self.interval)
     }
 
     /// Writes the position now if it moved.
@@ -229,13 +236,21 @@ impl AckPublisher {
         let by_process = self.by_process();
         let record = AckRecord::own(self.consumed.clone(), by_process);
         let bytes = serde_json::to_vec_pretty(&record).expect("an ack record always serializes");
-        replace_file(
+        self.last_attempt = Some(now);
+        let written = replace_file(
             &self.tmp_path,
             &self.path,
             &bytes,
             self.file_mode,
             ACK_REPLACE_PATIENCE,
-        )?;
+        );
+        if let Err(error) = written {
+            // Reported once; tried again after `interval`, silently while it keeps failing.
+            let first = !self.failing;
+            self.failing = true;
+            return if first { Err(error) } else { Ok(()) };
+        }
+        self.failing = false;
         self.published = self.consumed.clone();
         self.published_by_process = by_process;
         self.last_write = Some(now);
@@ -413,6 +428,43 @@ mod tests {
             live_positions(&inbox, Duration::from_secs(10)),
             vec![Some("m2".to_string())]
         );
+    }
+
+    /// A directory that is gone (being re-created) is tried again at the interval, not in a
+    /// loop, and its failure is reported once until a write succeeds again.
+    #[test]
+    fn a_failing_publication_is_paced_and_reported_once_per_failure() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("chan");
+        fs::create_dir(&dir).unwrap();
+        let inbox = dir.join("backend_to_frontend.json");
+        let mut publisher = AckPublisher::new(&inbox, "r1", Duration::from_secs(10), 0o600, true);
+        publisher.set_active(true);
+        let start = Instant::now();
+        publisher.note_consumed(Some("m1".into()));
+        publisher.flush_if_due(start).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        let interval = publisher.interval;
+        publisher.note_consumed(Some("m2".into()));
+        let first = start + interval;
+        let error = publisher.flush_if_due(first).unwrap_err();
+        assert_eq!(error.code(), "ENOENT", "{error}");
+        // Not due again before the interval has passed since the failed try.
+        assert_eq!(publisher.held_back_until(), Some(first + interval));
+        // Failing again: tried, not reported again.
+        publisher.flush_if_due(first + interval).unwrap();
+        assert_eq!(publisher.held_back_until(), Some(first + interval * 2));
+        // Back: written, and a new failure is reported again.
+        fs::create_dir(&dir).unwrap();
+        publisher.flush_if_due(first + interval * 2).unwrap();
+        assert_eq!(publisher.held_back_until(), None);
+        assert_eq!(
+            live_positions(&inbox, Duration::from_secs(10)),
+            vec![Some("m2".to_string())]
+        );
+        fs::remove_dir_all(&dir).unwrap();
+        publisher.note_consumed(Some("m3".into()));
+        assert!(publisher.flush_if_due(first + interval * 3).is_err());
     }
 
     #[test]
