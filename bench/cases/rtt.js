@@ -14,15 +14,19 @@
 //                     unlock; the reader woken by inotify reads and parses); it never polls: a
 //                     watcher that cannot start (exit 3) or a missed wake-up (exit 4) fails the run
 // Prints p50/p99 of `count` round trips after `warmup` unmeasured ones. `channelOptions` go to
-// both ipckit ends (e.g. { acknowledge: false }). An ipckit end whose watcher fails (EWATCH: it
+// both ipckit ends (e.g. { acknowledge: false }). `awake: true` keeps every CPU out of its idle
+// state with one SCHED_IDLE busy loop per CPU (they run only when no other thread wants the CPU):
+// what the round trip costs without waking idle CPUs (Linux; without `chrt` the run fails). An ipckit end whose watcher fails (EWATCH: it
 // would poll) ends the run with exit code 3 instead of reporting a polling number.
 
+const os = require('node:os')
 const path = require('node:path')
-const { execFileSync } = require('node:child_process')
+const { execFileSync, spawn } = require('node:child_process')
 const u = require('../lib/util')
+const { waitFor } = require('../../test-support')
 
 const opts = JSON.parse(process.argv[2] || '{}')
-const { impl = 'ipckit', count = 1000, warmup = 50, channelOptions } = opts
+const { impl = 'ipckit', count = 1000, warmup = 50, channelOptions, awake = false } = opts
 const PAYLOAD = { text: 'hello', n: 42 }
 
 async function nodeFrontend(channel, ask) {
@@ -37,10 +41,33 @@ async function nodeFrontend(channel, ask) {
   return samples
 }
 
+/** One SCHED_IDLE busy loop per CPU, each seen running under that policy. Returns their stop. */
+async function keepCpusAwake() {
+  const loops = os
+    .cpus()
+    .map(() => spawn('chrt', ['--idle', '0', process.execPath, '-e', 'for (;;) {}'], { stdio: 'ignore' }))
+  const stop = () => loops.forEach((loop) => loop.kill('SIGKILL'))
+  try {
+    for (const loop of loops) {
+      const policy = () => execFileSync('chrt', ['-p', String(loop.pid)], { encoding: 'utf8' })
+      await waitFor(() => /SCHED_IDLE/.test(policy()), {
+        timeoutMs: 5000,
+        what: `busy loop ${loop.pid} to run as SCHED_IDLE`,
+      })
+    }
+  } catch (error) {
+    stop()
+    throw error
+  }
+  return stop
+}
+
 async function main() {
   const dir = u.tmpDir(`rtt-${impl}`)
   let peer
+  let sleepAgain = () => {}
   try {
+    if (awake) sleepAgain = await keepCpusAwake()
     let samples
     if (impl === 'ipckit' || impl === 'ipckit-sync' || impl === 'purejs') {
       const backendArgs = [path.join(__dirname, 'rtt-backend.js'), impl, dir]
@@ -110,6 +137,7 @@ async function main() {
     const stats = u.percentiles(samples)
     u.emitResult({ impl, count: stats.n, p50: stats.p50, p99: stats.p99, mean: stats.mean, max: stats.max })
   } finally {
+    sleepAgain()
     if (peer) await u.stopPeer(peer, 500)
     u.rmDir(dir)
   }

@@ -142,6 +142,22 @@ function observations(run) {
         `JavaScript thread and pay this difference.`,
     )
   }
+  const awake = (impl) => p50(`rttawake.${impl}`)
+  if (awake('ipckit') !== undefined && awake('floor') !== undefined && awake('protocol-floor') !== undefined) {
+    const against = (rtt, floor, protocolFloor) =>
+      `${fmt(rtt)} ms, ${fmt(rtt / floor)}x the bare floor (${fmt(floor)} ms) and ${fmt(rtt / protocolFloor)}x the protocol floor (${fmt(protocolFloor)} ms)`
+    const idle =
+      p50('rttfs.ipckit') === undefined
+        ? ''
+        : `; with idle CPUs, in the same run, ${against(p50('rttfs.ipckit'), p50('rttfs.floor'), p50('rttfs.protocol-floor'))}`
+    notes.push(
+      `- What waking threads on idle CPUs costs: with every CPU kept out of its idle state (one SCHED_IDLE busy loop ` +
+        `per CPU, which runs only when no other thread wants it), the tmpfs round trip p50 of ipckit is ` +
+        `${against(awake('ipckit'), awake('floor'), awake('protocol-floor'))}${idle}. Each of ipckit's hand-offs ` +
+        `between threads (JavaScript to the writer thread, the watcher thread to JavaScript) can wake a thread on an ` +
+        `idle CPU, which a virtual machine pays dearly for; the floors' ends are one thread each.`,
+    )
+  }
   const semi = run.summary['mem.recv.semi1']?.fields?.growthMB?.median
   const full = run.summary['mem.recv']?.fields?.growthMB?.median
   if (semi !== undefined && full !== undefined) {
@@ -401,7 +417,7 @@ counts as failed instead of reporting a polling number; only the many-channels c
 npm ci && npm run build
 bash scripts/setup-python-peer.sh        # the reference peer in .peer-venv (done automatically if missing)
 npm run bench                            # the whole suite, a few minutes; rewrites this file
-node bench/run.js --only latency         # one metric: latency, latency-tmpfs, companion, throughput, throughput-tmpfs,
+node bench/run.js --only latency         # one metric: latency, latency-tmpfs, latency-awake, companion, throughput, throughput-tmpfs,
                                          #   recv, lag, acks, block, burst, batching, timeouts, channels, memory, require
 node bench/run.js --repeat 3             # runs per case (defaults: 5; 3 for the Python round trip, companion, lag, acks,
                                          #   tmpfs throughput, block, burst, batching, timeouts; 1 for memory, channels;

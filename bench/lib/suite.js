@@ -452,6 +452,28 @@ function metrics(smoke) {
         onTmpfs(rtt('protocol-floor', PROTOCOL_FLOOR_LABEL, 1000, 50)),
       ],
     }
+    // Linux: `chrt` runs the busy loops under SCHED_IDLE (bench/cases/rtt.js, `awake`).
+    if (process.platform === 'linux') {
+      const awake = (c) => ({
+        ...onTmpfs(c),
+        id: c.id.replace(/^rtt\./, 'rttawake.'),
+        cmd: (smoke) => {
+          const [command, args] = c.cmd(smoke)
+          const options = JSON.parse(args[args.length - 1])
+          return [command, [...args.slice(0, -1), JSON.stringify({ ...options, awake: true })]]
+        },
+      })
+      list['latency-awake'] = {
+        title: `Round trip on tmpfs with every CPU kept out of its idle state (one SCHED_IDLE busy loop per CPU): what waking threads on idle CPUs costs each contender (information)`,
+        repeats: 3,
+        cases: [
+          awake(rtt('ipckit', 'ipckit Node → ipckit Node (handle), CPUs kept awake', 1000, 50)),
+          awake(rtt('ipckit-sync', `${SYNC_RTT_LABEL}, CPUs kept awake`, 1000, 50)),
+          awake(rtt('floor', 'floor (tmp + rename + fs.watch, no protocol), CPUs kept awake', 1000, 50)),
+          awake(rtt('protocol-floor', `${PROTOCOL_FLOOR_LABEL}, CPUs kept awake`, 1000, 50)),
+        ],
+      }
+    }
     list['throughput-tmpfs'] = {
       title: `Send throughput at the cap on tmpfs (${TMPFS}): protocol cost without disk-backed file-system cost (information)`,
       repeats: 3,
@@ -464,6 +486,7 @@ function metrics(smoke) {
 const ORDER = [
   'latency',
   'latency-tmpfs',
+  'latency-awake',
   'companion',
   'throughput',
   'throughput-tmpfs',
@@ -493,6 +516,7 @@ const ALIASES = {
   tput: 'throughput',
   load: 'require',
   'rtt-tmpfs': 'latency-tmpfs',
+  awake: 'latency-awake',
   lock: 'block',
   'lock-block': 'block',
   'group-commit': 'batching',
