@@ -97,10 +97,13 @@ impl Span {
     }
 }
 
-/// An element of the version being read: known from the last version, or to be looked at.
-enum Item<'a> {
-    Known(Span),
-    Raw(RawElement<'a>),
+/// Where a new version of the inbox begins with the last version's elements: from its element
+/// `first` (at `old_start` in the last version) on, at `begin` in the new one, up to `end`.
+struct KnownPrefix {
+    first: usize,
+    old_start: usize,
+    begin: usize,
+    end: usize,
 }
 
 impl InboxReader {
@@ -154,10 +157,10 @@ impl InboxReader {
         }
     }
 
-    /// The elements `bytes` begins with that the last version ended with, byte for byte (as a
-    /// writer leaves them when it appends and trims from the front), placed in `bytes`, and where
-    /// the last of them ends. `None` when the last version's tail is not where `bytes` begins.
-    fn known_prefix(&self, bytes: &[u8]) -> Option<(Vec<Span>, usize)> {
+    /// Where `bytes` begins with the elements the last version ended with, byte for byte (as a
+    /// writer leaves them when it appends and trims from the front). `None` when the last
+    /// version's tail is not where `bytes` begins.
+    fn known_prefix(&self, bytes: &[u8]) -> Option<KnownPrefix> {
         let (old, spans) = (&self.seen.bytes, &self.seen.spans);
         let old_end = spans.last()?.end;
         let begin = first_element_at(bytes)?;
@@ -165,16 +168,36 @@ impl InboxReader {
             let tail = &old[span.start..old_end];
             bytes.get(begin..begin + tail.len()) == Some(tail)
         })?;
-        let shift = |at: usize| at - spans[first].start + begin;
-        let known = spans[first..]
-            .iter()
-            .map(|span| Span {
-                start: shift(span.start),
-                end: shift(span.end),
-                ..span.clone()
-            })
-            .collect();
-        Some((known, shift(old_end)))
+        let old_start = spans[first].start;
+        Some(KnownPrefix {
+            first,
+            old_start,
+            begin,
+            end: old_end - old_start + begin,
+        })
+    }
+
+    /// The last version's elements that `prefix` finds again, placed in the new version, and
+    /// their keys, taken over without copying them (a reader of a capped file finds all but the
+    /// newest few again on every read). The elements trimmed from the front are returned apart:
+    /// they were seen, so a message that comes back with one of their keys is no news.
+    fn take_known(&mut self, prefix: &KnownPrefix) -> (Vec<Span>, HashSet<String>, Vec<String>) {
+        let mut spans = std::mem::take(&mut self.seen.spans);
+        let mut keys = std::mem::take(&mut self.seen.keys);
+        let trimmed: Vec<Span> = spans.drain(..prefix.first).collect();
+        let mut trimmed_keys = Vec::with_capacity(trimmed.len());
+        for span in trimmed {
+            // A key repeated further on (an id reused) stays: it is still in this version.
+            if !spans.iter().any(|kept| kept.key == span.key) {
+                keys.remove(&span.key);
+            }
+            trimmed_keys.push(span.key);
+        }
+        for span in &mut spans {
+            span.start = span.start - prefix.old_start + prefix.begin;
+            span.end = span.end - prefix.old_start + prefix.begin;
+        }
+        (spans, keys, trimmed_keys)
     }
 
     /// Whether messages were trimmed away before we read them, judged from the version we saw
@@ -296,12 +319,13 @@ impl InboxReader {
         }
         // What the last version held byte for byte (a writer appends and trims from the front)
         // is known already: only the rest is scanned and checked.
-        let known_and_rest = self
-            .known_prefix(&bytes)
-            .and_then(|(known, end)| Some((known, split_rest(&bytes, end)?)));
-        let (known, elements) = match known_and_rest {
-            Some((known, rest)) => (known, Ok(rest)),
-            None => (Vec::new(), split_file(&bytes)),
+        let prefix = self.known_prefix(&bytes);
+        let rest = prefix
+            .as_ref()
+            .and_then(|prefix| split_rest(&bytes, prefix.end));
+        let (prefix, elements) = match (prefix, rest) {
+            (Some(prefix), Some(rest)) => (Some(prefix), Ok(rest)),
+            _ => (None, split_file(&bytes)),
         };
         let elements = match elements {
             Ok(elements) => elements,
@@ -322,43 +346,47 @@ impl InboxReader {
         self.broken = None;
         self.suspect = None;
 
-        // Only elements with an id we have not seen are decoded in full.
-        let mut keys = HashSet::with_capacity(known.len() + elements.len());
-        let mut spans = Vec::with_capacity(known.len() + elements.len());
+        // The known elements were seen and were unique in the last version: they are carried
+        // over as they are. Only elements with an id we have not seen are decoded in full.
+        let (mut spans, mut keys, trimmed_keys, mut last_id) = match &prefix {
+            Some(prefix) => {
+                let (spans, keys, trimmed) = self.take_known(prefix);
+                let last_id = spans.iter().rev().find_map(|span| span.id.clone());
+                (spans, keys, trimmed, last_id)
+            }
+            None => (
+                Vec::with_capacity(elements.len()),
+                HashSet::with_capacity(elements.len()),
+                Vec::new(),
+                None,
+            ),
+        };
+        let known = spans.len();
+        let seen_before = |keys: &HashSet<String>, key: &String| match &prefix {
+            // Taken over: the last version's keys are the known ones and the trimmed ones.
+            Some(_) => keys.contains(key) || trimmed_keys.contains(key),
+            None => self.seen.keys.contains(key),
+        };
         let mut spans_whole = true;
         let mut fresh_from = None;
-        let mut last_id = None;
-        let items = known
-            .into_iter()
-            .map(Item::Known)
-            .chain(elements.into_iter().map(Item::Raw));
-        for (index, item) in items.enumerate() {
-            let (id, key, element) = match item {
-                Item::Known(span) => {
-                    let (id, key) = (span.id.clone(), span.key.clone());
-                    spans.push(span);
-                    (id, key, None)
+        for (index, element) in elements.into_iter().enumerate() {
+            let index = known + index;
+            let (id, key) = match &element {
+                Ok(raw) => {
+                    let id = peek_id(raw);
+                    let key = id
+                        .clone()
+                        .unwrap_or_else(|| anonymous_key(raw.get().as_bytes()));
+                    spans.push(Span::of(&bytes, raw, id.clone(), key.clone()));
+                    (id, key)
                 }
-                Item::Raw(element) => {
-                    let (id, key) = match &element {
-                        Ok(raw) => {
-                            let id = peek_id(raw);
-                            let key = id
-                                .clone()
-                                .unwrap_or_else(|| anonymous_key(raw.get().as_bytes()));
-                            spans.push(Span::of(&bytes, raw, id.clone(), key.clone()));
-                            (id, key)
-                        }
-                        Err(broken) => {
-                            spans_whole = false;
-                            (None, anonymous_key(&broken.bytes))
-                        }
-                    };
-                    (id, key, Some(element))
+                Err(broken) => {
+                    spans_whole = false;
+                    (None, anonymous_key(&broken.bytes))
                 }
             };
             last_id = id.clone().or(last_id);
-            let already_seen = self.seen.keys.contains(&key);
+            let already_seen = seen_before(&keys, &key);
             let repeated_here = !keys.insert(key.clone());
             // Writers only append: an id twice in one version, or a known id after new
             // messages, is another message reusing the id. Report it once; deliver the first.
@@ -373,10 +401,9 @@ impl InboxReader {
                 }
                 continue;
             }
-            // A known element was in the last version: it is always seen already.
-            let (false, Some(element)) = (already_seen, element) else {
+            if already_seen {
                 continue;
-            };
+            }
             fresh_from.get_or_insert(index);
             if let Some(size) = element.as_ref().ok().and_then(|raw| oversized_size(raw)) {
                 outcome.problems.push(ChannelError::MessageTooLarge {
