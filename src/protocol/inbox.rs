@@ -179,25 +179,33 @@ impl InboxReader {
 
     /// The last version's elements that `prefix` finds again, placed in the new version, and
     /// their keys, taken over without copying them (a reader of a capped file finds all but the
-    /// newest few again on every read). The elements trimmed from the front are returned apart:
-    /// they were seen, so a message that comes back with one of their keys is no news.
-    fn take_known(&mut self, prefix: &KnownPrefix) -> (Vec<Span>, HashSet<String>, Vec<String>) {
+    /// newest few again on every read). The keys of the elements trimmed from the front are
+    /// returned apart: they were seen, so a message that comes back with one of them is no news.
+    fn take_known(
+        &mut self,
+        prefix: &KnownPrefix,
+    ) -> (Vec<Span>, HashSet<String>, HashSet<String>) {
         let mut spans = std::mem::take(&mut self.seen.spans);
         let mut keys = std::mem::take(&mut self.seen.keys);
-        let trimmed: Vec<Span> = spans.drain(..prefix.first).collect();
-        let mut trimmed_keys = Vec::with_capacity(trimmed.len());
-        for span in trimmed {
-            // A key repeated further on (an id reused) stays: it is still in this version.
-            if !spans.iter().any(|kept| kept.key == span.key) {
-                keys.remove(&span.key);
+        // Every element had a key of its own, unless an id was reused in the last version.
+        let unique = keys.len() == spans.len();
+        let trimmed: HashSet<String> = spans.drain(..prefix.first).map(|span| span.key).collect();
+        if unique {
+            for key in &trimmed {
+                keys.remove(key);
             }
-            trimmed_keys.push(span.key);
+        } else {
+            // A key reused further on stays: it is still in this version.
+            let kept: HashSet<&str> = spans.iter().map(|span| span.key.as_str()).collect();
+            for key in trimmed.iter().filter(|key| !kept.contains(key.as_str())) {
+                keys.remove(key);
+            }
         }
         for span in &mut spans {
             span.start = span.start - prefix.old_start + prefix.begin;
             span.end = span.end - prefix.old_start + prefix.begin;
         }
-        (spans, keys, trimmed_keys)
+        (spans, keys, trimmed)
     }
 
     /// Whether messages were trimmed away before we read them, judged from the version we saw
@@ -357,7 +365,7 @@ impl InboxReader {
             None => (
                 Vec::with_capacity(elements.len()),
                 HashSet::with_capacity(elements.len()),
-                Vec::new(),
+                HashSet::new(),
                 None,
             ),
         };
