@@ -143,19 +143,25 @@ function observations(run) {
     )
   }
   const awake = (impl) => p50(`rttawake.${impl}`)
-  if (awake('ipckit') !== undefined && awake('floor') !== undefined && awake('protocol-floor') !== undefined) {
-    const against = (rtt, floor, protocolFloor) =>
-      `${fmt(rtt)} ms, ${fmt(rtt / floor)}x the bare floor (${fmt(floor)} ms) and ${fmt(rtt / protocolFloor)}x the protocol floor (${fmt(protocolFloor)} ms)`
-    const idle =
-      p50('rttfs.ipckit') === undefined
-        ? ''
-        : `; with idle CPUs, in the same run, ${against(p50('rttfs.ipckit'), p50('rttfs.floor'), p50('rttfs.protocol-floor'))}`
+  const asleep = (impl) => p50(`rttfs.${impl}`)
+  const contenders = [
+    ['ipckit', 'ipckit'],
+    ['protocol-floor', 'the protocol floor'],
+    ['floor', 'the bare floor'],
+  ]
+  if (contenders.every(([impl]) => awake(impl) !== undefined && asleep(impl) !== undefined)) {
+    const [rtt, protocolFloor, floor] = contenders.map(([impl]) => awake(impl))
+    const gains = contenders.map(
+      ([impl, name]) =>
+        `${name} ${fmt(asleep(impl))} → ${fmt(awake(impl))} ms (${fmt(asleep(impl) - awake(impl))} ms less)`,
+    )
     notes.push(
       `- What waking threads on idle CPUs costs: with every CPU kept out of its idle state (one SCHED_IDLE busy loop ` +
-        `per CPU, which runs only when no other thread wants it), the tmpfs round trip p50 of ipckit is ` +
-        `${against(awake('ipckit'), awake('floor'), awake('protocol-floor'))}${idle}. Each of ipckit's hand-offs ` +
-        `between threads (JavaScript to the writer thread, the watcher thread to JavaScript) can wake a thread on an ` +
-        `idle CPU, which a virtual machine pays dearly for; the floors' ends are one thread each.`,
+        `per CPU, which runs only when no other thread wants it), the tmpfs round trip p50 goes ${gains.join(', ')}: ` +
+        `ipckit ${fmt(rtt / floor)}x the bare floor and ${fmt(rtt / protocolFloor)}x the protocol floor, against ` +
+        `${fmt(asleep('ipckit') / asleep('floor'))}x and ${fmt(asleep('ipckit') / asleep('protocol-floor'))}x with idle CPUs. ` +
+        `A virtual machine's idle CPU is slow to wake; ipckit's round trip has the most wake-ups (its hand-offs ` +
+        `between the JavaScript, writer and watcher threads come on top of each side waking the other).`,
     )
   }
   const semi = run.summary['mem.recv.semi1']?.fields?.growthMB?.median
