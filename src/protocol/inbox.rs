@@ -354,8 +354,9 @@ impl InboxReader {
         self.broken = None;
         self.suspect = None;
 
-        // The known elements were seen and were unique in the last version: they are carried
-        // over as they are. Only elements with an id we have not seen are decoded in full.
+        // The known elements were all seen (and any id they reuse reported) with the last
+        // version: they are carried over as they are. Only elements with an id we have not seen
+        // are decoded in full.
         let (mut spans, mut keys, trimmed_keys, mut last_id) = match &prefix {
             Some(prefix) => {
                 let (spans, keys, trimmed) = self.take_known(prefix);
