@@ -86,6 +86,8 @@ pub struct Channel {
     role: Role,
     options: ChannelOptions,
     outbox: Mutex<Outbox>,
+    /// Where the outbox is, for what is said of it without its lock.
+    outbox_path: PathBuf,
     inbox_path: PathBuf,
     /// The inbox's reader. Its lock is held from reading a batch until the sink has it: the
     /// watcher, the dispatcher and the JS thread all read, and a later batch must not overtake
@@ -185,6 +187,7 @@ impl Channel {
             dir_guard,
             role,
             outbox: Mutex::new(outbox),
+            outbox_path: layout.outbox,
             inbox_path: layout.inbox,
             options,
             reader: Mutex::new(reader),
@@ -318,8 +321,8 @@ impl Channel {
         // it stopped or ended is in the inbox by then, and reaches its owners before the news.
         let process = lock(&self.state).presence().look_at_process();
         let looked = Instant::now();
-        let outbox = self.real_dir.join(self.role.outbox_and_inbox().0);
-        let mut readers = super::inspect::readers(&outbox, self.options.ack_timeout, None);
+        let mut readers =
+            super::inspect::readers(&self.outbox_path, self.options.ack_timeout, None);
         let ack_timeout = self.options.ack_timeout;
         self.read_and_deliver(true, |router, deliveries, _| {
             let presence = router.presence();

@@ -265,7 +265,7 @@ impl Channel {
             |e| e.to_string(),
         );
         Err(ChannelError::Unsent {
-            path: self.real_dir.join(self.role.outbox_and_inbox().0),
+            path: self.outbox_path.clone(),
             count: left,
             reason,
         })
