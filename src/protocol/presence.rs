@@ -359,6 +359,11 @@ mod tests {
         fn observe_now(&mut self, message: &Message) -> Option<PeerInfo> {
             self.observe(message, false)
         }
+
+        /// A check that judges only the readers (no announced process was seen ending).
+        fn check_readers(&mut self, readers: &[ReaderState]) -> Option<PeerInfo> {
+            self.check(readers, ProcessSeen::default())
+        }
     }
 
     fn reader(id: &str, pid: u32, live: bool) -> ReaderState {
@@ -418,7 +423,7 @@ mod tests {
         assert_eq!(info.state, PeerState::Ready);
         assert_eq!(info.pid, None);
         // Nothing to check it against: it stays up.
-        assert!(presence.check(&[], ProcessSeen::default()).is_none());
+        assert!(presence.check_readers(&[]).is_none());
     }
 
     #[test]
@@ -426,24 +431,20 @@ mod tests {
         let mut presence = Presence::new("backend");
         let me = std::process::id();
         let up = presence
-            .check(&[reader("a", me, true)], ProcessSeen::default())
+            .check_readers(&[reader("a", me, true)])
             .expect("up");
         assert_eq!(up.state, PeerState::Ready);
         assert_eq!(up.pid, Some(me));
-        assert!(presence
-            .check(&[reader("a", me, true)], ProcessSeen::default())
-            .is_none());
+        assert!(presence.check_readers(&[reader("a", me, true)]).is_none());
         let down = presence
-            .check(&[reader("a", me, false)], ProcessSeen::default())
+            .check_readers(&[reader("a", me, false)])
             .expect("down");
         assert_eq!(down.state, PeerState::Gone);
         // The same (stale, then refreshed) acknowledgement does not bring it back...
-        assert!(presence
-            .check(&[reader("a", me, true)], ProcessSeen::default())
-            .is_none());
+        assert!(presence.check_readers(&[reader("a", me, true)]).is_none());
         // ...a new reader does.
         let back = presence
-            .check(&[reader("b", me, true)], ProcessSeen::default())
+            .check_readers(&[reader("b", me, true)])
             .expect("back");
         assert_eq!(back.state, PeerState::Ready);
     }
@@ -458,18 +459,12 @@ mod tests {
         };
         // Left by a session before we opened: the peer to come is not judged by it.
         assert!(presence
-            .check(
-                &[dead("old", presence.opened_ms - 1)],
-                ProcessSeen::default()
-            )
+            .check_readers(&[dead("old", presence.opened_ms - 1)])
             .is_none());
         assert_eq!(presence.info().state, PeerState::Unknown);
         // Written since we opened, by a process that has ended.
         let gone = presence
-            .check(
-                &[dead("old", 1), dead("new", presence.opened_ms)],
-                ProcessSeen::default(),
-            )
+            .check_readers(&[dead("old", 1), dead("new", presence.opened_ms)])
             .expect("gone");
         assert_eq!((gone.state, gone.pid), (PeerState::Gone, Some(4_000_000)));
     }
@@ -482,13 +477,9 @@ mod tests {
             "backend_ready",
             json!({"available_methods": [], "pid": me, "host": host_name()}),
         ));
-        assert!(presence
-            .check(&[reader("a", me, true)], ProcessSeen::default())
-            .is_none());
+        assert!(presence.check_readers(&[reader("a", me, true)]).is_none());
         presence.observe_now(&event("backend_shutdown", json!({"pid": me})));
-        assert!(presence
-            .check(&[reader("a", me, true)], ProcessSeen::default())
-            .is_none());
+        assert!(presence.check_readers(&[reader("a", me, true)]).is_none());
         assert_eq!(presence.info().state, PeerState::Gone);
     }
 
