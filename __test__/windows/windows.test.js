@@ -122,6 +122,9 @@ test('a third process holding the inbox open while the writer replaces it: nothi
   expect(JSON.parse(held.stdout).holds).toBeGreaterThan(1)
   await waitFor(() => seq.length >= count, { timeoutMs: 20000, what: `${count} events` })
   expect(seq).toEqual(Array.from({ length: count }, (_, i) => i))
+  // Closed first: an open frontend may be replacing its acknowledgement (through a temporary
+  // file) at any moment.
+  front.close()
   // The writer exits by itself, and leaves neither its lock nor a temporary file.
   expect((await writer.exited).code).toBe(0)
   expect(fs.readdirSync(dir).filter((name) => /\.(lock|tmp)$/.test(name))).toEqual([])
