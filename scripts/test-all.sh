@@ -27,7 +27,8 @@ if ! node scripts/build.js --if-stale; then
 fi
 
 echo "== cargo test"
-cargo test --quiet 2>&1 | tee "$report_dir/cargo.log"
+# The timeout ends a hung test binary, so that the run still reports.
+timeout -k 10 600 cargo test --quiet 2>&1 | tee "$report_dir/cargo.log"
 count_cargo "$report_dir/cargo.log" cargo "${PIPESTATUS[0]}"
 
 echo "== python peer"

@@ -65,11 +65,17 @@ tail -n 1 "$work/build.log"
 
 echo "-- cargo test under Wine"
 # Test binaries run through Wine; their output goes to a file (Wine console programs and Unix pipes
-# do not always mix, see ../shared/windows-under-wine.md).
-CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine \
-  cargo test --quiet --no-fail-fast --target x86_64-pc-windows-gnu >"$work/cargo.log" 2>&1
+# do not always mix, see ../shared/windows-under-wine.md). A hung test must not stop the whole CI
+# run: the timeout ends it, and libtest's full output (not --quiet) names each finished test and
+# each test still running after 60 s.
+CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine timeout -k 10 600 \
+  cargo test --no-fail-fast --target x86_64-pc-windows-gnu >"$work/cargo.log" 2>&1
 cargo_rc=$?
-grep -E '^(test result|---- |running|error)' "$work/cargo.log" | head -n 60
+grep -E '^(test result|---- |running [0-9]|error)|has been running for over' "$work/cargo.log" | head -n 60
+if [ "$cargo_rc" -eq 124 ] || [ "$cargo_rc" -eq 137 ]; then
+  echo "cargo test under Wine did not end within 600 s (the tests still running are named above)"
+  wineserver -k 2>/dev/null
+fi
 count_cargo "$work/cargo.log" "windows cargo" "$cargo_rc"
 [ "$cargo_rc" -eq 0 ] || tail -n 60 "$work/cargo.log"
 

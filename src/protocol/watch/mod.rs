@@ -23,6 +23,7 @@ mod windows;
 use self::windows as backend;
 
 use crate::protocol::sync::lock;
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -114,22 +115,40 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let mut watcher = lock(watcher());
-        let mut interests = lock(interests());
-        let Some(list) = interests.dirs.get_mut(&self.dir) else {
-            return;
-        };
-        let before = list.len();
-        list.retain(|interest| interest.id != self.id);
-        WATCHED.fetch_sub(before - list.len(), Ordering::Relaxed);
-        if !list.is_empty() {
-            return;
+        // On the watcher's thread (a channel's last reference released by a hint it handled),
+        // the watcher's lock may be held by a thread that waits for this very thread: notify's
+        // `watch` waits for its thread's acknowledgement (Windows), or joins it (macOS). The
+        // interest ends on a thread of its own, which waits for the lock instead.
+        if ROUTING.with(Cell::get) {
+            let (id, dir) = (self.id, self.dir.clone());
+            let spawned = std::thread::Builder::new()
+                .name("ipckit-unwatch".into())
+                .spawn(move || unregister(id, &dir));
+            if spawned.is_ok() {
+                return;
+            }
         }
-        interests.dirs.remove(&self.dir);
-        drop(interests);
-        if let Some(watching) = watcher.as_mut() {
-            watching.unwatch(&self.dir);
-        }
+        unregister(self.id, &self.dir);
+    }
+}
+
+/// Ends the interest `id` in `dir`, and the watch of `dir` with its last interest.
+fn unregister(id: u64, dir: &Path) {
+    let mut watcher = lock(watcher());
+    let mut interests = lock(interests());
+    let Some(list) = interests.dirs.get_mut(dir) else {
+        return;
+    };
+    let before = list.len();
+    list.retain(|interest| interest.id != id);
+    WATCHED.fetch_sub(before - list.len(), Ordering::Relaxed);
+    if !list.is_empty() {
+        return;
+    }
+    interests.dirs.remove(dir);
+    drop(interests);
+    if let Some(watching) = watcher.as_mut() {
+        watching.unwatch(dir);
     }
 }
 
@@ -171,9 +190,15 @@ pub fn registrations_of(dir: &Path) -> usize {
 /// Hands a batch of hints to the channels they may concern, each once (outside the registry's
 /// lock: they read their inbox, and may register or drop registrations meanwhile).
 fn route(hints: Vec<Hint>) {
+    ROUTING.with(|routing| routing.set(true));
     for on_change in interested(&hints) {
         on_change();
     }
+}
+
+thread_local! {
+    /// Set on the backend's event thread, the one that runs `route`.
+    static ROUTING: Cell<bool> = const { Cell::new(false) };
 }
 
 fn interested(hints: &[Hint]) -> Vec<OnChange> {
@@ -274,6 +299,80 @@ mod tests {
             "other changes woke it"
         );
         assert_eq!(other.load(Ordering::SeqCst), 1, "its own inbox, once");
+    }
+
+    /// A thread holding the watcher's lock may wait for the watcher's thread (notify's `watch`
+    /// waits for its thread's acknowledgement): the last reference of a channel, dropped by a
+    /// hint on that thread, must not wait for the lock (the Windows CI run that hung).
+    #[test]
+    fn a_registration_dropped_by_a_hint_does_not_wait_for_the_watchers_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("in.json");
+        let slot: Arc<Mutex<Option<Registration>>> = Arc::default();
+        let (returned_tx, returned) = std::sync::mpsc::channel();
+        let on_change: OnChange = {
+            let slot = Arc::clone(&slot);
+            Arc::new(move || {
+                drop(lock(&slot).take());
+                let _ = returned_tx.send(());
+            })
+        };
+        *lock(&slot) = Some(register(dir.path(), &inbox, on_change).unwrap());
+        let busy = lock(watcher());
+        std::fs::write(dir.path().join("x.tmp"), "[]").unwrap();
+        std::fs::rename(dir.path().join("x.tmp"), &inbox).unwrap();
+        let callback_returned = returned.recv_timeout(Duration::from_secs(10));
+        drop(busy);
+        assert!(
+            callback_returned.is_ok(),
+            "the watcher's thread waited for the watcher's lock"
+        );
+        // The interest still ends, and with it the watch of the directory.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while lock(interests()).dirs.contains_key(dir.path()) {
+            assert!(Instant::now() < deadline, "the interest never ended");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// The same with the real backend: hints drop registrations on the watcher's thread while
+    /// another thread starts and ends watches (on Windows each start waits for that thread).
+    #[test]
+    fn registrations_dropped_by_hints_while_others_watch_and_unwatch_never_deadlock() {
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churn = {
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                let mut rounds = 0;
+                while !done.load(Ordering::SeqCst) {
+                    let dir = tempfile::tempdir().unwrap();
+                    let (_, on_change) = counting();
+                    drop(register(dir.path(), &dir.path().join("in.json"), on_change).unwrap());
+                    rounds += 1;
+                }
+                rounds
+            })
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("in.json");
+        for _ in 0..40 {
+            let slot: Arc<Mutex<Option<Registration>>> = Arc::default();
+            let (returned_tx, returned) = std::sync::mpsc::channel();
+            let on_change: OnChange = {
+                let slot = Arc::clone(&slot);
+                Arc::new(move || {
+                    drop(lock(&slot).take());
+                    let _ = returned_tx.send(());
+                })
+            };
+            *lock(&slot) = Some(register(dir.path(), &inbox, on_change).unwrap());
+            std::fs::write(dir.path().join("x.tmp"), "[]").unwrap();
+            std::fs::rename(dir.path().join("x.tmp"), &inbox).unwrap();
+            let callback_returned = returned.recv_timeout(Duration::from_secs(20));
+            assert!(callback_returned.is_ok(), "the watcher's thread is stuck");
+        }
+        done.store(true, Ordering::SeqCst);
+        assert!(churn.join().unwrap() > 0);
     }
 
     #[cfg(target_os = "linux")]

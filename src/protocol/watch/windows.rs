@@ -9,7 +9,6 @@ use crate::protocol::files::stat;
 use crate::protocol::platform::FileIdentity;
 use notify::windows::MetaEvent;
 use notify::{ReadDirectoryChangesWatcher, RecursiveMode, Watcher as _};
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver};
@@ -18,12 +17,6 @@ use std::time::{Duration, Instant};
 
 /// The longest `unwatch` waits for notify's thread (it stops a watch in well under a millisecond).
 const UNWATCH_WAIT: Duration = Duration::from_secs(1);
-
-thread_local! {
-    /// Set on notify's thread: a watch dropped from there (a channel's last reference released
-    /// by a hint it was handling) stops only after this thread returns, so it is not waited for.
-    static ON_WATCHER_THREAD: Cell<bool> = const { Cell::new(false) };
-}
 
 pub struct Watcher {
     watcher: ReadDirectoryChangesWatcher,
@@ -37,10 +30,7 @@ pub struct Watcher {
 impl Watcher {
     pub fn start(route: fn(Vec<Hint>)) -> Result<Watcher, String> {
         let (report, reports) = channel();
-        let handler = move |event| {
-            ON_WATCHER_THREAD.with(|flag| flag.set(true));
-            route(hints(event));
-        };
+        let handler = move |event| route(hints(event));
         let watcher = ReadDirectoryChangesWatcher::create(Arc::new(Mutex::new(handler)), report)
             .map_err(|e| e.to_string())?;
         Ok(Watcher {
@@ -71,7 +61,7 @@ impl Watcher {
         // Earlier reports (wake-ups, stops notify made itself) say nothing about this stop.
         while self.reports.try_recv().is_ok() {}
         let started_on = self.started_on.remove(dir).flatten();
-        if self.watcher.unwatch(dir).is_err() || ON_WATCHER_THREAD.with(Cell::get) {
+        if self.watcher.unwatch(dir).is_err() {
             return;
         }
         if started_on.is_none() || directory_at(dir) != started_on {
