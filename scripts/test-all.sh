@@ -17,6 +17,8 @@ status=0
 # count_cargo, count_jest
 # shellcheck source=scripts/test-counts.sh
 source scripts/test-counts.sh
+# Every suite runs under a timeout: a hung one fails (a jest run then leaves no report, counted as a
+# failure) instead of holding the whole run past CI's limit with nothing reported.
 
 echo "== build"
 # Skipped when the addon is newer than every Rust source (npm install in a checkout built it).
@@ -27,7 +29,6 @@ if ! node scripts/build.js --if-stale; then
 fi
 
 echo "== cargo test"
-# The timeout ends a hung test binary, so that the run still reports.
 timeout -k 10 600 cargo test --quiet 2>&1 | tee "$report_dir/cargo.log"
 count_cargo "$report_dir/cargo.log" cargo "${PIPESTATUS[0]}"
 
@@ -39,7 +40,7 @@ else
 fi
 
 echo "== jest"
-npx jest --ci --json --outputFile="$report_dir/jest.json" 2>&1 | tail -n 60
+timeout -k 10 900 npx jest --ci --json --outputFile="$report_dir/jest.json" 2>&1 | tail -n 60
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 count_jest "$report_dir/jest.json"
 
@@ -56,7 +57,7 @@ run_setup_stage() {
   done; exit "${PIPESTATUS[0]}")
   rc=$?
   if [ "$rc" -eq 0 ]; then
-    env ${env_var:+"$env_var=$(tail -n 1 <<<"$output")"} npx jest -c "$config" --ci --json \
+    env ${env_var:+"$env_var=$(tail -n 1 <<<"$output")"} timeout -k 10 900 npx jest -c "$config" --ci --json \
       --outputFile="$report_dir/$name.json" 2>&1 | tail -n 60
     [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
     count_jest "$report_dir/$name.json" "$name"
@@ -86,7 +87,7 @@ run_setup_stage shares scripts/setup-shares.sh jest.shares.config.js
 echo "== python companion (pytest)"
 # python/ (ipckit_peer) against the reference ipckit, in the peer venv; counts come from pytest's
 # summary line. A run that reports no failed test but still fails counts as one failure.
-bash scripts/test-python.sh 2>&1 | tee "$report_dir/pytest.log"
+timeout -k 10 600 bash scripts/test-python.sh 2>&1 | tee "$report_dir/pytest.log"
 pytest_rc=${PIPESTATUS[0]}
 read -r pyp pyf pys < <(tail -n 1 "$report_dir/pytest.log" | awk '{ for (i = 1; i < NF; i++) {
     if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^(failed|errors?)/) f += $i; if ($(i+1) ~ /^skipped/) s += $i } }
@@ -109,7 +110,7 @@ fi
 
 if [ -f scripts/consumer-test.sh ]; then
   echo "== consumer (npm pack, install, require/import/tsc)"
-  if bash scripts/consumer-test.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; echo "consumer test" >>"$failures"; fi
+  if timeout -k 10 900 bash scripts/consumer-test.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; echo "consumer test" >>"$failures"; fi
 fi
 
 echo "== lint (eslint, prettier, rustfmt, clippy)"
@@ -159,7 +160,7 @@ fi
 
 if [ -f bench/run.js ]; then
   echo "== benchmark smoke run"
-  if node bench/run.js --smoke; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; echo "benchmark smoke run" >>"$failures"; fi
+  if timeout -k 10 600 node bench/run.js --smoke; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; echo "benchmark smoke run" >>"$failures"; fi
 fi
 
 if [ -s "$failures" ]; then
