@@ -326,6 +326,13 @@ export interface PeerStatus {
 }
 
 /**
+ * How a channel in `dir` replaces its files: `'swap'` (Linux on ext4 and btrfs: renameat2's
+ * `RENAME_EXCHANGE`, then the old file removed, which spares the write-back these file systems
+ * start on a rename over a file) or `'rename'`. Found by replacing a scratch file there.
+ */
+export declare function probeReplace(dir: string): 'swap' | 'rename'
+
+/**
  * A timeout in milliseconds as the waits take it: `undefined` is the default, longer than
  * `MAX_TIMEOUT_MS` is capped; anything but a finite number >= 0 is `EINVAL` naming `argument`.
  */

@@ -845,4 +845,5 @@ module.exports.hostName = nativeBinding.hostName
 module.exports.inspectMessageFile = nativeBinding.inspectMessageFile
 module.exports.MAX_PAYLOAD_DEPTH = nativeBinding.MAX_PAYLOAD_DEPTH
 module.exports.MAX_TIMEOUT_MS = nativeBinding.MAX_TIMEOUT_MS
+module.exports.probeReplace = nativeBinding.probeReplace
 module.exports.resolveTimeoutMs = nativeBinding.resolveTimeoutMs

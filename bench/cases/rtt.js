@@ -10,9 +10,13 @@
 //          purejs     pure-JS baseline frontend -> pure-JS baseline backend (handle())
 //          floor      write tmp + rename + fs.watch wake-up, there and back, no protocol
 //          protocol-floor  the least work the protocol requires, in plain Rust, both ends
-//                     (bench/protocol-floor: lock, read + parse, append, serialize, tmp + rename,
-//                     unlock; the reader woken by inotify reads and parses); it never polls: a
-//                     watcher that cannot start (exit 3) or a missed wake-up (exit 4) fails the run
+//                     (bench/protocol-floor: lock, read + parse, append, serialize, tmp + swap or
+//                     rename as the package does, unlock; the reader woken by inotify reads and
+//                     parses); it never polls: a watcher that cannot start (exit 3) or a missed
+//                     wake-up (exit 4) fails the run
+//          protocol-floor-rename  the same, always renaming over the outbox (what the swap spares)
+// On ext4 and btrfs the ipckit ends must put their files in place by a swap (probeReplace): a run
+// where the addon would rename there fails instead of reporting the slower mode.
 // Prints p50/p99 of `count` round trips after `warmup` unmeasured ones. `channelOptions` go to
 // both ipckit ends (e.g. { acknowledge: false }). `awake: true` keeps every CPU out of its idle
 // state with one SCHED_IDLE busy loop per CPU (they run only when no other thread wants the CPU):
@@ -62,6 +66,15 @@ async function keepCpusAwake() {
   return stop
 }
 
+/** Fails unless the addon swaps files in place in `dir` where the file system calls for it. */
+function checkSwaps(dir) {
+  const flushesOnRename = [0xef53, 0x9123683e].includes(Number(require('node:fs').statfsSync(dir).type))
+  const how = require(path.join(u.ROOT, 'lib', 'native')).probeReplace(dir)
+  if (flushesOnRename && how !== 'swap') {
+    throw new Error(`the addon replaces files in ${dir} by ${how}, not by a swap (ext4/btrfs)`)
+  }
+}
+
 async function main() {
   const dir = u.tmpDir(`rtt-${impl}`)
   let peer
@@ -69,6 +82,7 @@ async function main() {
   try {
     if (awake) sleepAgain = await keepCpusAwake()
     let samples
+    if (impl.startsWith('ipckit')) checkSwaps(dir)
     if (impl === 'ipckit' || impl === 'ipckit-sync' || impl === 'purejs') {
       const backendArgs = [path.join(__dirname, 'rtt-backend.js'), impl, dir]
       if (channelOptions) backendArgs.push(JSON.stringify(channelOptions))
@@ -118,10 +132,11 @@ async function main() {
         if (i >= warmup) samples.push(Number(process.hrtime.bigint() - t0) / 1e6)
       }
       pinger.close()
-    } else if (impl === 'protocol-floor') {
+    } else if (impl === 'protocol-floor' || impl === 'protocol-floor-rename') {
       const bin = require('../baseline/protocol-floor').binary()
-      peer = await u.spawnPeer(bin, ['serve', dir], { label: 'protocol floor backend' })
-      const out = execFileSync(bin, ['ping', dir, String(count), String(warmup)], {
+      const mode = impl === 'protocol-floor-rename' ? ['--rename'] : []
+      peer = await u.spawnPeer(bin, ['serve', dir, ...mode], { label: 'protocol floor backend' })
+      const out = execFileSync(bin, ['ping', dir, String(count), String(warmup), ...mode], {
         encoding: 'utf8',
         timeout: 10 * 60 * 1000,
       })

@@ -142,6 +142,16 @@ function observations(run) {
         `JavaScript thread and pay this difference.`,
     )
   }
+  const [swapping, renaming] = [p50('rtt.protocol-floor'), p50('rtt.protocol-floor-rename')]
+  if (swapping !== undefined && renaming !== undefined) {
+    notes.push(
+      `- What putting a file in place by a swap spares (${require('node:os').tmpdir()}): the protocol floor's round ` +
+        `trip p50 is ${fmt(swapping)} ms swapping, ${fmt(renaming)} ms renaming over the outbox ` +
+        `(${fmt(renaming / swapping)}x). On ext4 and btrfs a rename over a file starts writing the new file's data ` +
+        `back at once (ext4's auto_da_alloc), for programs that never fsync; a swap (renameat2's RENAME_EXCHANGE) ` +
+        `then removing the old file does not. ipckit swaps there; on tmpfs and elsewhere both rename.`,
+    )
+  }
   const awake = (impl) => p50(`rttawake.${impl}`)
   const asleep = (impl) => p50(`rttfs.${impl}`)
   const contenders = [
@@ -301,12 +311,17 @@ ${observations(run) || '(none)'}
    none of the package's code; \`npm run bench\` builds it with \`cargo build --release\`) playing
    both ends of the round trip with the least work the protocol requires: create the \`.lock\`
    file (O_EXCL, the PID in it), read and parse the outbox, append, keep the newest 100, serialize
-   the whole array as the reference does, write the \`.tmp\` file, rename it over the outbox, delete
-   the lock; the other side blocks on inotify (\`IN_MOVED_TO\` only, one \`read\` per wake-up),
+   the whole array as the reference does, write the \`.tmp\` file, put it in place of the outbox as
+   the package does (on Linux on ext4 or btrfs a swap, renameat2's \`RENAME_EXCHANGE\`, then the old
+   file removed: a rename over a file makes these file systems write its data back at once; a swap
+   refused there ends the run; elsewhere a rename), delete the lock; the other side blocks on inotify (\`IN_MOVED_TO\` only, one \`read\` per wake-up),
    then reads and parses its whole inbox and takes the messages after the last id it saw. No fsync,
    no acknowledgements, no presence, no thread hand-offs; payloads stay raw JSON text (the
    frontend decodes the response's to check the echo). It never polls: a watcher that cannot start
-   (exit 3) or a missed wake-up (exit 4) fails the run instead of reporting a number.
+   (exit 3) or a missed wake-up (exit 4) fails the run instead of reporting a number. The row
+   *protocol floor, always renaming* is the same program renaming over the outbox everywhere: what
+   the swap spares on ext4 (ipckit swaps since issue 21's fourth stop; an ipckit round trip on ext4
+   or btrfs whose addon would rename fails the run).
 
 ## What is measured
 

@@ -15,7 +15,10 @@ const python = (script, args) => () => [u.peerPython(), [u.pyScript(script), ...
 const protocolFloor = require('../baseline/protocol-floor')
 const TMPFS = fs.existsSync('/dev/shm') ? '/dev/shm' : null
 
-const PROTOCOL_FLOOR_LABEL = 'protocol floor (plain Rust: lock, parse, append, serialize, tmp + rename; inotify)'
+const PROTOCOL_FLOOR_LABEL =
+  'protocol floor (plain Rust: lock, parse, append, serialize, tmp + swap or rename; inotify)'
+/** The protocol floor as it was before ipckit swapped files in place: what the swap spares. */
+const PROTOCOL_FLOOR_RENAME_LABEL = 'protocol floor, always renaming over the outbox (information)'
 
 const SIZES = [
   [100, '100 B'],
@@ -41,7 +44,7 @@ function metrics(smoke) {
     }),
     timeoutMs: impl === 'python' ? 120_000 : 60_000,
     // Run once by the runner before the first case that has it (a cargo build).
-    prepare: impl === 'protocol-floor' ? protocolFloor.build : undefined,
+    prepare: impl.startsWith('protocol-floor') ? protocolFloor.build : undefined,
     fields: [
       ['p50', 'round trip p50', 'ms', 'lower'],
       ['p99', 'round trip p99', 'ms', 'lower'],
@@ -201,6 +204,7 @@ function metrics(smoke) {
         rtt('purejs', 'pure-JS → pure-JS', 1000, 50),
         rtt('floor', 'floor (tmp + rename + fs.watch, no protocol)', 1000, 50),
         rtt('protocol-floor', PROTOCOL_FLOOR_LABEL, 1000, 50),
+        rtt('protocol-floor-rename', PROTOCOL_FLOOR_RENAME_LABEL, 1000, 50),
       ],
     },
     throughput: {

@@ -171,3 +171,15 @@ impl NativeFileReader {
 pub fn check_channel_dir(dir: String) -> Result<(), Code> {
     crate::protocol::channel::check_dir_is_private(Path::new(&dir)).map_err(to_js_error)
 }
+
+/// How a channel in `dir` replaces its files: `'swap'` (Linux on ext4 and btrfs: renameat2's
+/// `RENAME_EXCHANGE`, then the old file removed, which spares the write-back these file systems
+/// start on a rename over a file) or `'rename'`. Found by replacing a scratch file there.
+#[napi(ts_return_type = "'swap' | 'rename'")]
+pub fn probe_replace(dir: String) -> Result<&'static str, Code> {
+    use crate::protocol::platform::Replaced;
+    match crate::protocol::files::probe_replace(Path::new(&dir)).map_err(to_js_error)? {
+        Replaced::Swapped => Ok("swap"),
+        Replaced::Renamed => Ok("rename"),
+    }
+}

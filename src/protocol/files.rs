@@ -142,8 +142,8 @@ pub fn remove_if_exists(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Writes `bytes` to `tmp` and renames it over `target`: readers see the old or the new content,
-/// never a mix. A replace refused because another process holds the target open (Windows) is
+/// Writes `bytes` to `tmp` and puts it in place of `target` (`platform::replace`): readers see
+/// the old or the new content, never a mix. A replace refused because another process holds the target open (Windows) is
 /// retried for up to `patience`; `tmp` never outlives a failure.
 pub fn replace_file(
     tmp: &Path,
@@ -177,7 +177,28 @@ pub fn replace_file(
                 .into(),
         });
     }
-    rename_with_retry(tmp, target, patience, |from, to| fs::rename(from, to))
+    rename_with_retry(tmp, target, patience, |from, to| {
+        platform::replace(from, to).map(drop)
+    })
+}
+
+/// How `replace_file` puts a new version of a file in place in `dir`, found by doing it to two
+/// scratch files there (a file system or sandbox may refuse a swap that should work).
+pub fn probe_replace(dir: &Path) -> Result<platform::Replaced> {
+    let stem = format!(".ipckit-replace-probe-{}", std::process::id());
+    let (new, old) = (
+        dir.join(format!("{stem}.tmp")),
+        dir.join(format!("{stem}.json")),
+    );
+    let probe = || -> io::Result<platform::Replaced> {
+        create_new_with(&old, b"[]", 0o600)?;
+        create_new_with(&new, b"[]", 0o600)?;
+        platform::replace(&new, &old)
+    };
+    let how = probe();
+    let _ = remove_if_exists(&new);
+    let _ = remove_if_exists(&old);
+    how.map_err(|e| ChannelError::io("replacing", &old, e))
 }
 
 /// Renames `from` over `to`, retrying with a short backoff for up to `patience` while another
@@ -221,6 +242,23 @@ mod tests {
     use super::*;
 
     const PATIENCE: Duration = Duration::from_millis(500);
+
+    #[test]
+    fn the_replace_probe_says_how_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let how = probe_replace(dir.path()).unwrap();
+        // The same answer as a real replace there.
+        fs::write(dir.path().join("a.json"), "[]").unwrap();
+        fs::write(dir.path().join("a.tmp"), "[1]").unwrap();
+        assert_eq!(
+            platform::replace(&dir.path().join("a.tmp"), &dir.path().join("a.json")).unwrap(),
+            how
+        );
+        fs::remove_file(dir.path().join("a.json")).unwrap();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        let err = probe_replace(&dir.path().join("missing")).unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
+    }
 
     #[test]
     fn reading_refuses_oversized_files_and_reports_missing_ones() {

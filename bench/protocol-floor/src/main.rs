@@ -2,16 +2,21 @@
 //! requires for a request and its response, in plain Rust, with none of the package's code.
 //!
 //! ```text
-//! protocol-floor serve <dir>                  the backend: answers every request with a response
-//!                                             carrying the request's payload, until stdin closes
-//! protocol-floor ping <dir> <count> <warmup>  the frontend: `warmup + count` round trips, one at a
-//!                                             time; prints {"samples_ms": [...]} (the last `count`)
+//! protocol-floor serve <dir> [--rename]                  the backend: answers every request with
+//!                                                       a response carrying the request's
+//!                                                       payload, until stdin closes
+//! protocol-floor ping <dir> <count> <warmup> [--rename]  the frontend: `warmup + count` round
+//!                                                       trips, one at a time; prints
+//!                                                       {"samples_ms": [...]} (the last `count`)
 //! ```
 //!
 //! A send is what the protocol asks of every writer: create `<stem>.lock` with O_EXCL and write
 //! the PID into it, read and parse the outbox, append the message and keep the newest 100,
-//! serialize the whole array (pretty, as the reference), write `<stem>.tmp`, rename it over the
-//! outbox, delete the lock. A receive: the reader blocks on the directory watcher (on Linux
+//! serialize the whole array (pretty, as the reference), write `<stem>.tmp`, put it in place of the
+//! outbox, delete the lock. It is put in place as the package does: on Linux on ext4 or btrfs by
+//! swapping the two (renameat2's `RENAME_EXCHANGE`) and removing the old one, which spares the
+//! write-back these file systems start on a rename over a file (a swap refused there ends the
+//! program, never a silent rename); elsewhere, and with `--rename`, by a rename. A receive: the reader blocks on the directory watcher (on Linux
 //! inotify with only `IN_MOVED_TO`, the package's mask, read on a blocking descriptor; `notify`
 //! elsewhere), and when its inbox was replaced it reads and parses the whole file and takes the
 //! messages after the last one it saw (by id). Nothing else: no fsync, no acknowledgements, no presence, no threads in the way (the
@@ -120,11 +125,13 @@ struct Channel {
     inbox: PathBuf,
     inbox_name: &'static str,
     pid_line: String,
+    /// Whether the outbox is put in place by a swap (see the crate's documentation).
+    swap: bool,
 }
 
 impl Channel {
     /// Opens one end as the protocol says: the directory, `.channel_info` and both files if missing.
-    fn open(dir: &Path, frontend: bool) -> io::Result<Channel> {
+    fn open(dir: &Path, frontend: bool, rename_only: bool) -> io::Result<Channel> {
         fs::create_dir_all(dir)?;
         let info = dir.join(".channel_info");
         if !info.exists() {
@@ -158,6 +165,7 @@ impl Channel {
             inbox: dir.join(inbox),
             inbox_name: inbox,
             pid_line: format!("{}\n", std::process::id()),
+            swap: !rename_only && swap::flushes_on_rename(dir),
         })
     }
 
@@ -179,7 +187,12 @@ impl Channel {
         let mut bytes = Vec::with_capacity(text.len() + 1024);
         serde_json::to_writer_pretty(&mut bytes, &list)?;
         fs::write(&self.tmp, &bytes)?;
-        fs::rename(&self.tmp, &self.outbox)
+        if self.swap {
+            swap::exchange(&self.tmp, &self.outbox)?;
+            fs::remove_file(&self.tmp)
+        } else {
+            fs::rename(&self.tmp, &self.outbox)
+        }
     }
 
     /// The reference's lock: create-new, the PID inside; 50 tries 10 ms apart. (Nobody else writes
@@ -345,8 +358,8 @@ fn watch(dir: &Path) -> watcher::Watcher {
 }
 
 /// The backend: answers each new request with a response that carries its payload.
-fn serve(dir: &Path) -> io::Result<()> {
-    let channel = Channel::open(dir, false)?;
+fn serve(dir: &Path, rename_only: bool) -> io::Result<()> {
+    let channel = Channel::open(dir, false, rename_only)?;
     let mut watcher = watch(dir);
     // Ends when the benchmark closes stdin.
     std::thread::spawn(|| {
@@ -388,8 +401,8 @@ fn serve(dir: &Path) -> io::Result<()> {
 }
 
 /// The frontend: `warmup + count` round trips; the times of the last `count`, in ms.
-fn ping(dir: &Path, count: usize, warmup: usize) -> io::Result<Vec<f64>> {
-    let channel = Channel::open(dir, true)?;
+fn ping(dir: &Path, count: usize, warmup: usize, rename_only: bool) -> io::Result<Vec<f64>> {
+    let channel = Channel::open(dir, true, rename_only)?;
     let mut watcher = watch(dir);
     let done = Arc::new(AtomicU64::new(0));
     let progress = Arc::clone(&done);
@@ -449,7 +462,9 @@ fn ping(dir: &Path, count: usize, warmup: usize) -> io::Result<Vec<f64>> {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let rename_only = args.iter().any(|a| a == "--rename");
+    args.retain(|a| a != "--rename");
     let number = |i: usize| -> usize {
         args.get(i).and_then(|s| s.parse().ok()).unwrap_or_else(|| {
             eprintln!("usage: protocol-floor ping <dir> <count> <warmup>");
@@ -457,11 +472,13 @@ fn main() {
         })
     };
     let result = match (args.first().map(String::as_str), args.get(1)) {
-        (Some("serve"), Some(dir)) => serve(Path::new(dir)),
-        (Some("ping"), Some(dir)) => ping(Path::new(dir), number(2), number(3)).map(|samples| {
-            let list: Vec<String> = samples.iter().map(|s| format!("{s:.6}")).collect();
-            println!("{{\"samples_ms\": [{}]}}", list.join(", "));
-        }),
+        (Some("serve"), Some(dir)) => serve(Path::new(dir), rename_only),
+        (Some("ping"), Some(dir)) => {
+            ping(Path::new(dir), number(2), number(3), rename_only).map(|samples| {
+                let list: Vec<String> = samples.iter().map(|s| format!("{s:.6}")).collect();
+                println!("{{\"samples_ms\": [{}]}}", list.join(", "));
+            })
+        }
         _ => {
             eprintln!(
                 "usage: protocol-floor serve <dir> | protocol-floor ping <dir> <count> <warmup>"
@@ -472,5 +489,57 @@ fn main() {
     if let Err(e) = result {
         eprintln!("protocol-floor: {e}");
         exit(1)
+    }
+}
+
+/// Replacing by swapping (Linux): see the crate's documentation.
+mod swap {
+    use std::io;
+    use std::path::Path;
+
+    /// Whether the file system of `path` is ext2/3/4 or btrfs.
+    #[cfg(target_os = "linux")]
+    pub fn flushes_on_rename(path: &Path) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+            return false;
+        };
+        let mut info: libc::statfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statfs(path.as_ptr(), &mut info) } != 0 {
+            return false;
+        }
+        matches!(info.f_type as u64 & 0xFFFF_FFFF, 0xEF53 | 0x9123_683E)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn flushes_on_rename(_path: &Path) -> bool {
+        false
+    }
+
+    #[cfg(target_os = "linux")]
+    pub fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let a = std::ffi::CString::new(a.as_os_str().as_bytes())?;
+        let b = std::ffi::CString::new(b.as_os_str().as_bytes())?;
+        let flags = libc::RENAME_EXCHANGE;
+        let done = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                b.as_ptr(),
+                flags,
+            )
+        };
+        if done == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn exchange(_a: &Path, _b: &Path) -> io::Result<()> {
+        unreachable!("only Linux swaps")
     }
 }

@@ -5,7 +5,7 @@
 //! owner and the accounts its DACL lets write are this user, SYSTEM or Administrators: the rule
 //! OpenSSH for Windows applies to `~/.ssh`.
 
-use super::FileIdentity;
+use super::{FileIdentity, Replaced};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::windows::fs::{MetadataExt, OpenOptionsExt};
@@ -43,6 +43,11 @@ use windows_sys::Win32::System::WindowsProgramming::{DRIVE_NO_ROOT_DIR, DRIVE_RE
 /// Every open shares read, write and delete, so that we never make another process's replace
 /// of the file fail while we hold it.
 const SHARE_ALL: u32 = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE;
+
+/// Puts the file at `from` in place of `to` (MoveFileExW with MOVEFILE_REPLACE_EXISTING).
+pub fn replace(from: &Path, to: &Path) -> io::Result<Replaced> {
+    fs::rename(from, to).map(|()| Replaced::Renamed)
+}
 
 /// Opens a file for reading without following a reparse point at `path` (ELOOP instead).
 pub fn open_for_reading(path: &Path) -> io::Result<File> {
