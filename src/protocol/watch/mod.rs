@@ -301,13 +301,9 @@ mod tests {
         assert_eq!(other.load(Ordering::SeqCst), 1, "its own inbox, once");
     }
 
-    /// A thread holding the watcher's lock may wait for the watcher's thread (notify's `watch`
-    /// waits for its thread's acknowledgement): the last reference of a channel, dropped by a
-    /// hint on that thread, must not wait for the lock (the Windows CI run that hung).
-    #[test]
-    fn a_registration_dropped_by_a_hint_does_not_wait_for_the_watchers_lock() {
-        let dir = tempfile::tempdir().unwrap();
-        let inbox = dir.path().join("in.json");
+    /// Registers an interest in `inbox` that its own first hint releases (as a channel's last
+    /// reference dropped on the watcher's thread); the receiver hears when that callback returned.
+    fn released_by_its_first_hint(dir: &Path, inbox: &Path) -> std::sync::mpsc::Receiver<()> {
         let slot: Arc<Mutex<Option<Registration>>> = Arc::default();
         let (returned_tx, returned) = std::sync::mpsc::channel();
         let on_change: OnChange = {
@@ -317,10 +313,26 @@ mod tests {
                 let _ = returned_tx.send(());
             })
         };
-        *lock(&slot) = Some(register(dir.path(), &inbox, on_change).unwrap());
+        *lock(&slot) = Some(register(dir, inbox, on_change).unwrap());
+        returned
+    }
+
+    fn replace_by_rename(path: &Path) {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, "[]").unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+    }
+
+    /// A thread holding the watcher's lock may wait for the watcher's thread (notify's `watch`
+    /// waits for its thread's acknowledgement): the last reference of a channel, dropped by a
+    /// hint on that thread, must not wait for the lock (the Windows CI run that hung).
+    #[test]
+    fn a_registration_dropped_by_a_hint_does_not_wait_for_the_watchers_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("in.json");
+        let returned = released_by_its_first_hint(dir.path(), &inbox);
         let busy = lock(watcher());
-        std::fs::write(dir.path().join("x.tmp"), "[]").unwrap();
-        std::fs::rename(dir.path().join("x.tmp"), &inbox).unwrap();
+        replace_by_rename(&inbox);
         let callback_returned = returned.recv_timeout(Duration::from_secs(10));
         drop(busy);
         assert!(
@@ -356,18 +368,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let inbox = dir.path().join("in.json");
         for _ in 0..40 {
-            let slot: Arc<Mutex<Option<Registration>>> = Arc::default();
-            let (returned_tx, returned) = std::sync::mpsc::channel();
-            let on_change: OnChange = {
-                let slot = Arc::clone(&slot);
-                Arc::new(move || {
-                    drop(lock(&slot).take());
-                    let _ = returned_tx.send(());
-                })
-            };
-            *lock(&slot) = Some(register(dir.path(), &inbox, on_change).unwrap());
-            std::fs::write(dir.path().join("x.tmp"), "[]").unwrap();
-            std::fs::rename(dir.path().join("x.tmp"), &inbox).unwrap();
+            let returned = released_by_its_first_hint(dir.path(), &inbox);
+            replace_by_rename(&inbox);
             let callback_returned = returned.recv_timeout(Duration::from_secs(20));
             assert!(callback_returned.is_ok(), "the watcher's thread is stuck");
         }
