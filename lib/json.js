@@ -7,18 +7,33 @@
 const { codedError, describe } = require('./errors.js')
 const { MAX_PAYLOAD_DEPTH } = require('./constants.js')
 
-function propertyPath(path, key) {
-  return /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`
+/** `name` followed by the keys and indices leading to a value, as JavaScript would write it. */
+function pathOf(name, keys) {
+  let path = name
+  for (const key of keys) {
+    if (typeof key === 'number') path += `[${key}]`
+    else path += /^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`
+  }
+  return path
 }
 
-function checkJson(value, path, ancestors) {
+/**
+ * Walks `value` as JSON.stringify would. `keys` is the way down from the top (the path is only
+ * spelled out for an error: building it for every value cost more than the stringify itself);
+ * `ancestors` the objects on it (a circular reference, the depth).
+ */
+function checkJson(value, name, keys, ancestors) {
   if (value !== null && typeof value === 'object' && typeof value.toJSON === 'function') {
     value = value.toJSON()
   }
   switch (typeof value) {
     case 'string':
       if (!value.isWellFormed()) {
-        throw codedError('EINVAL', `${path} contains a lone surrogate, which UTF-8 JSON cannot represent`, TypeError)
+        throw codedError(
+          'EINVAL',
+          `${pathOf(name, keys)} contains a lone surrogate, which UTF-8 JSON cannot represent`,
+          TypeError,
+        )
       }
       return
     case 'boolean':
@@ -26,38 +41,44 @@ function checkJson(value, path, ancestors) {
       return
     case 'number':
       if (!Number.isFinite(value)) {
-        throw codedError('EINVAL', `${path} is ${value}, which JSON cannot represent`, TypeError)
+        throw codedError('EINVAL', `${pathOf(name, keys)} is ${value}, which JSON cannot represent`, TypeError)
       }
       return
     case 'object':
       break
     default:
-      throw codedError('EINVAL', `${path} is ${describe(value)}, which JSON cannot represent`, TypeError)
+      throw codedError('EINVAL', `${pathOf(name, keys)} is ${describe(value)}, which JSON cannot represent`, TypeError)
   }
   if (value === null) return
   if (ancestors.includes(value)) {
-    throw codedError('EINVAL', `${path} is a circular reference`, TypeError)
+    throw codedError('EINVAL', `${pathOf(name, keys)} is a circular reference`, TypeError)
   }
   if (ancestors.length >= MAX_PAYLOAD_DEPTH) {
     throw codedError(
       'EINVAL',
-      `${path} is nested deeper than ${MAX_PAYLOAD_DEPTH} levels, which the reference reader cannot read`,
+      `${pathOf(name, keys)} is nested deeper than ${MAX_PAYLOAD_DEPTH} levels, which the reference reader cannot read`,
       RangeError,
     )
   }
   ancestors.push(value)
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) checkJson(value[i], `${path}[${i}]`, ancestors)
+    for (let i = 0; i < value.length; i++) {
+      keys.push(i)
+      checkJson(value[i], name, keys, ancestors)
+      keys.pop()
+    }
   } else {
     for (const key of Object.keys(value)) {
       if (!key.isWellFormed()) {
         throw codedError(
           'EINVAL',
-          `${path} has a key with a lone surrogate, which UTF-8 JSON cannot represent`,
+          `${pathOf(name, keys)} has a key with a lone surrogate, which UTF-8 JSON cannot represent`,
           TypeError,
         )
       }
-      checkJson(value[key], propertyPath(path, key), ancestors)
+      keys.push(key)
+      checkJson(value[key], name, keys, ancestors)
+      keys.pop()
     }
   }
   ancestors.pop()
@@ -66,7 +87,7 @@ function checkJson(value, path, ancestors) {
 /** JSON text of a payload; `undefined` (top level) is left out, which the core sends as `null`. */
 function toJsonText(value, name) {
   if (value === undefined) return undefined
-  checkJson(value, name, [])
+  checkJson(value, name, [], [])
   return JSON.stringify(value)
 }
 
