@@ -23,40 +23,30 @@ function pathOf(name, keys) {
  * `ancestors` the objects on it (a circular reference, the depth).
  */
 function checkJson(value, name, keys, ancestors) {
+  const refuse = (what, type = TypeError) => codedError('EINVAL', `${pathOf(name, keys)} ${what}`, type)
   if (value !== null && typeof value === 'object' && typeof value.toJSON === 'function') {
     value = value.toJSON()
   }
   switch (typeof value) {
     case 'string':
-      if (!value.isWellFormed()) {
-        throw codedError(
-          'EINVAL',
-          `${pathOf(name, keys)} contains a lone surrogate, which UTF-8 JSON cannot represent`,
-          TypeError,
-        )
-      }
+      if (!value.isWellFormed()) throw refuse('contains a lone surrogate, which UTF-8 JSON cannot represent')
       return
     case 'boolean':
     case 'undefined':
       return
     case 'number':
-      if (!Number.isFinite(value)) {
-        throw codedError('EINVAL', `${pathOf(name, keys)} is ${value}, which JSON cannot represent`, TypeError)
-      }
+      if (!Number.isFinite(value)) throw refuse(`is ${value}, which JSON cannot represent`)
       return
     case 'object':
       break
     default:
-      throw codedError('EINVAL', `${pathOf(name, keys)} is ${describe(value)}, which JSON cannot represent`, TypeError)
+      throw refuse(`is ${describe(value)}, which JSON cannot represent`)
   }
   if (value === null) return
-  if (ancestors.includes(value)) {
-    throw codedError('EINVAL', `${pathOf(name, keys)} is a circular reference`, TypeError)
-  }
+  if (ancestors.includes(value)) throw refuse('is a circular reference')
   if (ancestors.length >= MAX_PAYLOAD_DEPTH) {
-    throw codedError(
-      'EINVAL',
-      `${pathOf(name, keys)} is nested deeper than ${MAX_PAYLOAD_DEPTH} levels, which the reference reader cannot read`,
+    throw refuse(
+      `is nested deeper than ${MAX_PAYLOAD_DEPTH} levels, which the reference reader cannot read`,
       RangeError,
     )
   }
@@ -69,13 +59,7 @@ function checkJson(value, name, keys, ancestors) {
     }
   } else {
     for (const key of Object.keys(value)) {
-      if (!key.isWellFormed()) {
-        throw codedError(
-          'EINVAL',
-          `${pathOf(name, keys)} has a key with a lone surrogate, which UTF-8 JSON cannot represent`,
-          TypeError,
-        )
-      }
+      if (!key.isWellFormed()) throw refuse('has a key with a lone surrogate, which UTF-8 JSON cannot represent')
       keys.push(key)
       checkJson(value[key], name, keys, ancestors)
       keys.pop()
